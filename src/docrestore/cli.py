@@ -1,0 +1,138 @@
+"""The `docrestore` command line: one subcommand per pipeline stage.
+
+Every stage takes ``--config PATH``, trailing ``key=value`` overrides and ``--dry-run``.
+A dry run prints the resolved config (values that differ from the defaults are marked), the
+run folder, the device and what would run, then exits 0 without doing it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from dataclasses import dataclass
+
+from . import config as C
+from . import runs
+
+log = logging.getLogger("docrestore")
+
+
+@dataclass(frozen=True)
+class Stage:
+    target: str  # "module:function" taking (cfg, run)
+    what: str    # one line for --help and the dry run
+
+
+STAGES: dict[str, Stage] = {
+    "synth": Stage("docrestore.data.synth:synthesize",
+                   "synthesise degraded/clean/transcription line triplets and their manifest"),
+    "pretrain": Stage("docrestore.training.recognizer:pretrain",
+                      "pretrain the CTC recognizer on clean lines (reused frozen by the GAN stages)"),
+    "train": Stage("docrestore.training.gan:train",
+                   "train the restoration GAN (ERB baseline and the research methods)"),
+    "evaluate": Stage("docrestore.evaluation.evaluate:evaluate",
+                      "evaluate a generator checkpoint on the test split and write a ledger entry"),
+    "figures": Stage("docrestore.figures.paper:make_figures",
+                     "draw every paper figure and table from the results ledger"),
+}
+
+
+def _resolve(target: str):
+    mod, fn = target.split(":")
+    try:
+        return getattr(importlib.import_module(mod), fn)
+    except (ImportError, AttributeError) as exc:
+        raise SystemExit(f"docrestore: stage {target} is not available yet ({exc})") from exc
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", help="YAML config file (see configs/)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and plan, run nothing")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="dotted overrides, e.g. data.n_train=5000 train.ctc.weight=0")
+
+
+def dry_run_text(cfg: C.Config, stage: str) -> str:
+    from . import device as D
+
+    dev = D.pick_device(cfg.device)
+    changed = C.diff_from_defaults(cfg)
+    return "\n".join([
+        f"# docrestore {stage} --dry-run",
+        f"# what would run : {STAGES[stage].what if stage in STAGES else stage}",
+        f"# run folder     : {runs.plan_run_dir(cfg, stage)}/",
+        f"# device         : {D.describe(dev)}",
+        f"# profile        : {cfg.profile}",
+        f"# {len(changed)} value(s) differ from the defaults (marked '* changed')",
+        C.render(cfg),
+    ])
+
+
+def run_stage(stage: str, cfg: C.Config):
+    """Start a run folder for ``stage`` and call its library function."""
+    fn = _resolve(STAGES[stage].target)
+    run = runs.start_run(cfg, stage)
+    return fn(cfg, run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="docrestore", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for name, st in STAGES.items():
+        _common(sub.add_parser(name, help=st.what, description=st.what))
+
+    r = sub.add_parser("restore", help="restore page or line images of any size with a trained generator")
+    r.add_argument("inputs", nargs="+", help="image files or folders (PNG, JPEG, TIFF)")
+    r.add_argument("--checkpoint", required=True, help="generator checkpoint (last.pt / best_*.pt)")
+    r.add_argument("--out", required=True, help="output folder")
+    _common(r)
+
+    e = sub.add_parser("experiments", help="run an experiment plan of notebooks in the background")
+    e.add_argument("plan", help="plan YAML in configs/experiments/")
+    e.add_argument("--status", action="store_true", help="show the table of jobs and exit")
+    e.add_argument("--dry-run", action="store_true", help="list the jobs, validate parameters, run nothing")
+    e.add_argument("--force", action="store_true", help="rerun completed jobs too")
+    e.add_argument("--foreground", action="store_true", help="run in this process (no detaching)")
+    e.add_argument("--workers", type=int, default=None, help="jobs at once (default: one per GPU, or the plan's)")
+
+    k = sub.add_parser("config", help="print every config key with its default and meaning")
+    k.add_argument("--config", "-c")
+    k.add_argument("overrides", nargs="*", metavar="key=value")
+
+    args = parser.parse_args(argv)
+    runs.setup_logging()
+    try:
+        if args.cmd == "config":
+            if args.config or args.overrides:
+                print(C.render(C.load_config(args.config, args.overrides)))
+            else:
+                print("\n".join(C.help_text()))
+            return 0
+        if args.cmd == "experiments":
+            from .experiments import runner
+            return runner.main_cli(args)
+        cfg = C.load_config(args.config, args.overrides)
+        if args.cmd == "restore":
+            from .restore import cli as restore_cli
+            return restore_cli.main_cli(cfg, args)
+        if args.dry_run:
+            print(dry_run_text(cfg, args.cmd))
+            return 0
+        result = run_stage(args.cmd, cfg)
+        if isinstance(result, int):
+            return result
+        return 0
+    except C.ConfigError as exc:
+        print(f"docrestore: config error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("docrestore: interrupted; rerun the same command (or resume=<run>/last.pt) to continue",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,477 @@
+"""One typed configuration tree for every stage.
+
+Resolution order (later wins): dataclass defaults < profile file (configs/profiles/<profile>.yaml)
+< the experiment's YAML file < command-line ``key=value`` overrides.
+
+Nothing is silently ignored: an unknown key, a value of the wrong type or a value outside its
+allowed range raises :class:`ConfigError`, which names the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = PROJECT_ROOT / "configs"
+PROFILES = ("smoke", "quick", "full")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the key and what is allowed."""
+
+
+def _f(default: Any, help: str = "", lo: float | None = None, hi: float | None = None):
+    """A config field with a help text and an optional closed range [lo, hi]."""
+    meta = {"help": help, "lo": lo, "hi": hi}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------------------- data
+@dataclass
+class DataConfig:
+    root: str = _f("auto", "dataset folder; 'auto' = data/synth-<hash of the synthesis settings>")
+    manifest: str = _f("", "path to a manifest.jsonl of real lines; when set, synthesis is skipped")
+    height: int = _f(128, "line image height in pixels", 16, 512)
+    width: int = _f(1024, "line image width in pixels", 64, 4096)
+    n_train: int = _f(20000, "synthetic training lines", 1)
+    n_val: int = _f(1000, "synthetic validation lines", 1)
+    n_test: int = _f(2000, "synthetic test lines", 1)
+    languages: list[str] = _f(["nl", "id"], "wordfreq languages of the word corpus")
+    corpus_words: int = _f(8000, "most frequent words taken per language", 10)
+    corpus_file: str = _f("", "optional UTF-8 text file of extra words/lines for the corpus")
+    min_words: int = _f(2, "fewest words per line", 1, 30)
+    max_words: int = _f(6, "most words per line", 1, 30)
+    max_chars: int = _f(48, "longest transcription in characters", 4, 512)
+    archival_tokens: float = _f(0.25, "share of tokens that are dates, numerals or abbreviations", 0.0, 1.0)
+    fonts: list[str] = _f(
+        ["Joscelyn", "DkgHandwriting", "Kristi", "Ecolier_court", "femkeklaver", "Breip",
+         "Because We Learn", "Junicode Two Beta", "Jessen", "Hamlet"],
+        "font family names or .ttf/.otf paths of the hands to render")
+    heldout_fonts: list[str] = _f([], "fonts used only for the test split (hands never seen in training)")
+    severity_min: float = _f(0.2, "lowest degradation severity", 0.0, 1.0)
+    severity_max: float = _f(1.0, "highest degradation severity", 0.0, 1.0)
+    workers: int = _f(0, "synthesis processes; 0 = one per CPU core", 0, 256)
+    loader_workers: int = _f(0, "DataLoader worker processes", 0, 64)
+
+
+# ------------------------------------------------------------------------------------- models
+@dataclass
+class GeneratorConfig:
+    name: Literal["unet"] = _f("unet", "generator architecture")
+    width: float = _f(1.0, "channel multiplier on the ERB filters 64-128-256-256-512", 0.03, 4.0)
+    dropout: float = _f(0.5, "dropout at the two deepest levels", 0.0, 0.9)
+    bn_momentum: float = _f(0.2, "PyTorch BatchNorm momentum (Keras 0.8 == PyTorch 0.2)", 0.0, 1.0)
+
+
+@dataclass
+class DiscriminatorConfig:
+    name: Literal["patch", "dual_modal"] = _f("patch", "patch: conditional PatchGAN; dual_modal: image + text branch")
+    width: float = _f(1.0, "channel multiplier on 64-128-256-256", 0.03, 4.0)
+    image_weight: float = _f(1.0, "dual_modal: weight of the image branch score", 0.0)
+    text_weight: float = _f(1.0, "dual_modal: weight of the text branch score", 0.0)
+    text_input: Literal["probs", "features"] = _f("probs", "dual_modal: what the text branch reads")
+    text_hidden: int = _f(64, "dual_modal: hidden size of the text branch's sequence model", 4, 1024)
+
+
+@dataclass
+class RecognizerConfig:
+    name: Literal["crnn", "crnn_lstm"] = _f("crnn", "crnn: gated CNN + BiGRU; crnn_lstm: plain CNN + BiLSTM (held-out reader)")
+    width: float = _f(1.0, "channel multiplier on the CNN", 0.03, 4.0)
+    rnn_hidden: int = _f(128, "hidden units per direction", 8, 1024)
+    rnn_layers: int = _f(2, "recurrent layers", 1, 6)
+    dropout: float = _f(0.2, "dropout before the recurrent layers", 0.0, 0.9)
+    checkpoint: str = _f("", "pretrained recognizer checkpoint; empty = pretrain one first")
+
+
+# ----------------------------------------------------------------------------------- training
+@dataclass
+class CTCConfig:
+    weight: float = _f(1.0, "target CTC weight (lambda); 0 = plain conditional GAN", 0.0)
+    schedule: Literal["constant", "linear", "cosine", "step", "switch", "balanced"] = _f(
+        "constant", "how the active CTC weight moves from 0 to the target")
+    warmup: int = _f(0, "steps at weight 0 before the ramp starts", 0)
+    ramp: int = _f(0, "steps over which the weight ramps to the target", 0)
+    steps: int = _f(4, "schedule=step: number of equal stairs in the ramp", 1, 1000)
+    alpha: float = _f(1.0, "schedule=balanced: alpha in alpha*std(grad_adv)/std(grad_ctc)", 0.0)
+    clip: float = _f(100.0, "CTC values are clipped to this before weighting (0 = no clip)", 0.0)
+
+
+@dataclass
+class FeatureLossConfig:
+    weight: float = _f(0.0, "weight of the recognition feature loss; 0 = off", 0.0)
+    taps: list[str] = _f(["cnn_last"], "recognizer taps compared (see Recognizer.TAPS)")
+    tap_weights: list[float] = _f([], "one weight per tap; empty = equal weights")
+    distance: Literal["mse", "l1"] = _f("mse", "distance between normalised tap features")
+    normalize: bool = _f(True, "unit-length features over channels before the distance")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = _f(150, "training epochs (max_steps wins when > 0)", 1)
+    max_steps: int = _f(0, "stop after this many generator steps; 0 = epochs decide", 0)
+    batch_size: int = _f(8, "lines per batch", 1, 4096)
+    lr_g: float = _f(1e-4, "Adam learning rate of the generator", 0.0, 1.0)
+    lr_d: float = _f(1e-4, "Adam learning rate of the discriminator", 0.0, 1.0)
+    lr_r: float = _f(1e-3, "RMSprop learning rate of the recognizer (scenarios S1/S2)", 0.0, 1.0)
+    adv_loss: Literal["lsgan", "vanilla"] = _f("lsgan", "lsgan: least squares (ERB code); vanilla: BCE (ERB paper)")
+    adv_weight: float = _f(1.0, "weight of the adversarial loss", 0.0)
+    pixel_loss: Literal["bce", "l1", "mse"] = _f("bce", "pixel loss between restored and clean")
+    pixel_weight: float = _f(10.0, "beta: weight of the pixel loss", 0.0)
+    scenario: Literal["S1", "S2", "frozen"] = _f(
+        "S1", "S1: recognizer trained on clean lines; S2: on restored lines; frozen: never updated")
+    ctc: CTCConfig = field(default_factory=CTCConfig)
+    feature_loss: FeatureLossConfig = field(default_factory=FeatureLossConfig)
+    val_every: int = _f(500, "validate every N steps (and at the end of each epoch)", 1)
+    val_lines: int = _f(256, "validation lines used at each validation", 1)
+    early_stop_metric: Literal["val/psnr", "val/ssim", "val/cer", "none"] = _f("val/cer", "metric watched")
+    patience: int = _f(0, "validations without improvement before stopping; 0 = never stop early", 0)
+    max_nonfinite: int = _f(20, "consecutive non-finite steps that stop the run", 1)
+    grad_clip: float = _f(0.0, "clip gradient norm of G and D; 0 = off", 0.0)
+    samples: int = _f(8, "lines in each sample grid", 1, 64)
+    resume: str = _f("", "checkpoint to resume from (last.pt of an interrupted run)")
+
+
+@dataclass
+class RecognizerTrainConfig:
+    epochs: int = _f(30, "pretraining epochs", 1)
+    max_steps: int = _f(0, "stop after this many steps; 0 = epochs decide", 0)
+    batch_size: int = _f(16, "lines per batch", 1, 4096)
+    lr: float = _f(1e-3, "RMSprop learning rate", 0.0, 1.0)
+    on_degraded: float = _f(0.0, "share of batches read from degraded lines (0 = clean only)", 0.0, 1.0)
+    val_every: int = _f(500, "validate every N steps", 1)
+    patience: int = _f(0, "validations without CER improvement before stopping; 0 = never", 0)
+
+
+# --------------------------------------------------------------------------------- evaluation
+@dataclass
+class EvalConfig:
+    reader: str = _f("", "held-out reader checkpoint for the paper's CER/WER; empty = train one")
+    reader_seed: int = _f(1234, "seed of the held-out reader (differs from the loss recognizer's)")
+    reader_arch: Literal["crnn", "crnn_lstm"] = _f("crnn_lstm", "architecture variant of the held-out reader")
+    bootstrap: int = _f(1000, "bootstrap resamples for 95% intervals", 10)
+    ssim_window: int = _f(11, "SSIM Gaussian window size (odd)", 3, 51)
+    ssim_sigma: float = _f(1.5, "SSIM Gaussian sigma", 0.1, 10.0)
+    lines: int = _f(0, "test lines evaluated; 0 = all", 0)
+    checkpoint: str = _f("", "generator checkpoint evaluated by `docrestore evaluate`")
+    experiment: str = _f("", "name of the ledger entry written (paper/results/<experiment>.json)")
+    ledger_dir: str = _f("paper/results", "folder of the results ledger")
+
+
+@dataclass
+class RestoreConfig:
+    tile_height: int = _f(128, "tile height fed to the generator", 16)
+    tile_width: int = _f(1024, "tile width fed to the generator", 16)
+    overlap: float = _f(0.25, "overlap between neighbouring tiles, as a share of the tile", 0.0, 0.75)
+    batch_size: int = _f(8, "tiles per forward pass", 1, 1024)
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = _f("", "MLflow tracking URI; empty = $MLFLOW_TRACKING_URI or sqlite:///runs/mlflow.db")
+    experiment: str = _f("docrestore", "MLflow experiment name")
+    enabled: bool = _f(True, "log to MLflow")
+
+
+@dataclass
+class Config:
+    profile: Literal["smoke", "quick", "full"] = _f("full", "size profile: smoke (seconds), quick (CPU), full (GPU)")
+    seed: int = _f(0, "seed of Python, NumPy, torch and the DataLoader workers")
+    device: str = _f("auto", "auto | cpu | cuda | cuda:N")
+    desc: str = _f("", "short description used in the run folder name")
+    runs_dir: str = _f("runs", "where run folders are created")
+    data: DataConfig = field(default_factory=DataConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    recognizer: RecognizerConfig = field(default_factory=RecognizerConfig)
+    recognizer_train: RecognizerTrainConfig = field(default_factory=RecognizerTrainConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    restore: RestoreConfig = field(default_factory=RestoreConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+# ------------------------------------------------------------------------------- mechanics
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _allowed(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _unknown(key: str, cls, prefix: str) -> ConfigError:
+    allowed = _allowed(cls)
+    close = difflib.get_close_matches(key, allowed, n=1)
+    hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
+    return ConfigError(
+        f"unknown config key '{prefix}{key}'.{hint} Allowed keys in "
+        f"'{prefix.rstrip('.') or '<top level>'}': {', '.join(allowed)}")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (ints widen to float)."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"'{key}' must be one of {list(choices)}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        (item_tp,) = get_args(tp)[:1]
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and item_tp is not str:
+            value = [value]
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()] if item_tp is str else [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"'{key}' must be a list, got {type(value).__name__} {value!r}")
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        for option in get_args(tp):
+            try:
+                return _coerce(value, option, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"'{key}' must be {tp}, got {value!r}")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{key}' must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"'{key}' must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"'{key}' must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            # YAML reads 'desc=2024' as int; a string field accepts scalars as text.
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return str(value)
+            raise ConfigError(f"'{key}' must be text, got {value!r}")
+        return value
+    raise ConfigError(f"'{key}': unsupported type {tp}")
+
+
+def _check_range(obj, f: dataclasses.Field, key: str) -> None:
+    lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
+    v = getattr(obj, f.name)
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            rng = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+            raise ConfigError(f"'{key}' = {v} is outside the allowed range {rng}")
+
+
+def _apply(obj, mapping: dict, prefix: str = "") -> None:
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"'{prefix.rstrip('.') or 'config'}' must be a mapping, got {mapping!r}")
+    hints = _hints(type(obj))
+    for key, value in mapping.items():
+        if key not in hints:
+            leaf = str(key)
+            while isinstance(value, dict) and len(value) == 1:  # name the whole dotted key
+                (k, value), = value.items()
+                leaf += f".{k}"
+            err = _unknown(str(key), type(obj), prefix)
+            if leaf != str(key):
+                err = ConfigError(f"unknown config key '{prefix}{leaf}': " + str(err))
+            raise err
+        tp = hints[key]
+        full = prefix + key
+        if dataclasses.is_dataclass(tp):
+            _apply(getattr(obj, key), value or {}, full + ".")
+        else:
+            setattr(obj, key, _coerce(value, tp, full))
+
+
+def validate(cfg: Config) -> Config:
+    """Range checks and cross-field rules; raises ConfigError."""
+
+    def walk(obj, prefix):
+        for f in dataclasses.fields(obj):
+            v = getattr(obj, f.name)
+            if dataclasses.is_dataclass(v):
+                walk(v, prefix + f.name + ".")
+            else:
+                _check_range(obj, f, prefix + f.name)
+
+    walk(cfg, "")
+    d = cfg.data
+    if d.min_words > d.max_words:
+        raise ConfigError(f"'data.min_words' ({d.min_words}) must not exceed 'data.max_words' ({d.max_words})")
+    if d.severity_min > d.severity_max:
+        raise ConfigError("'data.severity_min' must not exceed 'data.severity_max'")
+    fl = cfg.train.feature_loss
+    if fl.tap_weights and len(fl.tap_weights) != len(fl.taps):
+        raise ConfigError(f"'train.feature_loss.tap_weights' has {len(fl.tap_weights)} values but "
+                          f"'train.feature_loss.taps' has {len(fl.taps)}; give one weight per tap or none")
+    if cfg.eval.ssim_window % 2 == 0:
+        raise ConfigError(f"'eval.ssim_window' must be odd, got {cfg.eval.ssim_window}")
+    dev = cfg.device
+    if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        raise ConfigError(f"'device' must be auto, cpu, cuda or cuda:N, got {dev!r}")
+    return cfg
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form key=value (e.g. data.n_train=5000)")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def _nest(key: str, value: Any) -> dict:
+    out: dict = {}
+    cur = out
+    parts = key.split(".")
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = value
+    return out
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def resolve_path(p: str | Path) -> Path:
+    """Relative paths in configs are relative to the project root, wherever the caller runs
+    (papermill runs notebooks with notebooks/ as the working directory)."""
+    p = Path(p).expanduser()
+    return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+def profile_path(profile: str) -> Path:
+    return CONFIG_DIR / "profiles" / f"{profile}.yaml"
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None,
+                profile: str | None = None) -> Config:
+    """Resolve defaults < profile < file < overrides into a validated :class:`Config`.
+
+    ``overrides`` is a list of ``key=value`` strings or a flat ``{dotted.key: value}`` dict.
+    ``profile`` given here wins over one in the file or the overrides.
+    """
+    file_data = _read_yaml(Path(path)) if path else {}
+    over: dict = {}
+    if isinstance(overrides, dict):
+        items = list(overrides.items())
+    else:
+        items = [parse_override(o) for o in (overrides or [])]
+    for k, v in items:
+        over = _merge(over, _nest(k, v))
+    chosen = profile or over.get("profile") or file_data.get("profile") or Config().profile
+    if chosen not in PROFILES:
+        raise ConfigError(f"'profile' must be one of {list(PROFILES)}, got {chosen!r}")
+    cfg = Config()
+    prof = profile_path(chosen)
+    if prof.exists():
+        _apply(cfg, _read_yaml(prof))
+    _apply(cfg, file_data)
+    _apply(cfg, over)
+    cfg.profile = chosen
+    return validate(cfg)
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def diff_from_defaults(cfg: Config) -> dict[str, tuple[Any, Any]]:
+    """{dotted key: (default, value)} for every value that differs from the dataclass default."""
+    base = flatten(to_dict(Config()))
+    now = flatten(to_dict(cfg))
+    return {k: (base[k], v) for k, v in now.items() if base.get(k) != v}
+
+
+def render(cfg: Config) -> str:
+    """The resolved config as YAML, with '# default: X' after every value that differs."""
+    changed = diff_from_defaults(cfg)
+    lines: list[str] = []
+
+    def walk(obj, indent, prefix):
+        for f in dataclasses.fields(obj):
+            v = getattr(obj, f.name)
+            if dataclasses.is_dataclass(v):
+                lines.append(f"{'  ' * indent}{f.name}:")
+                walk(v, indent + 1, prefix + f.name + ".")
+                continue
+            text = yaml.safe_dump(v, default_flow_style=True, allow_unicode=True).strip()
+            text = text.removesuffix("\n...").removesuffix("...").strip()
+            key = prefix + f.name
+            mark = ""
+            if key in changed:
+                dflt = yaml.safe_dump(changed[key][0], default_flow_style=True).strip()
+                dflt = dflt.removesuffix("...").strip()
+                mark = f"  # * changed (default: {dflt})"
+            lines.append(f"{'  ' * indent}{f.name}: {text}{mark}")
+
+    walk(cfg, 0, "")
+    return "\n".join(lines) + "\n"
+
+
+def save(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(render(cfg), encoding="utf-8")
+
+
+def from_dict(d: dict) -> Config:
+    """Rebuild a Config from a saved dict (a checkpoint or config.yaml), strictly."""
+    cfg = Config()
+    _apply(cfg, d)
+    return validate(cfg)
+
+
+def help_text(cls=Config, prefix: str = "") -> list[str]:
+    """One line per key: name, default and help; used by `docrestore config --help-keys`."""
+    out = []
+    for f in dataclasses.fields(cls):
+        tp = _hints(cls)[f.name]
+        if dataclasses.is_dataclass(tp):
+            out += help_text(tp, prefix + f.name + ".")
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            out.append(f"{prefix}{f.name} = {default!r}  {f.metadata.get('help', '')}")
+    return out

@@ -1,0 +1,78 @@
+"""The one place that decides the device, the autocast context and the seeds.
+
+No other module names a device string: everything else receives a ``torch.device``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """``auto`` takes the first CUDA GPU when there is one and says why it falls back to CPU."""
+    if requested == "cpu":
+        return torch.device("cpu")
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        log.info("device=auto: no CUDA GPU is visible (torch.cuda.is_available() is False); using the CPU")
+        return torch.device("cpu")
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device={requested!r} was asked for but no CUDA GPU is visible; "
+                               "use device=auto or device=cpu")
+        idx = int(requested.split(":")[1]) if ":" in requested else 0
+        if idx >= torch.cuda.device_count():
+            raise RuntimeError(f"device={requested!r}: only {torch.cuda.device_count()} GPU(s) visible")
+        return torch.device("cuda", idx)
+    raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {requested!r}")
+
+
+def has_gpu() -> bool:
+    return torch.cuda.is_available()
+
+
+def describe(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on GPU; a null context on CPU (CPU autocast is slower than fp32 here)."""
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: derive NumPy/random seeds from torch's per-worker seed."""
+    s = torch.initial_seed() % 2**32
+    np.random.seed(s)
+    random.seed(s)
+
+
+def generator(seed: int) -> torch.Generator:
+    """A CPU torch.Generator for DataLoader shuffling, so data order is reproducible."""
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def cuda_visible() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0

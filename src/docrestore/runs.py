@@ -1,0 +1,123 @@
+"""Run folders that describe themselves: runs/<YYYYmmdd-HHMMSS>-<stage>-<desc>/.
+
+Each holds the resolved config.yaml, git.json (commit and whether the tree was dirty) and
+run.log, all written before any work starts.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config as C
+
+log = logging.getLogger("docrestore")
+
+
+def git_info(root: Path = C.PROJECT_ROOT) -> dict:
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20)
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        if commit.returncode != 0:
+            return {"commit": "unknown", "dirty": None}
+        status = git("status", "--porcelain", "--untracked-files=no")
+        return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": None}
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:60]
+
+
+@dataclass
+class Run:
+    dir: Path
+    stage: str
+    cfg: C.Config
+    git: dict
+
+    @property
+    def name(self) -> str:
+        return self.dir.name
+
+    def path(self, *parts: str) -> Path:
+        p = self.dir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def write_json(self, name: str, obj) -> Path:
+        p = self.path(name)
+        tmp = p.with_suffix(p.suffix + ".tmp")
+        tmp.write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8")
+        os.replace(tmp, p)
+        return p
+
+
+def run_dir_name(stage: str, desc: str, now: _dt.datetime | None = None) -> str:
+    now = now or _dt.datetime.now()
+    parts = [now.strftime("%Y%m%d-%H%M%S"), slug(stage)]
+    if desc:
+        parts.append(slug(desc))
+    return "-".join(parts)
+
+
+
+def plan_run_dir(cfg: C.Config, stage: str) -> Path:
+    """Where a run of ``stage`` would go (used by dry runs; creates nothing)."""
+    return C.resolve_path(cfg.runs_dir) / run_dir_name(stage, cfg.desc or cfg.profile)
+
+
+def start_run(cfg: C.Config, stage: str) -> Run:
+    """Create the run folder, write config.yaml, git.json and start run.log."""
+    base = C.resolve_path(cfg.runs_dir)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"cannot create the runs folder {base}: {exc}. Set runs_dir=... to a writable folder") from exc
+    name = run_dir_name(stage, cfg.desc or cfg.profile)
+    d = base / name
+    i = 1
+    while d.exists():  # two runs started in the same second (parallel jobs) get their own folder
+        i += 1
+        d = base / f"{name}-{i}"
+    d.mkdir(parents=True)
+    run = Run(dir=d, stage=stage, cfg=cfg, git=git_info())
+    C.save(cfg, d / "config.yaml")
+    run.write_json("git.json", run.git)
+    attach_log(d / "run.log")
+    log.info("run %s (stage %s, profile %s, commit %s%s)", d, stage, cfg.profile,
+             run.git["commit"][:10], " dirty" if run.git.get("dirty") else "")
+    return run
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    root = logging.getLogger("docrestore")
+    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+               for h in root.handlers):
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        root.addHandler(h)
+    root.setLevel(level)
+
+
+def attach_log(path: Path) -> None:
+    root = logging.getLogger("docrestore")
+    for h in list(root.handlers):
+        if isinstance(h, logging.FileHandler):
+            root.removeHandler(h)
+            h.close()
+    fh = logging.FileHandler(path, encoding="utf-8")
+    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(fh)
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)
