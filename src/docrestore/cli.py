@@ -114,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "experiments":
             from .experiments import runner
             return runner.main_cli(args)
+        if args.cmd == "restore":
+            # argparse gives every trailing word to `inputs`; key=value words that are not files are overrides.
+            from pathlib import Path as _P
+
+            words = list(args.inputs) + list(args.overrides)
+            args.overrides = [w for w in words if "=" in w and not _P(w).exists()]
+            args.inputs = [w for w in words if w not in args.overrides]
         cfg = C.load_config(args.config, args.overrides)
         if args.cmd == "restore":
             from .restore import cli as restore_cli

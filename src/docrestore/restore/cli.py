@@ -1,0 +1,163 @@
+"""``docrestore restore``: restore users' page or line images of any size with a trained generator.
+
+    docrestore restore scans/ folio_3.tif --checkpoint runs/<run>/best_val_cer.pt --out restored/
+
+Each input becomes ``<out>/<stem>.png`` (8-bit grayscale, same size as the input).
+
+Tile size: by default the generator's own training size, read from the checkpoint's config
+(``data.height`` x ``data.width``), because that is what it learned on. A ``restore.tile_height``
+or ``restore.tile_width`` set in a config file or on the command line, i.e. one that differs from
+the value the profile alone gives, wins over the checkpoint's (per side; tiles must be multiples
+of 16). Setting it to exactly the profile's value therefore has no effect.
+
+Exit status: 0 all pages restored; 1 some pages failed (each named); 2 nothing to do or a usage
+error (no inputs, missing input path, missing or unreadable checkpoint, bad tile size).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from .. import config as C
+from .. import device as D
+from .io import IMAGE_EXTENSIONS, find_images
+from .tiling import check_tile, restore_files
+
+PROG = "docrestore restore"
+
+
+def _error(msg: str) -> int:
+    print(f"{PROG}: {msg}", file=sys.stderr)
+    return 2
+
+
+def training_size(ckpt_cfg: Any) -> tuple[int, int] | None:
+    """``(data.height, data.width)`` of a checkpoint's config (a dict or a Config), or None."""
+    try:
+        if isinstance(ckpt_cfg, dict):
+            data = ckpt_cfg["data"]
+            return int(data["height"]), int(data["width"])
+        return int(ckpt_cfg.data.height), int(ckpt_cfg.data.width)
+    except (KeyError, AttributeError, TypeError, ValueError):
+        return None
+
+
+def resolve_restore_config(cfg: C.Config, ckpt_cfg: Any) -> tuple[C.RestoreConfig, str]:
+    """The RestoreConfig to run with and a line saying where the tile size came from.
+
+    Per side: a value the user set (different from what ``cfg.profile`` alone gives) is kept;
+    otherwise the generator's training size from ``ckpt_cfg`` is used.
+    """
+    profile_default = C.load_config(profile=cfg.profile).restore
+    trained = training_size(ckpt_cfg)
+    r = cfg.restore
+    user_h = r.tile_height != profile_default.tile_height
+    user_w = r.tile_width != profile_default.tile_width
+    if trained is None:
+        return r, (f"{r.tile_height} x {r.tile_width} from restore.tile_height/tile_width "
+                   "(the checkpoint's config has no data.height/width)")
+    h = r.tile_height if user_h else trained[0]
+    w = r.tile_width if user_w else trained[1]
+    src_h = "restore.tile_height" if user_h else "checkpoint data.height"
+    src_w = "restore.tile_width" if user_w else "checkpoint data.width"
+    return dataclasses.replace(r, tile_height=h, tile_width=w), f"{h} x {w} ({src_h}, {src_w})"
+
+
+def _peek_checkpoint(path: Path) -> tuple[Any, str]:
+    """The checkpoint's config for the dry run (read on the CPU) and what is wrong with it, if
+    anything, without building the generator."""
+    if not path.is_file():
+        return None, f"checkpoint {path} not found; give --checkpoint a generator checkpoint " \
+                     "(runs/<run>/last.pt or best_*.pt)"
+    try:
+        from .. import checkpoint as CK
+        ckpt = CK.load_checkpoint(path)
+    except Exception as exc:  # a dry run reports the problem instead of stopping on it
+        return None, f"cannot read checkpoint {path}: {exc}"
+    if "generator" not in (ckpt.get("models") or {}):
+        return ckpt.get("config"), (f"checkpoint {path} holds no generator (kind "
+                                    f"{ckpt.get('kind')!r}); give a GAN checkpoint from the train stage")
+    return ckpt.get("config"), ""
+
+
+def dry_run_text(cfg: C.Config, args, paths: list[Path]) -> tuple[str, list[str]]:
+    """The plan of a restore run, and the problems that would stop the real run."""
+    device = D.pick_device(cfg.device)
+    ckpt = Path(args.checkpoint)
+    ckpt_cfg, ckpt_problem = _peek_checkpoint(ckpt)
+    restore_cfg, tile_src = resolve_restore_config(cfg, ckpt_cfg)
+    problems = [ckpt_problem] if ckpt_problem else []
+    try:
+        check_tile((restore_cfg.tile_height, restore_cfg.tile_width))
+    except ValueError as exc:
+        problems.append(str(exc))
+    lines = [
+        f"# {PROG} --dry-run",
+        f"# checkpoint : {ckpt}" + ("  (PROBLEM, see below)" if ckpt_problem else ""),
+        f"# device     : {D.describe(device)}",
+        f"# tile       : {tile_src}",
+        f"# overlap    : {restore_cfg.overlap}  batch_size: {restore_cfg.batch_size} tiles",
+        f"# output     : {Path(args.out)}/<stem>.png (8-bit grayscale, input size)",
+        f"# {len(paths)} image(s) would be restored:",
+    ]
+    lines += [f"  {p}" for p in paths]
+    return "\n".join(lines), problems
+
+
+def main_cli(cfg: C.Config, args) -> int:
+    """Run ``docrestore restore``; ``args`` has ``inputs``, ``checkpoint``, ``out``, ``dry_run``.
+
+    Returns 0 when every page was restored, 1 when some failed (named in the summary), 2 when
+    there was nothing to restore or the run could not start.
+    """
+    try:
+        paths = find_images(args.inputs)
+    except FileNotFoundError as exc:
+        return _error(str(exc))
+    if not paths:
+        return _error(f"no images found in {', '.join(map(str, args.inputs))} (looked for "
+                      f"{' '.join(IMAGE_EXTENSIONS)} files, top level of each folder)")
+    ckpt = Path(args.checkpoint)
+    if args.dry_run:
+        # A dry run that said "fine" about a run that cannot start would mislead: it prints the
+        # plan either way and exits 2 with the problems (missing/unreadable checkpoint, bad tile).
+        text, problems = dry_run_text(cfg, args, paths)
+        print(text)
+        for problem in problems:
+            _error(problem)
+        return 2 if problems else 0
+    if not ckpt.is_file():
+        return _error(f"checkpoint {ckpt} not found; give --checkpoint a generator checkpoint "
+                      "(runs/<run>/last.pt or best_*.pt)")
+
+    from .. import checkpoint as CK  # imported late: `--dry-run` and errors above need no torch models
+
+    device = D.pick_device(cfg.device)
+    try:
+        generator, ckpt_cfg = CK.load_generator(ckpt, device)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        return _error(f"cannot load a generator from {ckpt}: {exc}")
+    restore_cfg, tile_src = resolve_restore_config(cfg, ckpt_cfg)
+    try:
+        check_tile((restore_cfg.tile_height, restore_cfg.tile_width))
+    except ValueError as exc:
+        return _error(str(exc))
+    print(f"{PROG}: {len(paths)} image(s) on {D.describe(device)}, tile {tile_src}, "
+          f"overlap {restore_cfg.overlap}", file=sys.stderr)
+    try:
+        report = restore_files(generator, paths, args.out, device, restore_cfg)
+    except ValueError as exc:  # e.g. the output would overwrite an input
+        return _error(str(exc))
+
+    summary = f"restored {len(report.ok)}, failed {len(report.failed)}"
+    if report.failed:
+        summary += ": " + ", ".join(p.name for p, _ in report.failed)
+    print(summary)
+    for p, reason in report.failed:
+        print(f"  failed {p}: {reason}", file=sys.stderr)
+    if report.ok:
+        print(f"outputs in {Path(args.out)}/ ({report.seconds:.1f} s, {report.tiles} tiles)")
+    return 1 if report.failed else 0

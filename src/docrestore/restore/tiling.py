@@ -1,0 +1,275 @@
+"""Restore images of any size with a generator trained on fixed-size line crops.
+
+The generator sees tiles of its training size (e.g. 128 x 1024). A page is cut into overlapping
+tiles; each tile's output is weighted by a smooth window (flat in the middle, a raised-cosine ramp
+across the overlap) and the weighted outputs are divided by the summed weights. Neighbouring
+ramps add up to one, so seams fade over the whole overlap instead of showing a grid, and every
+pixel's value is a normalised weighted mean (an identity generator returns the page unchanged).
+
+The first and last tile of each row and column sit flush with the image edges, so every pixel is
+covered without padding. Only an image smaller than a tile is padded, with white paper (1.0), to
+the tile size and cropped back afterwards. Why white rather than reflection: the generator was
+trained on single lines with paper margins, so a short line inside white margins looks like
+its training data, while a reflected border mirrors strokes into backwards text (and, for an
+image much smaller than a tile, repeats it many times), which it never saw.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from .. import device as D
+from ..config import RestoreConfig
+from .io import ImageReadError, read_image, write_image
+
+log = logging.getLogger("docrestore.restore")
+
+# The U-Net generator halves the resolution four times: tiles must be multiples of 16.
+TILE_MULTIPLE = 16
+# Smallest blending weight: keeps the image-border pixels (seen only by a tile's edge) well
+# conditioned when dividing by the summed weights, without changing the blend noticeably.
+_MIN_WEIGHT = 1e-3
+
+
+@dataclass
+class RestoreReport:
+    """What :func:`restore_files` did: ``ok`` holds ``(input, output)`` pairs, ``failed``
+    ``(input, reason)`` pairs for pages that were skipped."""
+
+    ok: list[tuple[Path, Path]] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    tiles: int = 0
+
+
+def tile_positions(length: int, tile: int, overlap: float) -> list[int]:
+    """Start offsets of tiles of size ``tile`` along an axis of ``length`` (>= ``tile``).
+
+    Tiles advance by ``tile - round(overlap * tile)`` (at least 1 pixel); the last one is moved
+    back to end exactly at ``length`` so the edge is covered without padding.
+    """
+    if length < tile:
+        raise ValueError(f"axis of {length} px is shorter than the tile ({tile} px); pad it first")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    stride = max(1, tile - round(overlap * tile))
+    starts = list(range(0, length - tile + 1, stride))
+    if starts[-1] != length - tile:
+        starts.append(length - tile)
+    return starts
+
+
+def blend_window(size: int, overlap: float) -> np.ndarray:
+    """1-D blending weights for a tile of ``size`` pixels, never exactly 0.
+
+    Flat (1.0) in the middle; across the first and last ``round(overlap * size)`` pixels a
+    raised-cosine ramp sampled at pixel centres, so the falling ramp of one tile and the rising
+    ramp of its neighbour (which starts where the overlap starts) add up to one.
+    """
+    ramp = min(round(overlap * size), size // 2)
+    w = np.ones(size, dtype=np.float64)
+    if ramp > 0:
+        rise = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
+        w[:ramp] = rise
+        w[size - ramp:] = rise[::-1]
+    return np.maximum(w, _MIN_WEIGHT)
+
+
+def count_tiles(shape: tuple[int, int], tile: tuple[int, int], overlap: float) -> int:
+    """How many tiles :func:`restore_image` runs for an image of ``shape`` (H, W)."""
+    th, tw = tile
+    h, w = max(shape[0], th), max(shape[1], tw)
+    return len(tile_positions(h, th, overlap)) * len(tile_positions(w, tw, overlap))
+
+
+def check_tile(tile: tuple[int, int], multiple: int = TILE_MULTIPLE) -> None:
+    """Raise ``ValueError`` unless both tile sides are positive multiples of ``multiple``."""
+    for name, side in zip(("tile_height", "tile_width"), tile):
+        if side <= 0 or side % multiple:
+            down = max(multiple, side // multiple * multiple)
+            raise ValueError(
+                f"restore.{name}={side} is not a positive multiple of {multiple}, which the U-Net "
+                f"generator needs; use e.g. restore.{name}={down} or {down + multiple}")
+
+
+@torch.no_grad()
+def restore_image(model: nn.Module, image: np.ndarray, device: torch.device,
+                  tile: tuple[int, int] = (128, 1024), overlap: float = 0.25, batch_size: int = 8,
+                  progress: Callable[[int], object] | None = None,
+                  pad_value: float = 1.0) -> np.ndarray:
+    """Restore a gray ``(H, W)`` image of any size; returns a ``float32`` array of the same shape.
+
+    ``model`` maps ``(B, 1, th, tw)`` to ``(B, 1, th, tw)`` and already lives on ``device``; it is
+    run in eval mode (its previous mode is restored afterwards) under ``torch.no_grad`` and the
+    device's autocast, ``batch_size`` tiles at a time. ``progress(n)`` is called after each batch
+    with the number of tiles just done (pass a tqdm bar's ``update``). An image smaller than a
+    tile is centred on a ``pad_value`` canvas (white paper) and cropped back. The output is not
+    clipped: it is whatever the model gives, blended.
+    """
+    img = np.asarray(image)
+    if img.ndim != 2 or img.size == 0:
+        raise ValueError(f"restore_image expects a non-empty gray (H, W) array, got shape {img.shape}")
+    if not np.issubdtype(img.dtype, np.floating):
+        raise ValueError(f"restore_image expects floats in [0, 1], got {img.dtype}; read files with "
+                         "docrestore.restore.read_image (or divide 8-bit data by 255)")
+    th, tw = int(tile[0]), int(tile[1])
+    if th <= 0 or tw <= 0:
+        raise ValueError(f"tile sides must be positive, got {tile}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    h, w = img.shape
+    ph, pw = max(h, th), max(w, tw)
+    top, left = (ph - h) // 2, (pw - w) // 2
+    canvas = np.full((ph, pw), pad_value, dtype=np.float32)
+    canvas[top:top + h, left:left + w] = img
+
+    ys, xs = tile_positions(ph, th, overlap), tile_positions(pw, tw, overlap)
+    window = torch.from_numpy(np.outer(blend_window(th, overlap), blend_window(tw, overlap))
+                              .astype(np.float32)).to(device)
+    page = torch.from_numpy(canvas).to(device)
+    acc = torch.zeros_like(page)
+    weight = torch.zeros_like(page)
+    starts = [(y, x) for y in ys for x in xs]
+
+    was_training = model.training
+    model.eval()  # BatchNorm running stats and no dropout: the trained generator, deterministic
+    try:
+        for b in range(0, len(starts), batch_size):
+            chunk = starts[b:b + batch_size]
+            batch = torch.stack([page[y:y + th, x:x + tw] for y, x in chunk]).unsqueeze(1)
+            with D.autocast(device):
+                out = model(batch)
+            if tuple(out.shape) != tuple(batch.shape):
+                raise ValueError(f"the generator returned shape {tuple(out.shape)} for tiles of shape "
+                                 f"{tuple(batch.shape)}; it must keep the input shape (B, 1, H, W)")
+            out = out.float()[:, 0]
+            for i, (y, x) in enumerate(chunk):
+                acc[y:y + th, x:x + tw] += out[i] * window
+                weight[y:y + th, x:x + tw] += window
+            if progress is not None:
+                progress(len(chunk))
+    finally:
+        model.train(was_training)
+    restored = (acc / weight)[top:top + h, left:left + w]
+    return restored.cpu().numpy().astype(np.float32, copy=False)
+
+
+def output_names(paths: Sequence[Path]) -> dict[Path, str]:
+    """Output file name (PNG) for each input: ``<stem>.png``, made unique when two inputs share
+    a stem (``page.tif`` and ``page.jpg`` -> ``page_tif.png``, ``page_jpg.png``; the same name
+    in two folders -> ``<folder>_<stem>_<ext>.png``)."""
+
+    def candidates(p: Path):
+        ext = p.suffix.lstrip(".").lower()
+        yield f"{p.stem}.png"
+        yield f"{p.stem}_{ext}.png" if ext else f"{p.stem}_.png"
+        yield f"{p.parent.name}_{p.stem}_{ext}.png"
+
+    names: dict[Path, str] = {}
+    level = {p: 0 for p in paths}
+    while True:
+        proposal = {p: list(candidates(p))[level[p]] for p in paths}
+        counts: dict[str, int] = {}
+        for n in proposal.values():
+            key = n.lower()  # case-insensitive file systems (macOS, Windows) collide too
+            counts[key] = counts.get(key, 0) + 1
+        clashes = [p for p in paths if counts[proposal[p].lower()] > 1]
+        if not clashes or all(level[p] == 2 for p in clashes):
+            break
+        for p in clashes:
+            level[p] = min(level[p] + 1, 2)
+    used: set[str] = set()
+    for p in paths:  # last resort: number what still clashes, in input order
+        n, i = proposal[p], 1
+        while n.lower() in used:
+            i += 1
+            n = f"{Path(proposal[p]).stem}-{i}.png"
+        used.add(n.lower())
+        names[p] = n
+    return names
+
+
+class _PageError(Exception):
+    """A page that was read but could not be restored."""
+
+
+def restore_files(model: nn.Module, paths: Sequence[str | Path], out_dir: str | Path,
+                  device: torch.device, restore_cfg: RestoreConfig,
+                  progress: bool = True) -> RestoreReport:
+    """Restore each image file into ``out_dir/<stem>.png`` (same size as the input).
+
+    ``restore_cfg`` is a ``RestoreConfig`` (tile_height, tile_width, overlap, batch_size). Pages
+    are processed one at a time, tiles in batches, so memory stays that of one page. A file that
+    cannot be read, a page whose output is not finite, or an output that cannot be written is
+    logged by name and reported in ``failed``; the other pages go on.
+    """
+    tile = (restore_cfg.tile_height, restore_cfg.tile_width)
+    check_tile(tile)
+    paths = [Path(p) for p in paths]
+    out_dir = Path(out_dir)
+    names = output_names(paths)
+    inputs = {p.resolve() for p in paths}
+    for p in paths:
+        if (out_dir / names[p]).resolve() in inputs:
+            raise ValueError(f"restoring {p} into {out_dir} would overwrite the input file "
+                             f"{names[p]}; choose another --out folder")
+
+    report = RestoreReport()
+    t0 = time.perf_counter()
+    with _bars_and_logs(progress):
+        pages = tqdm(paths, unit="page", desc="restore", disable=not progress)
+        for p in pages:
+            pages.set_postfix_str(p.name, refresh=False)
+            try:
+                image = read_image(p)
+                n_tiles = count_tiles(image.shape, tile, restore_cfg.overlap)
+                with tqdm(total=n_tiles, unit="tile", leave=False, disable=not progress) as bar:
+                    restored = restore_image(model, image, device, tile=tile, overlap=restore_cfg.overlap,
+                                             batch_size=restore_cfg.batch_size, progress=bar.update)
+                if not np.isfinite(restored).all():
+                    raise _PageError("the generator produced NaN or infinite values on this page "
+                                     "(a broken checkpoint?)")
+                out = write_image(out_dir / names[p], restored)
+            except ImageReadError as exc:
+                _fail(report, p, exc.reason)
+                continue
+            except _PageError as exc:
+                _fail(report, p, str(exc))
+                continue
+            except torch.OutOfMemoryError:
+                _fail(report, p, f"out of memory on {device} with {restore_cfg.batch_size} tiles per "
+                                 "batch; lower restore.batch_size")
+                continue
+            except OSError as exc:  # the output could not be written (disk full, permissions)
+                _fail(report, p, f"cannot write the output {out_dir / names[p]}: {exc}")
+                continue
+            report.ok.append((p, out))
+            report.tiles += n_tiles
+            log.info("restored %s -> %s (%d x %d, %d tiles)", p, out, image.shape[0], image.shape[1], n_tiles)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _bars_and_logs(progress: bool):
+    """While bars are drawn, send docrestore's console log lines through ``tqdm.write`` so they
+    do not tear the bars apart; left alone when it has no console handler (no lines to move)."""
+    root = logging.getLogger("docrestore")
+    console = any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+                  for h in root.handlers)
+    return logging_redirect_tqdm(loggers=[root]) if progress and console else contextlib.nullcontext()
+
+
+def _fail(report: RestoreReport, path: Path, reason: str) -> None:
+    log.warning("failed %s: %s", path, reason)
+    report.failed.append((path, reason))
