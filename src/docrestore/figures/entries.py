@@ -1,0 +1,333 @@
+"""Choosing and reading ledger entries for figures and tables (no drawing here).
+
+A ledger entry is the dict described in docs/architecture.md ("Results ledger"). Groups are free
+text; the ones the experiment plans write are listed in :data:`KNOWN_GROUPS`. Figures and tables
+that need a group the ledger lacks raise :class:`MissingResults`, which names what to run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+BASELINE = "baseline"
+ANNEALING = "annealing"
+FEATURE_WEIGHT = "feature_weight"
+FEATURE_TAP = "feature_tap"
+DUAL_MODAL = "dual_modal"
+READER = "reader"
+# Groups that hold the combined method ("both": annealing/feature loss with the dual-modal D).
+COMBINED_GROUPS = ("combined", "both", "proposed", "full_method")
+KNOWN_GROUPS = (BASELINE, ANNEALING, FEATURE_WEIGHT, FEATURE_TAP, DUAL_MODAL, READER, *COMBINED_GROUPS)
+
+# Private key under which the loader records the JSON file an entry came from.
+SOURCE_KEY = "_ledger_file"
+
+
+class MissingResults(LookupError):
+    """A figure or table needs ledger entries that are not there.
+
+    ``needed`` names the groups (or experiments) to run; the message says how.
+    """
+
+    def __init__(self, what: str, needed: Sequence[str], detail: str = ""):
+        self.what = what
+        self.needed = list(needed)
+        msg = (f"{what} needs results of group(s) {', '.join(repr(n) for n in self.needed)} "
+               f"in the ledger{': ' + detail if detail else ''}. Run those experiments "
+               f"(`make paper-figures` runs every experiment, then draws the figures).")
+        super().__init__(msg)
+
+
+# ---------------------------------------------------------------------------- metrics
+# name -> (label, higher_is_better, display scale, decimals)
+METRICS: dict[str, tuple[str, bool, float, int]] = {
+    "psnr": ("PSNR (dB)", True, 1.0, 2),
+    "ssim": ("SSIM", True, 1.0, 3),
+    "cer": ("CER (%)", False, 100.0, 2),
+    "wer": ("WER (%)", False, 100.0, 2),
+    "cer_loss_reader": ("CER, loss recognizer (%)", False, 100.0, 2),
+    "wer_loss_reader": ("WER, loss recognizer (%)", False, 100.0, 2),
+}
+
+
+def metric_label(name: str) -> str:
+    return METRICS.get(name, (name,))[0]
+
+
+def higher_is_better(name: str) -> bool:
+    return METRICS.get(name, ("", True))[1]
+
+
+def metric_scale(name: str) -> float:
+    """Display factor: CER and WER are stored as fractions and shown in percent."""
+    return METRICS.get(name, ("", True, 1.0))[2]
+
+
+def metric_decimals(name: str) -> int:
+    return METRICS.get(name, ("", True, 1.0, 3))[3]
+
+
+def metric(stats_by_name: dict, name: str) -> tuple[float, float, float, int] | None:
+    """(mean, lo, hi, n) of ``name`` in a {metric: {mean, lo, hi, n}} mapping, display-scaled.
+
+    None when the metric is absent or its mean is not a finite number.
+    """
+    s = (stats_by_name or {}).get(name)
+    if not isinstance(s, dict) or not _finite(s.get("mean")):
+        return None
+    k = metric_scale(name)
+    mean = float(s["mean"]) * k
+    lo = float(s["lo"]) * k if _finite(s.get("lo")) else mean
+    hi = float(s["hi"]) * k if _finite(s.get("hi")) else mean
+    return mean, lo, hi, int(s.get("n") or 0)
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+# ----------------------------------------------------------------------------- config
+def cfg_get(entry: dict, dotted: str, default: Any = None) -> Any:
+    """A value of the entry's resolved config by dotted key, e.g. 'train.ctc.schedule'."""
+    cur: Any = entry.get("config") or {}
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return default
+        cur = cur[part]
+    return cur
+
+
+# ----------------------------------------------------------------------------- groups
+def by_group(entries: Iterable[dict]) -> dict[str, list[dict]]:
+    """{group: entries} in a stable order (by experiment name within a group)."""
+    out: dict[str, list[dict]] = {}
+    for e in sorted(entries, key=lambda e: str(e.get("experiment"))):
+        out.setdefault(str(e.get("group")), []).append(e)
+    return out
+
+
+def require_group(entries: Sequence[dict], group: str | Sequence[str], what: str) -> list[dict]:
+    """The entries of ``group`` (or of any of several groups); MissingResults when there are none."""
+    groups = [group] if isinstance(group, str) else list(group)
+    found = [e for e in entries if e.get("group") in groups]
+    if not found:
+        present = sorted({str(e.get("group")) for e in entries})
+        raise MissingResults(what, groups, f"the ledger holds only {present or 'nothing'}")
+    return sorted(found, key=lambda e: str(e.get("experiment")))
+
+
+def best_history_value(entry: dict, key: str = "val/cer", higher: bool = False) -> float | None:
+    """Best finite value of ``key`` over the entry's training history, or None."""
+    vals = [float(h[key]) for h in entry.get("history") or [] if _finite(h.get(key))]
+    if not vals:
+        return None
+    return max(vals) if higher else min(vals)
+
+
+def representative(entries: Sequence[dict]) -> tuple[dict, str]:
+    """One entry standing for a group: the lowest validation CER (the test set is not used to
+    choose). Falls back to the lowest test CER when no entry has a validation history.
+
+    Returns (entry, how it was chosen).
+    """
+    if not entries:
+        raise ValueError("representative() of an empty group")
+    if len(entries) == 1:
+        return entries[0], "only arm"
+    scored = [(best_history_value(e), e) for e in entries]
+    if all(v is not None for v, _ in scored):
+        return min(scored, key=lambda t: t[0])[1], "lowest validation CER"
+    by_test = [(metric(e.get("metrics"), "cer"), e) for e in entries]
+    by_test = [(m[0], e) for m, e in by_test if m is not None]
+    if by_test:
+        return min(by_test, key=lambda t: t[0])[1], "lowest test CER (no validation history)"
+    return entries[0], "first arm (no CER recorded)"
+
+
+def baseline_entry(entries: Sequence[dict]) -> dict:
+    """The ERB baseline the methods are compared with: the baseline-group entry whose method
+    starts with 'ERB S1', else the first baseline entry. MissingResults when there is none."""
+    base = require_group(entries, BASELINE, "the comparison with the ERB baseline")
+    for e in base:
+        if str(e.get("method", "")).upper().startswith("ERB S1"):
+            return e
+    for e in base:
+        if str(e.get("method", "")).upper().startswith("ERB"):
+            return e
+    return base[0]
+
+
+def method_groups(entries: Sequence[dict]) -> list[str]:
+    """Non-baseline, non-reader groups present, known ones first in the paper's order."""
+    present = {str(e.get("group")) for e in entries}
+    order = [g for g in (ANNEALING, FEATURE_WEIGHT, FEATURE_TAP, DUAL_MODAL, *COMBINED_GROUPS) if g in present]
+    rest = sorted(present - set(order) - {BASELINE, READER})
+    return order + rest
+
+
+def _weight(entry: dict, dotted: str) -> float:
+    w = cfg_get(entry, dotted, 0.0)
+    return float(w) if _finite(w) else 0.0
+
+
+def _uses_feature_loss(entry: dict) -> bool:
+    return _weight(entry, "train.feature_loss.weight") > 0
+
+
+def _uses_ctc(entry: dict) -> bool:
+    return _weight(entry, "train.ctc.weight") > 0
+
+
+# The ablation arms: (label, which entries belong to it). The combined method ("both") is the
+# dual-modal discriminator trained with an HTR loss as well (the pipeline files it under
+# dual_modal), or an entry of a combined group.
+ABLATION_ARMS: list[tuple[str, Any]] = [
+    ("baseline (ERB)", lambda e: e.get("group") == BASELINE),
+    ("CTC annealing", lambda e: e.get("group") == ANNEALING),
+    ("feature loss", lambda e: e.get("group") in (FEATURE_WEIGHT, FEATURE_TAP) and _uses_feature_loss(e)),
+    ("dual-modal D", lambda e: e.get("group") == DUAL_MODAL and not (_uses_feature_loss(e) or _uses_ctc(e))),
+    ("both", lambda e: e.get("group") in COMBINED_GROUPS
+     or (e.get("group") == DUAL_MODAL and (_uses_feature_loss(e) or _uses_ctc(e)))),
+]
+
+
+def ablation_arms(entries: Sequence[dict]) -> list[tuple[str, dict, str]]:
+    """(arm label, entry, how chosen): the ERB baseline, then one representative per ablation
+    arm present (lowest validation CER among the arm's entries). MissingResults without the
+    baseline or without any other arm."""
+    base = baseline_entry(entries)
+    out = [(ABLATION_ARMS[0][0], base, "baseline")]
+    for label, member in ABLATION_ARMS[1:]:
+        found = sorted((e for e in entries if member(e)), key=lambda e: str(e.get("experiment")))
+        if found:
+            e, how = representative(found)
+            out.append((label, e, how))
+    if len(out) < 2:
+        raise MissingResults("the ablation", [ANNEALING, FEATURE_WEIGHT, DUAL_MODAL],
+                             "only the baseline is in the ledger")
+    return out
+
+
+def headline_entries(entries: Sequence[dict]) -> list[tuple[dict, str]]:
+    """The methods of the main comparison, as (entry, how chosen): every baseline entry (ERB S1
+    first), one representative per ablation arm, and one per group the ablation does not know."""
+    groups = by_group(entries)
+    base = groups.get(BASELINE, [])
+    out: list[tuple[dict, str]] = []
+    if base:
+        first = baseline_entry(entries)
+        out = [(first, "baseline")] + [(e, "baseline") for e in base if e is not first]
+    for label, member in ABLATION_ARMS[1:]:
+        found = sorted((e for e in entries if member(e)), key=lambda e: str(e.get("experiment")))
+        if found:
+            out.append(representative(found))
+    known = {BASELINE, READER, ANNEALING, FEATURE_WEIGHT, FEATURE_TAP, DUAL_MODAL, *COMBINED_GROUPS}
+    for g in method_groups(entries):
+        if g not in known:
+            out.append(representative(groups[g]))
+    return out
+
+
+def main_method(entries: Sequence[dict]) -> dict:
+    """The method shown against the baseline: among the non-baseline methods of the main
+    comparison, the lowest validation (else test) CER. With only baseline entries: the baseline."""
+    reps = [e for e, how in headline_entries(entries) if e.get("group") != BASELINE]
+    if not reps:
+        return baseline_entry(entries)
+    return representative(reps)[0]
+
+
+def shown_methods(entries: Sequence[dict], limit: int) -> list[dict]:
+    """The methods a figure draws: all entries (baseline first) when there are at most
+    ``limit``, else the main comparison's (:func:`headline_entries`)."""
+    if len(entries) <= limit:
+        order = {g: i for i, g in enumerate([BASELINE, *method_groups(entries), READER])}
+        try:
+            first = baseline_entry(entries)
+        except MissingResults:
+            first = None
+        return sorted(entries, key=lambda e: (e is not first, order.get(str(e.get("group")), 99),
+                                              str(e.get("experiment"))))
+    return [e for e, _ in headline_entries(entries)]
+
+
+def tap_arms(entries: Sequence[dict]) -> list[dict]:
+    """The tap comparison: the feature_tap entries plus any feature_weight entry at the same
+    weight whose taps no tap entry covers (the pipeline's default tap lives in the weight
+    sweep). MissingResults without feature_tap entries."""
+    taps = require_group(entries, FEATURE_TAP, "the feature-loss tap comparison")
+    weights = {_weight(e, "train.feature_loss.weight") for e in taps}
+    covered = {tuple(cfg_get(e, "train.feature_loss.taps") or []) for e in taps}
+    extra = [e for e in entries if e.get("group") == FEATURE_WEIGHT
+             and _weight(e, "train.feature_loss.weight") in weights
+             and tuple(cfg_get(e, "train.feature_loss.taps") or []) not in covered]
+    return sorted(taps + extra, key=lambda e: arm_label({**e, "group": FEATURE_TAP}))
+
+
+def arm_label(entry: dict) -> str:
+    """A short label of what makes an arm differ within its group (schedule, weight, taps...)."""
+    g = entry.get("group")
+    if g == ANNEALING:
+        sched = cfg_get(entry, "train.ctc.schedule", "?")
+        w = cfg_get(entry, "train.ctc.weight")
+        return f"{sched} (\u03bb={_num(w)})" if w is not None else str(sched)
+    if g == FEATURE_WEIGHT:
+        return f"w={_num(cfg_get(entry, 'train.feature_loss.weight'))}"
+    if g == FEATURE_TAP:
+        taps = cfg_get(entry, "train.feature_loss.taps") or []
+        return "+".join(map(str, taps)) if taps else "?"
+    return str(entry.get("method") or entry.get("experiment"))
+
+
+def display_name(entry: dict) -> str:
+    """The entry's label for legends and table rows: the ledger's :func:`entry_label` (the method,
+    with '(profile, CPU|GPU)' added for a reduced run)."""
+    from docrestore.evaluation.ledger import entry_label
+
+    try:
+        return entry_label(entry)
+    except (KeyError, TypeError):
+        return str(entry.get("method") or entry.get("experiment"))
+
+
+def _num(x: Any) -> str:
+    if _finite(x):
+        return f"{x:g}"
+    return str(x)
+
+
+def source_dir(entry: dict, ledger_dir: str | Path | None = None) -> Path | None:
+    """Folder of the JSON file the entry was read from (None when unknown)."""
+    src = entry.get(SOURCE_KEY)
+    if src:
+        return Path(src).parent
+    return Path(ledger_dir) if ledger_dir else None
+
+
+def sample_image_path(entry: dict, rel: str, ledger_dir: str | Path | None = None) -> Path | None:
+    """Resolve a sample image path (relative to the ledger folder) to an existing file, or None.
+
+    Tried in order: absolute path, next to the entry's JSON file, its parent folder (the
+    ledger root, which the paths are relative to), ledger_dir, the entry's eval.ledger_dir.
+    """
+    if not rel:
+        return None
+    p = Path(rel)
+    if p.is_absolute():
+        return p if p.exists() else None
+    bases = []
+    d = source_dir(entry)
+    if d is not None:
+        bases += [d, d.parent]
+    if ledger_dir is not None:
+        bases += [Path(ledger_dir), Path(ledger_dir) / str(entry.get("profile", ""))]
+    from docrestore.config import resolve_path
+
+    bases.append(resolve_path(cfg_get(entry, "eval.ledger_dir") or "paper/results"))
+    for b in bases:
+        if (b / p).exists():
+            return b / p
+    return None

@@ -1,0 +1,145 @@
+"""Draw every figure and table of the paper from the results ledger (never retraining).
+
+``make_all`` reads ``<ledger_dir>/<profile>/*.json``, writes each figure (PDF, 300 dpi PNG and a
+provenance JSON) to figures_dir and each table (.tex) to tables_dir, and returns a report of
+what was written and what was skipped, and why. ``make_figures`` is the `docrestore figures`
+pipeline stage; ``show_report`` displays a report in a notebook.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from docrestore import config as C
+from docrestore.evaluation import ledger as L
+
+from . import entries as E
+from . import plots, style, tables
+
+log = logging.getLogger("docrestore")
+
+FIGURES_DIR = "paper/figures"
+TABLES_DIR = "paper/tables"
+
+
+class EmptyLedgerError(FileNotFoundError):
+    """The ledger holds no entry for the requested profile: the experiments have not run."""
+
+
+def load_entries(ledger_dir: str | Path, profile: str | None = None) -> list[dict]:
+    """The validated ledger entries of ``profile`` (copies, each noting its JSON file under
+    :data:`entries.SOURCE_KEY`).
+
+    With ``profile=None`` the ledger must hold a single profile (figures never mix profiles).
+    Raises :class:`EmptyLedgerError` when there is nothing to draw.
+    """
+    root = C.resolve_path(ledger_dir)
+    found = L.read_ledger(root, profile)
+    if not found:
+        where = root / profile if profile else root
+        raise EmptyLedgerError(
+            f"the results ledger {where} holds no entries{f' for profile {profile!r}' if profile else ''}: "
+            f"run the experiments first (`make paper-figures` runs them, then draws the figures)")
+    profiles = sorted({e["profile"] for e in found})
+    if len(profiles) > 1:
+        raise ValueError(f"the ledger {root} holds profiles {profiles}; a figure shows one profile, "
+                         f"pass profile= one of them")
+    out = []
+    for e in found:
+        e = dict(e)
+        e[E.SOURCE_KEY] = str(L.entry_path(root, e["profile"], e["experiment"]))
+        out.append(e)
+    return out
+
+
+def make_all(ledger_dir: str | Path, figures_dir: str | Path, tables_dir: str | Path,
+             profile: str | None = None) -> dict:
+    """Draw every figure and table the ledger has results for.
+
+    Paths are resolved against the project root (:func:`docrestore.config.resolve_path`).
+    Returns a JSON-ready report: ``{"profile", "profile_label", "ledger_dir", "figures_dir",
+    "tables_dir", "experiments", "figures": {name: [paths]}, "tables": {name: path},
+    "skipped": {name: reason}}``. A figure or table whose group is missing is skipped with the
+    reason (naming the group); any other error propagates.
+    """
+    ledger_root = C.resolve_path(ledger_dir)
+    fig_dir, tab_dir = C.resolve_path(figures_dir), C.resolve_path(tables_dir)
+    entries = load_entries(ledger_root, profile)
+    prof = entries[0]["profile"]
+    report: dict = {
+        "profile": prof,
+        "profile_label": style.profile_label([prof]),
+        "ledger_dir": str(ledger_root),
+        "figures_dir": str(fig_dir),
+        "tables_dir": str(tab_dir),
+        "experiments": [e["experiment"] for e in entries],
+        "figures": {},
+        "tables": {},
+        "skipped": {},
+    }
+    for name, fn in plots.FIGURES.items():
+        try:
+            fig = fn(entries)
+        except E.MissingResults as exc:
+            report["skipped"][name] = str(exc)
+            log.warning("figure %s skipped: %s", name, exc)
+            continue
+        try:
+            report["figures"][name] = [str(p) for p in style.savefig(fig, fig_dir, name)]
+        finally:
+            plt.close(fig)
+        log.info("figure %s written to %s", name, fig_dir)
+    for name, fn in tables.TABLES.items():
+        try:
+            text = fn(entries)
+        except E.MissingResults as exc:
+            report["skipped"][name] = str(exc)
+            log.warning("table %s skipped: %s", name, exc)
+            continue
+        report["tables"][name] = str(tables.write_table(text, tab_dir, name))
+        log.info("table %s written to %s", name, tab_dir)
+    return report
+
+
+def make_figures(cfg: C.Config, run) -> dict:
+    """The `docrestore figures` stage: every figure and table of ``cfg.profile`` from the
+    ledger at ``cfg.eval.ledger_dir`` into paper/figures and paper/tables.
+
+    Writes the report to the run folder (figures_report.json) and returns it.
+    """
+    report = make_all(cfg.eval.ledger_dir, FIGURES_DIR, TABLES_DIR, profile=cfg.profile)
+    log.info("%d figure(s) and %d table(s) written for the %s from %d ledger entries",
+             len(report["figures"]), len(report["tables"]), report["profile_label"],
+             len(report["experiments"]))
+    for name, why in report["skipped"].items():
+        log.warning("skipped %s: %s", name, why)
+    if run is not None:
+        run.write_json("figures_report.json", report)
+    return report
+
+
+def show_report(report: dict) -> None:
+    """Display a :func:`make_all` report in a notebook: each figure's PNG, each table's LaTeX
+    and the list of skipped items with their reasons."""
+    from IPython.display import Image, Markdown, display
+
+    display(Markdown(f"**{report['profile_label']}** \u2014 {len(report['experiments'])} ledger "
+                     f"entries from `{report['ledger_dir']}`"))
+    for name, paths in report["figures"].items():
+        png = next(p for p in paths if p.endswith(".png"))
+        display(Markdown(f"### Figure `{name}`"))
+        display(Image(filename=png, width=900))
+    for name, path in report["tables"].items():
+        display(Markdown(f"### Table `{name}` (`{path}`)\n```latex\n"
+                         f"{Path(path).read_text(encoding='utf-8')}\n```"))
+    if report["skipped"]:
+        display(Markdown("### Skipped\n" + "\n".join(f"- `{k}`: {v}" for k, v in report["skipped"].items())))
+
+
+def report_json(report: dict) -> str:
+    """The report as indented JSON text."""
+    return json.dumps(report, indent=2)

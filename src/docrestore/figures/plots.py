@@ -1,0 +1,370 @@
+"""The paper's figures, each a function ``(entries) -> Figure`` drawn from ledger entries only.
+
+Every figure carries the traceability footer (profile, commits, run ids; see
+:mod:`docrestore.figures.style`). A figure whose group is missing from the ledger raises
+:class:`~docrestore.figures.entries.MissingResults` naming the group to run.
+
+Line images are about 8 times wider than tall, so the qualitative grid puts the methods in rows
+(degraded, ERB, each method, clean) and the chosen test lines in columns: line images side by
+side at a column width of about an inch would be too small to read.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
+
+from . import entries as E
+from . import style as S
+
+HISTORY_PANELS = [
+    ("train/loss_g", "generator loss"),
+    ("train/loss_d", "discriminator loss"),
+    ("train/ctc_monitor", "CTC of the restored line"),
+    ("val/psnr", "validation PSNR (dB)"),
+    ("val/cer", "validation CER (%)"),
+]
+SWEEP_METRICS = ("psnr", "ssim", "cer")
+BAR_METRICS = ("psnr", "ssim", "cer", "wer")
+
+
+# ------------------------------------------------------------------------------ helpers
+def _series(entry: dict, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of a history key; steps where the key is missing or not finite are dropped."""
+    pts = [(float(h["step"]), float(h[key])) for h in entry.get("history") or []
+           if "step" in h and isinstance(h.get(key), (int, float)) and not isinstance(h.get(key), bool)
+           and math.isfinite(h[key])]
+    pts.sort()
+    if not pts:
+        return np.empty(0), np.empty(0)
+    s, v = zip(*pts)
+    scale = 100.0 if key.endswith("/cer") or key.endswith("/wer") else 1.0
+    return np.asarray(s), np.asarray(v) * scale
+
+
+def _display_name(entry: dict) -> str:
+    return E.display_name(entry)
+
+
+def _unique_names(entries: Sequence[dict]) -> list[str]:
+    """Display names, with the experiment added where two entries share a method name."""
+    names = [_display_name(e) for e in entries]
+    return [f"{n} ({e.get('experiment')})" if names.count(n) > 1 else n for n, e in zip(names, entries)]
+
+
+def _ci(stats: tuple | None) -> tuple[float, float, float]:
+    if stats is None:
+        return math.nan, math.nan, math.nan
+    return stats[0], stats[1], stats[2]
+
+
+def _errbar(means, los, his) -> np.ndarray:
+    means, los, his = map(np.asarray, (means, los, his))
+    return np.vstack([np.clip(means - los, 0, None), np.clip(his - means, 0, None)])
+
+
+# --------------------------------------------------------------------- qualitative grid
+def _restored_key(entry: dict, lines: dict) -> str | None:
+    """Name of the method's own restored line in a sample's ``lines`` mapping."""
+    for key in ("restored", entry.get("method"), entry.get("experiment")):
+        if key and key in lines:
+            return key
+    rest = [k for k in lines if k not in ("degraded", "clean")]
+    return rest[0] if len(rest) == 1 else None
+
+
+def _load_gray(path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+
+
+def _pick_lines(main: dict, n_lines: int) -> list[tuple[str, str]]:
+    """(sample id, why) for the grid: the main method's worst lines (highest CER: failure
+    cases) first, then its best, so the figure is not only a showcase."""
+    scored = []
+    for s in main.get("samples") or []:
+        key = _restored_key(main, s.get("lines") or {})
+        cer = (s.get("lines") or {}).get(key, {}).get("cer") if key else None
+        scored.append((cer if isinstance(cer, (int, float)) else math.nan, str(s.get("id"))))
+    if not scored:
+        raise E.MissingResults("the qualitative grid", [str(main.get("group"))],
+                               f"entry '{main.get('experiment')}' has no samples")
+    known = sorted([t for t in scored if not math.isnan(t[0])], key=lambda t: -t[0])
+    n = min(n_lines, len(scored))
+    n_fail = max(1, (n + 1) // 2)
+    picked = [(sid, "highest CER") for _, sid in known[:n_fail]]
+    rest = [t for t in reversed(known) if t[1] not in {p[0] for p in picked}]
+    rest += [t for t in scored if math.isnan(t[0])]
+    picked += [(sid, "lowest CER") for _, sid in rest[: n - len(picked)]]
+    return picked
+
+
+def qualitative_grid(entries: Sequence[dict], n_lines: int = 3, max_methods: int = 4,
+                     ledger_dir=None) -> Figure:
+    """Restored test lines: rows degraded / ERB baseline / each method / clean, columns test lines.
+
+    Methods: all entries when at most ``max_methods`` besides the baseline, else the main
+    comparison's arms (the research arms before the other baseline variants). The lines are the
+    main method's (:func:`entries.main_method`) highest-CER lines (failure cases; half the
+    columns, rounded up) and its lowest-CER lines. Under each image: the held-out reader's transcription and
+    its CER; above each column: the line id and the ground-truth text.
+    """
+    base = E.baseline_entry(entries)
+    main = E.main_method(entries)
+    pool = [e for e in E.shown_methods(entries, max_methods + 1)
+            if e is not base and e.get("group") != E.READER]
+    # The research arms before the other baseline variants when not all of them fit.
+    preferred = sorted(pool, key=lambda e: e.get("group") == E.BASELINE)
+    if main is base:
+        keep = preferred[:max_methods]
+    else:
+        keep = [main] + [e for e in preferred if e is not main][: max(0, max_methods - 1)]
+    methods = [e for e in pool if any(e is k for k in keep)]
+    chosen = _pick_lines(main, n_lines)
+
+    samples = {e.get("experiment"): {str(s.get("id")): s for s in e.get("samples") or []}
+               for e in [base, *methods]}
+    main_samples = samples[main.get("experiment")]
+    rows: list[tuple[str, dict, str]] = [("degraded input", main, "degraded")]
+    for e, name in zip([base, *methods], _unique_names([base, *methods])):
+        rows.append((name + (" (baseline)" if e is base else ""), e, "restored"))
+    rows.append(("clean (ground truth)", main, "clean"))
+
+    ncols = len(chosen)
+    col_w = (S.DOUBLE_COLUMN_IN - 1.0) / ncols
+    aspect = _line_aspect(main, main_samples, chosen, ledger_dir)
+    img_h = col_w / aspect
+    wrap = max(12, int(col_w * 72 / (0.56 * S.SMALL_FONT_PT)))
+    text_h = S.SMALL_FONT_PT * 1.4 / 72  # one line of reading under each image
+    height = len(rows) * (img_h + text_h + 0.07) + 0.45
+    fig, axes = S.new_figure(S.DOUBLE_COLUMN_IN, height, nrows=len(rows), ncols=ncols, squeeze=False)
+    fig.get_layout_engine().set(h_pad=0.01, w_pad=0.02, hspace=0.0, wspace=0.02)
+
+    for c, (sid, why) in enumerate(chosen):
+        gt = main_samples[sid].get("text", "")
+        title = f"line {sid} ({why})\n\u201c{_shorten(gt, wrap)}\u201d"
+        axes[0, c].set_title(title, fontsize=S.SMALL_FONT_PT, loc="left")
+        for r, (label, entry, kind) in enumerate(rows):
+            ax = axes[r, c]
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.grid(False)
+            if c == 0:
+                ax.set_ylabel(textwrap.fill(label, 14), rotation=0, ha="right", va="center",
+                              fontsize=S.SMALL_FONT_PT, labelpad=4)
+            sample = samples[entry.get("experiment")].get(sid)
+            lines = (sample or {}).get("lines") or {}
+            key = _restored_key(entry, lines) if kind == "restored" else kind
+            line = lines.get(key) if key else None
+            path = E.sample_image_path(entry, (line or {}).get("image", ""), ledger_dir)
+            if line is None or path is None:
+                ax.text(0.5, 0.5, "not in this entry's samples", ha="center", va="center",
+                        fontsize=S.SMALL_FONT_PT, color="0.4", transform=ax.transAxes)
+                ax.set_xlabel("")
+                continue
+            ax.imshow(_load_gray(path), cmap="gray", vmin=0, vmax=1, aspect="equal",
+                      interpolation="antialiased")
+            ax.set_xlabel(_reading(line, wrap), fontsize=S.SMALL_FONT_PT, labelpad=1.5, loc="left")
+    return S.add_footer(fig, [base, *methods])
+
+
+def _reading(line: dict, width: int) -> str:
+    """'“prediction”  CER x%' under a line image ('' when the line was not read)."""
+    pred, cer = line.get("pred"), line.get("cer")
+    if pred is None and cer is None:
+        return ""
+    cer_txt = f"CER {100 * cer:.1f}%" if isinstance(cer, (int, float)) else "CER n/a"
+    pred_txt = _shorten(pred, width - len(cer_txt) - 4) if pred is not None else "(no reading)"
+    return f"\u201c{pred_txt}\u201d  {cer_txt}"
+
+
+def _shorten(text: str, n: int) -> str:
+    text = str(text)
+    return text if len(text) <= n else text[: max(1, n - 1)] + "\u2026"
+
+
+def _line_aspect(entry, samples, chosen, ledger_dir) -> float:
+    """Width/height of the sample line images (8 when none can be read)."""
+    for sid, _ in chosen:
+        for line in ((samples.get(sid) or {}).get("lines") or {}).values():
+            path = E.sample_image_path(entry, line.get("image", ""), ledger_dir)
+            if path is not None:
+                with Image.open(path) as im:
+                    return im.width / im.height
+    return 8.0
+
+
+# ---------------------------------------------------------------------- training curves
+def training_curves(entries: Sequence[dict], max_methods: int = 8) -> Figure:
+    """Generator and discriminator losses, the CTC monitor, validation PSNR and CER against the
+    step, one line per method: every entry when at most ``max_methods``, else the main
+    comparison's (baseline variants and one arm per ablation component)."""
+    chosen = [e for e in E.shown_methods(entries, max_methods) if e.get("history")]
+    if not chosen:
+        raise E.MissingResults("the training curves", [E.BASELINE, *E.method_groups(entries)],
+                               "no entry has a training history")
+    names = _unique_names(chosen)
+    colors = S.method_colors(names)
+    fig, axes = S.new_figure(S.DOUBLE_COLUMN_IN, 4.2, nrows=2, ncols=3)
+    flat = axes.ravel()
+    for ax, (key, label) in zip(flat, HISTORY_PANELS):
+        drawn = False
+        for e, name in zip(chosen, names):
+            steps, vals = _series(e, key)
+            if steps.size:
+                ax.plot(steps, vals, color=colors[name], label=name, lw=1.0,
+                        marker="o" if key.startswith("val/") else None, ms=2.5)
+                drawn = True
+        ax.set_title(label)
+        ax.set_xlabel("generator step")
+        if not drawn:
+            ax.text(0.5, 0.5, f"'{key}' not recorded", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=S.SMALL_FONT_PT, color="0.4")
+        elif key.startswith("train/loss") and _wide_positive_range(ax):
+            ax.set_yscale("log")
+    handles, labels = flat[0].get_legend_handles_labels()
+    if not handles:
+        for ax in flat[:5]:
+            handles, labels = ax.get_legend_handles_labels()
+            if handles:
+                break
+    flat[5].axis("off")
+    flat[5].legend(handles, labels, loc="center", frameon=False, title="method")
+    return S.add_footer(fig, chosen)
+
+
+def _wide_positive_range(ax) -> bool:
+    ys = np.concatenate([ln.get_ydata() for ln in ax.get_lines()] or [np.empty(0)])
+    ys = ys[np.isfinite(ys)]
+    return ys.size > 0 and ys.min() > 0 and ys.max() / ys.min() > 50
+
+
+# ------------------------------------------------------------------------ CTC annealing
+def ctc_annealing(entries: Sequence[dict]) -> Figure:
+    """Per annealing arm: the CTC weight schedule, the generator loss and the CTC monitor
+    against the step (the ERB baseline, constant weight, dashed for reference)."""
+    arms = E.require_group(entries, E.ANNEALING, "the CTC-annealing figure")
+    if not any(e.get("history") for e in arms):
+        raise E.MissingResults("the CTC-annealing figure", [E.ANNEALING], "its entries have no history")
+    base = None
+    try:
+        base = E.baseline_entry(entries)
+    except E.MissingResults:
+        pass
+    shown = arms + ([base] if base is not None else [])
+    names = [E.arm_label(e) for e in arms] + ([f"{_display_name(base)} (baseline)"] if base else [])
+    colors = S.method_colors(names)
+    fig, axes = S.new_figure(S.SINGLE_COLUMN_IN, 5.4, nrows=3, ncols=1, sharex=True)
+    panels = [("train/ctc_weight", "CTC weight \u03bb(t)"), ("train/loss_g", "generator loss"),
+              ("train/ctc_monitor", "CTC of the restored line")]
+    for ax, (key, label) in zip(axes, panels):
+        for e, name in zip(shown, names):
+            steps, vals = _series(e, key)
+            if steps.size:
+                ax.plot(steps, vals, color=colors[name], label=name, lw=1.0,
+                        ls="--" if e is base else "-")
+        ax.set_ylabel(label)
+        if key == "train/loss_g" and _wide_positive_range(ax):
+            ax.set_yscale("log")
+    axes[-1].set_xlabel("generator step")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if not handles:
+        handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=2, frameon=False)
+    return S.add_footer(fig, shown)
+
+
+# ------------------------------------------------------------------- feature-loss sweep
+def _sweep(entries: Sequence[dict], arms: list[dict], xlabels: list[str], xname: str,
+           title: str, connect: bool = True) -> Figure:
+    """PSNR, SSIM and CER (mean with 95% interval) across the arms of a sweep; the baseline as a
+    dashed line with its interval shaded. ``connect``: join the points (an ordered sweep) or not
+    (categories)."""
+    base = None
+    try:
+        base = E.baseline_entry(entries)
+    except E.MissingResults:
+        pass
+    fig, axes = S.new_figure(S.DOUBLE_COLUMN_IN, 2.5, nrows=1, ncols=len(SWEEP_METRICS))
+    x = np.arange(len(arms))
+    for ax, m in zip(axes, SWEEP_METRICS):
+        stats = [_ci(E.metric(e.get("metrics"), m)) for e in arms]
+        means, los, his = (np.array(v) for v in zip(*stats))
+        ax.errorbar(x, means, yerr=_errbar(means, los, his), fmt="o-" if connect else "o",
+                    capsize=2.5, lw=1.0,
+                    color=S.method_colors(["sweep"])["sweep"], label=f"{title} (mean, 95% interval)")
+        if base is not None and E.metric(base.get("metrics"), m) is not None:
+            bm, blo, bhi, _ = E.metric(base.get("metrics"), m)
+            ax.axhline(bm, color="0.3", ls="--", lw=0.9, label=f"{_display_name(base)} (baseline; interval shaded)")
+            ax.axhspan(blo, bhi, color="0.5", alpha=0.15, lw=0)
+        ax.set_xticks(x, xlabels, rotation=30 if max(map(len, xlabels)) > 6 else 0, ha="right"
+                      if max(map(len, xlabels)) > 6 else "center")
+        ax.set_xlabel(xname)
+        ax.set_ylabel(E.metric_label(m))
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=len(labels), frameon=False)
+    return S.add_footer(fig, arms + ([base] if base is not None else []))
+
+
+def feature_weight_sweep(entries: Sequence[dict]) -> Figure:
+    """PSNR, SSIM and CER against the recognition feature-loss weight (95% intervals)."""
+    arms = E.require_group(entries, E.FEATURE_WEIGHT, "the feature-loss weight sweep")
+    arms.sort(key=lambda e: float(E.cfg_get(e, "train.feature_loss.weight", math.inf) or 0.0))
+    labels = [f"{E.cfg_get(e, 'train.feature_loss.weight', '?'):g}"
+              if isinstance(E.cfg_get(e, "train.feature_loss.weight"), (int, float))
+              else str(E.cfg_get(e, "train.feature_loss.weight", "?")) for e in arms]
+    return _sweep(entries, arms, labels, "feature-loss weight", "feature loss")
+
+
+def feature_tap_sweep(entries: Sequence[dict]) -> Figure:
+    """PSNR, SSIM and CER against the recognizer tap(s) the feature loss compares."""
+    arms = E.tap_arms(entries)
+    labels = [E.arm_label({**e, "group": E.FEATURE_TAP}) for e in arms]
+    return _sweep(entries, arms, labels, "recognizer tap(s)", "feature loss", connect=False)
+
+
+# ----------------------------------------------------------------------- ablation bars
+def ablation_arms(entries: Sequence[dict]) -> list[tuple[str, dict, str]]:
+    """(arm label, entry, how chosen); see :func:`entries.ablation_arms`."""
+    return E.ablation_arms(entries)
+
+
+def ablation_bars(entries: Sequence[dict]) -> Figure:
+    """PSNR, SSIM, CER and WER (mean, 95% interval) of each ablation arm against the baseline."""
+    arms = ablation_arms(entries)
+    # The footer states the profile, so the bars name the plain method.
+    labels = [f"{lab}:\n" + textwrap.fill(str(e.get("method") or e.get("experiment")), 26)
+              for lab, e, _ in arms]
+    colors = S.method_colors([lab for lab, _, _ in arms])
+    fig, axes = S.new_figure(S.DOUBLE_COLUMN_IN, 0.5 * len(arms) + 1.0, nrows=1,
+                             ncols=len(BAR_METRICS), sharey=True)
+    y = np.arange(len(arms))
+    for ax, m in zip(axes, BAR_METRICS):
+        stats = [_ci(E.metric(e.get("metrics"), m)) for _, e, _ in arms]
+        means, los, his = (np.array(v) for v in zip(*stats))
+        ax.barh(y, means, xerr=_errbar(means, los, his), capsize=2,
+                color=[colors[lab] for lab, _, _ in arms], error_kw={"lw": 0.8})
+        ax.set_xlabel(E.metric_label(m))
+        finite = np.concatenate([los[np.isfinite(los)], his[np.isfinite(his)]])
+        if m in ("psnr", "ssim") and finite.size:  # start near the data, not at zero
+            span = max(finite.max() - finite.min(), 1e-3)
+            ax.set_xlim(max(0.0, finite.min() - 0.5 * span), finite.max() + 0.25 * span)
+        ax.grid(axis="y", visible=False)
+    axes[0].set_yticks(y, labels)
+    axes[0].invert_yaxis()
+    return S.add_footer(fig, [e for _, e, _ in arms])
+
+
+FIGURES = {
+    "qualitative_grid": qualitative_grid,
+    "training_curves": training_curves,
+    "ctc_annealing": ctc_annealing,
+    "feature_weight_sweep": feature_weight_sweep,
+    "feature_tap_sweep": feature_tap_sweep,
+    "ablation_bars": ablation_bars,
+}
+"""Every paper figure: file stem -> function (entries) -> Figure."""

@@ -1,0 +1,392 @@
+"""The paper's LaTeX tables (booktabs), drawn from ledger entries only.
+
+Each table is a complete ``table*`` environment that paper/main.tex \\input's. Cells are the
+mean over test lines with the 95% bootstrap interval in brackets (CER and WER in percent), the
+best value per column in bold, and a paired Wilcoxon p-value of the per-line CER against the ERB
+baseline where both entries have per-line values on the same test set. The caption names the
+profile, and a LaTeX comment above every row names the experiment, MLflow run id, commit and
+run folder the row was read from, so every cell traces back to one ledger entry.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import entries as E
+from . import style as S
+
+MAIN_METRICS = ("psnr", "ssim", "cer", "wer")
+READER_METRICS = ("cer", "cer_loss_reader", "wer", "wer_loss_reader")
+REFERENCE_LABELS = {"degraded": "Degraded input", "otsu": "Otsu", "sauvola": "Sauvola"}
+P_METRIC = "cer"
+
+
+# ------------------------------------------------------------------------------- text
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "\u2014": "---", "\u2013": "--", "\u201c": "``", "\u201d": "''", "\u03bb": r"$\lambda$",
+    "\u03b1": r"$\alpha$", "\u03b2": r"$\beta$", "\u2026": r"\ldots{}", "\u00b1": r"$\pm$",
+}
+
+
+def latex_escape(text: object) -> str:
+    """Text safe inside a LaTeX table cell or caption (special characters and a few Unicode
+    symbols the project's names use)."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def _comment(text: str) -> str:
+    """A LaTeX comment line (newlines folded so the comment cannot leak into the table)."""
+    return "% " + " ".join(str(text).split())
+
+
+def entry_comment(entry: dict) -> str:
+    """`% experiment=... run_id=... commit=... run_dir=... ledger=...` for one ledger entry."""
+    commit = str(entry.get("git_commit") or "unknown") + ("+dirty" if entry.get("git_dirty") else "")
+    return _comment(f"experiment={entry.get('experiment')} run_id={entry.get('mlflow_run_id') or 'none'} "
+                    f"commit={commit} run_dir={entry.get('run_dir')} "
+                    f"ledger={_project_relative(entry.get(E.SOURCE_KEY, 'unknown'))}")
+
+
+def _project_relative(path: str) -> str:
+    """A path inside the project relative to its root (the ledger moves with the repository)."""
+    from docrestore.config import PROJECT_ROOT
+
+    try:
+        return Path(path).resolve().relative_to(PROJECT_ROOT).as_posix()
+    except (ValueError, OSError):
+        return str(path)
+
+
+# -------------------------------------------------------------------------- statistics
+def paired_values(entry: dict, base: dict, metric: str = P_METRIC) -> tuple[list, list, str]:
+    """Per-line values of ``metric`` of entry and base on the same test lines.
+
+    Lines are matched by the entries' ``line_ids`` when both record them, else by position
+    (then both must come from the same test set: same data hash and number of lines).
+    Returns (a, b, "") or ([], [], why they cannot be paired).
+    """
+    a = (entry.get("per_line") or {}).get(metric)
+    b = (base.get("per_line") or {}).get(metric)
+    if not a or not b:
+        return [], [], f"no per-line {metric}"
+    ia, ib = entry.get("line_ids"), base.get("line_ids")
+    if isinstance(ia, list) and isinstance(ib, list) and len(ia) == len(a) and len(ib) == len(b):
+        if entry.get("data_hash") != base.get("data_hash"):
+            return [], [], "different test sets (data_hash)"
+        pos = {lid: i for i, lid in enumerate(ib)}
+        common = [(i, pos[lid]) for i, lid in enumerate(ia) if lid in pos]
+        if not common:
+            return [], [], "no test line in common"
+        return [a[i] for i, _ in common], [b[j] for _, j in common], ""
+    if entry.get("data_hash") != base.get("data_hash"):
+        return [], [], "different test sets (data_hash)"
+    if len(a) != len(b):
+        return [], [], f"different number of test lines ({len(a)} vs {len(b)})"
+    return list(a), list(b), ""
+
+
+def p_value(entry: dict, base: dict, metric: str = P_METRIC) -> tuple[float | None, str]:
+    """Two-sided paired Wilcoxon p-value of ``metric`` per line, entry vs base.
+
+    Returns (p, "") or (None, why not): "reference" for the base itself, else why the lines
+    cannot be paired (see :func:`paired_values`).
+    """
+    if entry is base:
+        return None, "reference"
+    a, b, why = paired_values(entry, base, metric)
+    if why:
+        return None, why
+    try:
+        from docrestore.evaluation.stats import paired_test
+    except ImportError:  # the statistics module is optional for drawing tables
+        from scipy.stats import wilcoxon
+        if all(x == y for x, y in zip(a, b)):
+            return 1.0, ""
+        return float(wilcoxon(a, b, zero_method="wilcox", alternative="two-sided").pvalue), ""
+    return float(paired_test(a, b)["p_value"]), ""
+
+
+def format_p(p: float | None) -> str:
+    if p is None or not math.isfinite(p):
+        return "--"
+    return r"$<$0.001" if p < 0.001 else f"{p:.3f}"
+
+
+# ---------------------------------------------------------------------------- builder
+@dataclass
+class Row:
+    """One table row: a label, metric stats {metric: (mean, lo, hi, n)}, extra text cells before
+    the metrics, the p-value cell and the traceability comment."""
+
+    label: str
+    stats: dict[str, tuple | None]
+    comment: str
+    extra: list[str] = field(default_factory=list)
+    p: str = ""
+    rule_after: bool = False
+
+
+def _best(rows: Sequence[Row], metric: str) -> float | None:
+    vals = [round(r.stats[metric][0], E.metric_decimals(metric)) for r in rows
+            if r.stats.get(metric) is not None]
+    if not vals:
+        return None
+    return max(vals) if E.higher_is_better(metric) else min(vals)
+
+
+def _cell(stats: tuple | None, metric: str, bold: bool, interval: str) -> str:
+    if stats is None:
+        return "--"
+    mean, lo, hi, _ = stats
+    d = E.metric_decimals(metric)
+    m = f"{mean:.{d}f}"
+    m = rf"\textbf{{{m}}}" if bold else m
+    if interval == "pm":
+        return rf"{m} $\pm$ {max(hi - mean, mean - lo):.{d}f}"
+    return rf"{m} {{\scriptsize[{lo:.{d}f}, {hi:.{d}f}]}}"
+
+
+def render_table(rows: Sequence[Row], metrics: Sequence[str], caption: str, label: str,
+                 extra_headers: Sequence[str] = (), with_p: bool = True, bold_best: bool = True,
+                 interval: str = "brackets", header_comment: str = "",
+                 first_header: str = "Method") -> str:
+    """A booktabs ``table*`` with one comment line above each row."""
+    best = {m: _best(rows, m) for m in metrics} if bold_best else {}
+    cols = "l" + "l" * len(extra_headers) + "r" * len(metrics) + ("r" if with_p else "")
+    heads = [first_header, *extra_headers, *(latex_escape(E.metric_label(m)) for m in metrics)]
+    if with_p:
+        heads.append(r"$p$ (CER)")
+    arrows = {m: (r"$\uparrow$" if E.higher_is_better(m) else r"$\downarrow$") for m in metrics}
+    heads = [h + (" " + arrows[m] if m in arrows else "") for h, m in
+             zip(heads, [None] * (1 + len(extra_headers)) + list(metrics) + [None] * with_p)]
+    out = [
+        "% Generated by docrestore.figures.tables from the results ledger; do not edit by hand.",
+    ]
+    if header_comment:
+        out.append(_comment(header_comment))
+    out += [
+        r"\begin{table*}[t]",
+        r"\centering",
+        r"\footnotesize",
+        rf"\caption{{{caption}}}",
+        rf"\label{{{label}}}",
+        rf"\begin{{tabular}}{{@{{}}{cols}@{{}}}}",
+        r"\toprule",
+        " & ".join(heads) + r" \\",
+        r"\midrule",
+    ]
+    for r in rows:
+        cells = [latex_escape(r.label), *r.extra]
+        for m in metrics:
+            s = r.stats.get(m)
+            bold = (bold_best and s is not None and best.get(m) is not None
+                    and round(s[0], E.metric_decimals(m)) == best[m])
+            cells.append(_cell(s, m, bold, interval))
+        if with_p:
+            cells.append(r.p or "--")
+        out.append(r.comment)
+        out.append(" & ".join(cells) + r" \\")
+        if r.rule_after:
+            out.append(r"\midrule")
+    out += [r"\bottomrule", r"\end{tabular}", r"\end{table*}", ""]
+    return "\n".join(out)
+
+
+def _entry_row(entry: dict, metrics: Sequence[str], base: dict | None, label: str | None = None,
+               extra: Sequence[str] = ()) -> Row:
+    p, why = p_value(entry, base) if base is not None else (None, "no baseline")
+    comment = entry_comment(entry) + (f" p: {why}" if why else "")
+    return Row(label=label or E.display_name(entry),
+               stats={m: E.metric(entry.get("metrics"), m) for m in metrics},
+               comment=comment, extra=list(extra),
+               p=format_p(p) if why != "reference" else "(ref.)")
+
+
+def _n_lines(entries: Sequence[dict]) -> str:
+    ns = sorted({s[3] for e in entries for s in [E.metric(e.get("metrics"), "cer")] if s and s[3]})
+    return "/".join(map(str, ns)) if ns else "?"
+
+
+def _caption(title: str, entries: Sequence[dict], base: dict | None, with_p: bool = True,
+             extra: str = "") -> str:
+    profile = S.profile_label(e.get("profile", "unknown") for e in entries)
+    hashes = sorted({str(e.get("data_hash"))[:8] for e in entries})
+    synthetic = all(not E.cfg_get(e, "data.manifest") for e in entries)
+    text = (f"{title} Mean over {_n_lines(entries)} {'synthetic ' if synthetic else ''}test lines "
+            "with the 95\\% bootstrap "
+            "interval in brackets; CER and WER in percent, read by a held-out reader that no loss "
+            "was trained against. Best value per column in bold.")
+    if with_p and base is not None:
+        text += (f" $p$: two-sided paired Wilcoxon signed-rank test of per-line CER against "
+                 f"{latex_escape(E.display_name(base))} (uncorrected).")
+    if extra:
+        text += " " + extra
+    text += (f" Test set (data hash): {latex_escape(', '.join(hashes))}."
+             f" Profile: {latex_escape(profile)}.")
+    return text
+
+
+def _references(entries: Sequence[dict], prefer: dict | None) -> tuple[dict, dict]:
+    """(references mapping, entry it was read from): the preferred entry's, else the first."""
+    for e in ([prefer] if prefer else []) + list(entries):
+        if e and e.get("references"):
+            return e["references"], e
+    raise E.MissingResults("the main comparison table", [E.BASELINE],
+                           "no entry records the reference methods (degraded / Otsu / Sauvola)")
+
+
+def _baseline_or_none(entries: Sequence[dict]) -> dict | None:
+    try:
+        return E.baseline_entry(entries)
+    except E.MissingResults:
+        return None
+
+
+# ----------------------------------------------------------------------------- tables
+def main_table(entries: Sequence[dict]) -> str:
+    """References (degraded input, Otsu, Sauvola), the baseline(s) and one arm per method group."""
+    base = E.baseline_entry(entries)
+    refs, ref_entry = _references(entries, base)
+    rows = []
+    for key, label in REFERENCE_LABELS.items():
+        if key in refs:
+            rows.append(Row(label=label, stats={m: E.metric(refs[key], m) for m in MAIN_METRICS},
+                            comment=_comment(f"reference={key} (computed once per test set) from "
+                                             + entry_comment(entry=ref_entry)[2:]), p="--"))
+    if rows:
+        rows[-1].rule_after = True
+    chosen = E.headline_entries(entries)
+    for e, how in chosen:
+        rows.append(_entry_row(e, MAIN_METRICS, base))
+        rows[-1].comment += f" chosen: {how}"
+    title = ("Restoration quality and readability on the test set: reference methods, "
+             "the ERB baseline re-implementation and our methods (one arm per method group, "
+             "chosen by validation CER; all arms are in the ablation tables).")
+    return render_table(rows, MAIN_METRICS, _caption(title, [e for e, _ in chosen], base),
+                        "tab:main", header_comment="main comparison")
+
+
+def reader_table(entries: Sequence[dict]) -> str:
+    """CER/WER by the held-out reader next to those by the loss recognizer: a method that only
+    fools the recognizer it was trained against shows a gap here."""
+    chosen = [e for e, _ in E.headline_entries(entries)] + E.by_group(entries).get(E.READER, [])
+    if not chosen:
+        raise E.MissingResults("the reader check table", [E.BASELINE])
+    base = _baseline_or_none(entries)
+    rows = [_entry_row(e, READER_METRICS, base) for e in chosen]
+    title = ("Held-out reader against the loss recognizer: CER and WER of the restored test lines "
+             "read by the held-out reader and by the recognizer the losses were computed with.")
+    cap = _caption(title, chosen, base, with_p=False)
+    return render_table(rows, READER_METRICS, cap, "tab:reader", with_p=False,
+                        header_comment="reader check")
+
+
+def _ablation(entries: Sequence[dict], group, what: str, title: str,
+              label: str, extra_headers: Sequence[str], extra_fn, sort_key=None) -> str:
+    """A table of one group's arms (``group`` a name, or a function entries -> arms), the
+    baseline first as the reference of the p-values."""
+    arms = group(entries) if callable(group) else E.require_group(entries, group, what)
+    if sort_key is not None:
+        arms.sort(key=sort_key)
+    base = _baseline_or_none(entries)
+    rows = []
+    if base is not None:
+        rows.append(_entry_row(base, MAIN_METRICS, base, extra=["--"] * len(extra_headers)))
+        rows[-1].rule_after = True
+    for e in arms:
+        rows.append(_entry_row(e, MAIN_METRICS, base, extra=[latex_escape(x) for x in extra_fn(e)]))
+    shown = arms + ([base] if base is not None else [])
+    return render_table(rows, MAIN_METRICS, _caption(title, shown, base), label, extra_headers,
+                        header_comment=what)
+
+
+def _num(x) -> str:
+    return f"{x:g}" if isinstance(x, (int, float)) and not isinstance(x, bool) else str(x)
+
+
+def annealing_table(entries: Sequence[dict]) -> str:
+    """The CTC-annealing arms: schedule, target weight, warm-up and ramp steps."""
+    return _ablation(
+        entries, E.ANNEALING, "the CTC-annealing table",
+        "CTC annealing: how the CTC weight $\\lambda$ moves from 0 to its target (warm-up and ramp "
+        "in generator steps). The baseline uses a constant weight from the first step.",
+        "tab:ablation-annealing", ["Schedule", r"$\lambda$", "Warm-up", "Ramp"],
+        lambda e: [E.cfg_get(e, "train.ctc.schedule", "?"), _num(E.cfg_get(e, "train.ctc.weight", "?")),
+                   _num(E.cfg_get(e, "train.ctc.warmup", "?")), _num(E.cfg_get(e, "train.ctc.ramp", "?"))])
+
+
+def feature_weight_table(entries: Sequence[dict]) -> str:
+    """The recognition feature-loss weight sweep."""
+    return _ablation(
+        entries, E.FEATURE_WEIGHT, "the feature-loss weight table",
+        "Recognition feature loss: weight sweep (distance between unit-normalised recognizer "
+        "features of the restored and the clean line).",
+        "tab:ablation-feature-weight", ["Weight", "Taps"],
+        lambda e: [_num(E.cfg_get(e, "train.feature_loss.weight", "?")),
+                   "+".join(map(str, E.cfg_get(e, "train.feature_loss.taps", []) or [])) or "?"],
+        sort_key=lambda e: float(E.cfg_get(e, "train.feature_loss.weight", 0.0) or 0.0))
+
+
+def feature_tap_table(entries: Sequence[dict]) -> str:
+    """Which recognizer taps the feature loss compares."""
+    return _ablation(
+        entries, E.tap_arms, "the feature-loss tap table",
+        "Recognition feature loss: which recognizer layers (taps) are compared, at one weight "
+        "(the weight-sweep arm at that weight is included for its tap).",
+        "tab:ablation-feature-tap", ["Taps", "Weight"],
+        lambda e: ["+".join(map(str, E.cfg_get(e, "train.feature_loss.taps", []) or [])) or "?",
+                   _num(E.cfg_get(e, "train.feature_loss.weight", "?"))])
+
+
+def dual_modal_table(entries: Sequence[dict]) -> str:
+    """The dual-modal discriminator variants: what the text branch reads and the branch weights."""
+    return _ablation(
+        entries, E.DUAL_MODAL, "the dual-modal discriminator table",
+        "Dual-modal discriminator: an image branch and a text branch that reads the frozen "
+        "recognizer's view of the candidate line; text input and branch weights per variant.",
+        "tab:ablation-dual-modal", ["Text input", "Image w.", "Text w."],
+        lambda e: [E.cfg_get(e, "discriminator.text_input", "?"),
+                   _num(E.cfg_get(e, "discriminator.image_weight", "?")),
+                   _num(E.cfg_get(e, "discriminator.text_weight", "?"))])
+
+
+def ablation_table(entries: Sequence[dict]) -> str:
+    """The ablation summary behind the ablation bar chart: baseline, then one arm per component."""
+    arms = E.ablation_arms(entries)
+    base = arms[0][1]
+    rows = [_entry_row(e, MAIN_METRICS, base, label=lab,
+                       extra=[latex_escape(e.get("method") or e.get("experiment"))])
+            for lab, e, _ in arms]
+    for r, (_, _, how) in zip(rows, arms):
+        r.comment += f" chosen: {how}"
+    title = ("Ablation: the ERB baseline and each component on its own and combined (one arm per "
+             "component, chosen by validation CER).")
+    shown = [e for _, e, _ in arms]
+    return render_table(rows, MAIN_METRICS, _caption(title, shown, base), "tab:ablation",
+                        ["Method"], header_comment="ablation summary", first_header="Arm")
+
+
+TABLES = {
+    "main_comparison": main_table,
+    "reader_check": reader_table,
+    "ablation_summary": ablation_table,
+    "ablation_annealing": annealing_table,
+    "ablation_feature_weight": feature_weight_table,
+    "ablation_feature_tap": feature_tap_table,
+    "ablation_dual_modal": dual_modal_table,
+}
+"""Every paper table: file stem -> function (entries) -> LaTeX text."""
+
+
+def write_table(text: str, tables_dir: str | Path, name: str) -> Path:
+    """Write ``<name>.tex`` to tables_dir; returns the path."""
+    out = Path(tables_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    p = out / f"{name}.tex"
+    p.write_text(text, encoding="utf-8")
+    return p
