@@ -40,6 +40,8 @@ def _f(default: Any, help: str = "", lo: float | None = None, hi: float | None =
 @dataclass
 class DataConfig:
     root: str = _f("auto", "dataset folder; 'auto' = data/synth-<hash of the synthesis settings>")
+    seed: int = _f(0, "seed of the synthetic data, apart from the training seed so every training seed "
+                      "and the held-out reader share one dataset")
     manifest: str = _f("", "path to a manifest.jsonl of real lines; when set, synthesis is skipped")
     height: int = _f(128, "line image height in pixels", 16, 512)
     width: int = _f(1024, "line image width in pixels", 64, 4096)
@@ -146,7 +148,8 @@ class RecognizerTrainConfig:
     epochs: int = _f(30, "pretraining epochs", 1)
     max_steps: int = _f(0, "stop after this many steps; 0 = epochs decide", 0)
     batch_size: int = _f(16, "lines per batch", 1, 4096)
-    lr: float = _f(1e-3, "RMSprop learning rate", 0.0, 1.0)
+    optimizer: Literal["adam", "rmsprop"] = _f("adam", "optimiser of the pretraining (the GAN stage uses RMSprop as ERB)")
+    lr: float = _f(1e-3, "learning rate of the pretraining", 0.0, 1.0)
     on_degraded: float = _f(0.0, "share of batches read from degraded lines (0 = clean only)", 0.0, 1.0)
     val_every: int = _f(500, "validate every N steps", 1)
     patience: int = _f(0, "validations without CER improvement before stopping; 0 = never", 0)
@@ -163,7 +166,7 @@ class EvalConfig:
     ssim_sigma: float = _f(1.5, "SSIM Gaussian sigma", 0.1, 10.0)
     lines: int = _f(0, "test lines evaluated; 0 = all", 0)
     checkpoint: str = _f("", "generator checkpoint evaluated by `docrestore evaluate`")
-    experiment: str = _f("", "name of the ledger entry written (paper/results/<experiment>.json)")
+    experiment: str = _f("", "name of the ledger entry written (paper/results/<profile>/<experiment>.json)")
     ledger_dir: str = _f("paper/results", "folder of the results ledger")
 
 

@@ -16,8 +16,17 @@ import torch
 log = logging.getLogger(__name__)
 
 
+def configure_threads() -> None:
+    """CPU threads per process: $DOCRESTORE_THREADS when set (the experiment runner sets it to
+    cores / jobs, because oversubscribed OpenMP threads make small convolutions 5x slower)."""
+    n = os.environ.get("DOCRESTORE_THREADS")
+    if n and n.isdigit() and int(n) > 0 and torch.get_num_threads() != int(n):
+        torch.set_num_threads(int(n))
+
+
 def pick_device(requested: str = "auto") -> torch.device:
     """``auto`` takes the first CUDA GPU when there is one and says why it falls back to CPU."""
+    configure_threads()
     if requested == "cpu":
         return torch.device("cpu")
     if requested == "auto":

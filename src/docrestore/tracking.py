@@ -93,6 +93,12 @@ class Tracker:
         if self._mlflow:
             _retry(self._mlflow.set_tags, {k: str(v) for k, v in tags.items()})
 
+    def __enter__(self) -> "Tracker":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.end("FINISHED" if exc_type is None else "FAILED")
+
     def end(self, status: str = "FINISHED") -> None:
         if self._mlflow:
             _retry(self._mlflow.end_run, status=status)

@@ -1,0 +1,205 @@
+"""Evaluate a trained generator on the test split and build its results-ledger entry.
+
+The paper's CER/WER come from the held-out *reader* (a recognizer trained only on clean lines,
+with another seed and architecture variant, that no loss was optimised against). The same numbers
+measured by the recognizer used inside the losses are reported too, as ``cer_loss_reader`` /
+``wer_loss_reader``, labelled as such, because measuring with the network that was optimised
+against flatters the method.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .. import checkpoint as CK
+from .. import config as C
+from .. import device as D
+from .. import runs as R
+from ..training import common
+from . import metrics as M
+from . import references as REF
+from . import stats as S
+
+log = logging.getLogger("docrestore")
+
+METRICS = ("psnr", "ssim", "cer", "wer", "cer_loss_reader", "wer_loss_reader")
+SAMPLE_LINES = 8
+
+
+def _read(model, images: torch.Tensor, charset, device) -> list[str]:
+    from ..models.recognizer import greedy_decode
+
+    with torch.no_grad(), D.autocast(device):
+        logits = model(images.to(device)).logits
+    return greedy_decode(logits.float(), charset)
+
+
+def _line_metrics(restored: np.ndarray, clean: np.ndarray, ref: str, hyp_reader: str, hyp_loss: str,
+                  ev) -> dict[str, float]:
+    return {"psnr": M.psnr(restored, clean), "ssim": M.ssim(restored, clean, window=ev.ssim_window,
+                                                            sigma=ev.ssim_sigma),
+            "cer": M.cer(ref, hyp_reader), "wer": M.wer(ref, hyp_reader),
+            "cer_loss_reader": M.cer(ref, hyp_loss), "wer_loss_reader": M.wer(ref, hyp_loss)}
+
+
+def sample_indices(n: int, k: int = SAMPLE_LINES) -> list[int]:
+    """The same evenly spread test lines for every method, so grids compare like with like."""
+    return sorted(set(np.linspace(0, n - 1, num=min(k, n)).round().astype(int).tolist()))
+
+
+@torch.no_grad()
+def evaluate_generator(cfg: C.Config, generator, data: common.Data, reader, loss_recognizer,
+                       device: torch.device, with_references: bool = True) -> dict:
+    """Per-line metrics of ``generator`` (and of the reference methods) on the test split.
+
+    Returns ``{"per_line": {metric: [...]}, "references": {name: {metric: [...]}}, "texts": [...],
+    "preds": [...], "ids": [...], "images": {index: {"degraded","clean","restored"}}}``.
+    """
+    ev = cfg.eval
+    test = common.subset(data.test, ev.lines)
+    keep = set(sample_indices(len(test)))
+    generator.eval()
+    per_line = {m: [] for m in METRICS}
+    refs = {name: {m: [] for m in METRICS} for name in ("degraded", "otsu", "sauvola")} if with_references else {}
+    texts, preds, ids, images = [], [], [], {}
+    i0 = 0
+    for batch in tqdm(common.loader(test, cfg, batch_size=32), desc="evaluate", unit="batch", disable=None):
+        degraded, clean = batch["degraded"].to(device), batch["clean"]
+        with D.autocast(device):
+            restored = generator(degraded).float().clamp(0, 1)
+        hyp_r = _read(reader, restored, data.charset, device)
+        hyp_l = _read(loss_recognizer, restored, data.charset, device)
+        r_np, c_np, d_np = (common.to_numpy_images(x) for x in (restored, clean, batch["degraded"]))
+        for j, text in enumerate(batch["texts"]):
+            for k, v in _line_metrics(r_np[j], c_np[j], text, hyp_r[j], hyp_l[j], ev).items():
+                per_line[k].append(float(v))
+            if (i0 + j) in keep:
+                images[i0 + j] = {"degraded": d_np[j], "clean": c_np[j], "restored": r_np[j]}
+        if with_references:
+            candidates = {"degraded": d_np, "otsu": np.stack([REF.otsu(x) for x in d_np]),
+                          "sauvola": np.stack([REF.sauvola(x) for x in d_np])}
+            for name, imgs in candidates.items():
+                t = torch.from_numpy(imgs.astype(np.float32))[:, None]
+                h_r = _read(reader, t, data.charset, device)
+                h_l = _read(loss_recognizer, t, data.charset, device)
+                for j, text in enumerate(batch["texts"]):
+                    for k, v in _line_metrics(imgs[j], c_np[j], text, h_r[j], h_l[j], ev).items():
+                        refs[name][k].append(float(v))
+        texts += batch["texts"]
+        preds += hyp_r
+        ids += batch["ids"]
+        i0 += len(batch["texts"])
+    return {"per_line": per_line, "references": refs, "texts": texts, "preds": preds, "ids": ids,
+            "images": images}
+
+
+def summarize(per_line: dict[str, list[float]], cfg: C.Config) -> dict[str, dict]:
+    return {m: S.summarize(np.asarray(v, dtype=float), n_resamples=cfg.eval.bootstrap, seed=cfg.seed)
+            for m, v in per_line.items()}
+
+
+def build_entry(cfg: C.Config, *, experiment: str, method: str, group: str, evaluation: dict,
+                train_result: dict, device: torch.device, ledger_dir: Path) -> dict:
+    """A results-ledger entry (see docs/architecture.md) with sample images saved beside it."""
+    from . import ledger as L
+
+    samples = []
+    for idx, imgs in sorted(evaluation["images"].items()):
+        line_id = evaluation["ids"][idx]
+        paths = L.save_sample_images({"degraded": imgs["degraded"], "clean": imgs["clean"],
+                                      method: imgs["restored"]}, ledger_dir, cfg.profile, experiment, line_id)
+        samples.append({"id": line_id, "index": idx, "text": evaluation["texts"][idx],
+                        "lines": {method: {"pred": evaluation["preds"][idx],
+                                           "cer": evaluation["per_line"]["cer"][idx],
+                                           "image": paths[method]},
+                                  "degraded": {"image": paths["degraded"]},
+                                  "clean": {"image": paths["clean"]}}})
+    history = _thin(train_result.get("history", []), 200)
+    return {
+        "experiment": experiment, "method": method, "group": group, "profile": cfg.profile,
+        "seed": cfg.seed,
+        "metrics": summarize(evaluation["per_line"], cfg),
+        "per_line": {k: [round(v, 6) for v in vals] for k, vals in evaluation["per_line"].items()},
+        "line_ids": evaluation["ids"],
+        "references": {name: summarize(v, cfg) for name, v in evaluation["references"].items()},
+        "samples": samples,
+        "history": history,
+        "train": {k: train_result.get(k) for k in ("steps", "best_metric", "best_value", "nonfinite",
+                                                   "collapses", "best", "recognizer_checkpoint")},
+        "config": C.to_dict(cfg),
+        "git_commit": train_result.get("git_commit") or R.git_info()["commit"],
+        "git_dirty": train_result.get("git_dirty", R.git_info()["dirty"]),
+        "mlflow_run_id": train_result.get("mlflow_run_id", ""),
+        "run_dir": _rel(train_result.get("run_dir", "")),
+        "device": D.describe(device),
+        "date": _dt.datetime.now().isoformat(timespec="seconds"),
+        "data_hash": train_result.get("data_hash", ""),
+    }
+
+
+def _rel(p: str) -> str:
+    try:
+        return str(Path(p).resolve().relative_to(C.PROJECT_ROOT))
+    except ValueError:
+        return str(p)
+
+
+def _thin(records: list[dict], keep: int) -> list[dict]:
+    """At most ``keep`` training records, always keeping the validation ones."""
+    if len(records) <= keep:
+        return records
+    val = [r for r in records if any(k.startswith("val/") for k in r)]
+    rest = [r for r in records if r not in val]
+    stride = max(1, len(rest) // max(1, keep - len(val)))
+    return sorted(val + rest[::stride], key=lambda r: r["step"])
+
+
+def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, method: str, group: str,
+                        train_result: dict | None = None, write: bool = True) -> dict:
+    """Evaluate a generator checkpoint and (by default) write its ledger entry."""
+    from ..training.recognizer import ensure_recognizer
+    from . import ledger as L
+
+    device = D.pick_device(cfg.device)
+    data = common.open_data(cfg)
+    generator, _ = CK.load_generator(checkpoint, device)
+    reader, reader_chars, _ = CK.load_recognizer(ensure_recognizer(cfg, "reader"), device)
+    ck = CK.load_checkpoint(checkpoint)
+    loss_path = ck.get("recognizer_checkpoint") or ensure_recognizer(cfg, "loss")
+    loss_recognizer, _, _ = CK.load_recognizer(loss_path, device)
+    for name, chars in (("reader", reader_chars),):
+        if list(chars) != list(data.charset.chars):
+            raise ValueError(f"the {name} was trained on another charset than the test data")
+    result = dict(train_result or {})
+    result.setdefault("history", ck.get("history", []))
+    result.setdefault("data_hash", ck.get("data_hash", data.data_hash))
+    evaluation = evaluate_generator(cfg, generator, data, reader, loss_recognizer, device)
+    ledger_dir = C.resolve_path(cfg.eval.ledger_dir)
+    entry = build_entry(cfg, experiment=experiment, method=method, group=group, evaluation=evaluation,
+                        train_result=result, device=device, ledger_dir=ledger_dir)
+    m = entry["metrics"]
+    log.info("%s: PSNR %.2f dB, SSIM %.4f, CER %.4f, WER %.4f (reader); degraded input PSNR %.2f, CER %.4f",
+             experiment, m["psnr"]["mean"], m["ssim"]["mean"], m["cer"]["mean"], m["wer"]["mean"],
+             entry["references"]["degraded"]["psnr"]["mean"], entry["references"]["degraded"]["cer"]["mean"])
+    if write:
+        path = L.write_entry(entry, ledger_dir)
+        log.info("ledger entry written: %s", path)
+    return entry
+
+
+def evaluate(cfg: C.Config, run: R.Run) -> dict:
+    """The `docrestore evaluate` stage: eval.checkpoint -> paper/results/<profile>/<eval.experiment>.json."""
+    if not cfg.eval.checkpoint:
+        raise C.ConfigError("'eval.checkpoint' is empty: give the generator checkpoint to evaluate, "
+                            "e.g. eval.checkpoint=runs/<run>/best_val_cer.pt")
+    ckpt = C.resolve_path(cfg.eval.checkpoint)
+    experiment = cfg.eval.experiment or R.slug(ckpt.parent.name)
+    entry = evaluate_checkpoint(cfg, ckpt, experiment=experiment, method=experiment, group="manual")
+    run.write_json("metrics.json", entry["metrics"])
+    return entry

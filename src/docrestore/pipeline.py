@@ -1,0 +1,312 @@
+"""The paper's experiments as named recipes, and the functions the notebooks call.
+
+An experiment = a name, a display name (method), a group (which figure/table it feeds) and config
+overrides on top of a profile. `run_experiment` trains it, evaluates it on the test split with the
+held-out reader and writes its results-ledger entry. `paper_figures` runs the experiments the
+ledger lacks, then draws every figure and table (notebook 04).
+
+    python -m docrestore.pipeline paper-figures --profile quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import config as C
+from . import device as D
+from . import runs as R
+
+log = logging.getLogger("docrestore")
+
+TAPS = ("cnn1", "cnn2", "cnn3", "cnn4")
+
+
+def auto_profile(profile: str | None) -> str:
+    """No profile given: a real experiment — full on a GPU, quick on a CPU (never smoke)."""
+    if profile:
+        return profile
+    return "full" if D.has_gpu() else "quick"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    method: str
+    group: str
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+
+
+def baseline(arm: str, ctc_weight: float = 1.0, pixel_weight: float = 10.0) -> Experiment:
+    """ERB arms: 'cgan' (lambda = 0), 'S1', 'S2'."""
+    common = (f"train.pixel_weight={pixel_weight}",)
+    if arm == "cgan":
+        return Experiment("baseline_cgan", "cGAN (λ=0)", "baseline",
+                          common + ("train.ctc.weight=0", "train.scenario=frozen"))
+    if arm in ("S1", "S2"):
+        return Experiment(f"baseline_{arm.lower()}", f"ERB {arm}", "baseline",
+                          common + (f"train.scenario={arm}", f"train.ctc.weight={ctc_weight}"))
+    raise ValueError(f"baseline arm must be cgan, S1 or S2, got {arm!r}")
+
+
+def annealing(schedule: str, target_weight: float, warmup: int, ramp: int) -> Experiment:
+    names = {"linear": "linear ramp", "cosine": "cosine ramp", "step": "step ramp",
+             "switch": "abrupt switch", "balanced": "gradient-balanced", "constant": "constant"}
+    if schedule not in names:
+        raise ValueError(f"schedule must be one of {sorted(names)}, got {schedule!r}")
+    return Experiment(f"anneal_{schedule}", f"CTC {names[schedule]}", "annealing",
+                      ("train.scenario=S1", f"train.ctc.weight={target_weight}", f"train.ctc.schedule={schedule}",
+                       f"train.ctc.warmup={warmup}", f"train.ctc.ramp={ramp}"))
+
+
+def feature_loss(weight: float, tap: str = "cnn_last", distance: str = "mse", discriminator: str = "patch",
+                 group: str = "feature_weight") -> Experiment:
+    w = f"{weight:g}"
+    name = f"feature_w{w}_{tap}" + (f"_{distance}" if distance != "mse" else "")
+    method = f"feature loss w={w} ({tap})"
+    if discriminator == "dual_modal":
+        name, method, group = f"dual_modal_w{w}", f"dual-modal D + feature loss w={w}", "dual_modal"
+        if weight == 0:
+            method = "dual-modal D"
+    return Experiment(name, method, group,
+                      ("train.scenario=frozen", "train.ctc.weight=0", f"train.feature_loss.weight={weight}",
+                       f"train.feature_loss.taps=[{tap}]", f"train.feature_loss.distance={distance}",
+                       f"discriminator.name={discriminator}"))
+
+
+def paper_experiments(profile: str) -> list[Experiment]:
+    """Every experiment the paper's figures and tables need."""
+    cfg = C.load_config(profile=profile)
+    total = cfg.train.max_steps or cfg.train.epochs * max(1, cfg.data.n_train // cfg.train.batch_size)
+    warmup, ramp = default_annealing(total)
+    exps = [baseline("cgan"), baseline("S1"), baseline("S2")]
+    exps += [annealing(s, 5.0, warmup, ramp) for s in ("linear", "cosine", "step", "switch", "balanced")]
+    exps += [feature_loss(w) for w in (0.0, 1.0, 5.0, 10.0)]
+    exps += [feature_loss(5.0, tap, group="feature_tap") for tap in TAPS[:-1]]
+    exps += [feature_loss(0.0, discriminator="dual_modal"), feature_loss(5.0, discriminator="dual_modal")]
+    return exps
+
+
+def default_annealing(total_steps: int) -> tuple[int, int]:
+    """Warm-up for the first 20 % of training, then a ramp over the next 40 %."""
+    return int(0.2 * total_steps), int(0.4 * total_steps)
+
+
+def make_config(exp: Experiment, profile: str | None = None, seed: int = 0, overrides: list[str] | tuple = (),
+                config: str | None = None) -> C.Config:
+    prof = auto_profile(profile)
+    cfg = C.load_config(config, list(exp.overrides) + [f"seed={seed}"] + list(overrides), profile=prof)
+    cfg.desc = exp.name + (f"-seed{seed}" if seed else "")
+    return cfg
+
+
+def run_experiment(exp: Experiment, profile: str | None = None, seed: int = 0,
+                   overrides: list[str] | tuple = (), config: str | None = None) -> dict:
+    """Train ``exp``, evaluate it with the held-out reader and write its ledger entry."""
+    from .evaluation.evaluate import evaluate_checkpoint
+    from .training import common
+    from .training.gan import GANTrainer
+    from .training.recognizer import ensure_recognizer
+
+    cfg = make_config(exp, profile, seed, overrides, config)
+    R.setup_logging()
+    data = common.open_data(cfg)
+    recognizer = ensure_recognizer(cfg, "loss")
+    ensure_recognizer(cfg, "reader")
+    run = R.start_run(cfg, "train")
+    result = GANTrainer(cfg, run, data, recognizer).fit()
+    result.update(git_commit=run.git["commit"], git_dirty=run.git["dirty"])
+    name = exp.name + (f"_seed{seed}" if seed else "")
+    entry = evaluate_checkpoint(cfg, Path(result["best"]), experiment=name, method=exp.method,
+                                group=exp.group, train_result=result)
+    run.write_json("ledger_entry.json", {k: v for k, v in entry.items() if k != "per_line"})
+    _job_result(entry)
+    return entry
+
+
+def _job_result(entry: dict) -> None:
+    """Tell the background runner (if any) the headline numbers of this job."""
+    import os
+
+    job_dir = os.environ.get("DOCRESTORE_JOB_DIR")
+    if not job_dir:
+        return
+    m = entry["metrics"]
+    path = Path(job_dir) / "result.json"
+    old = json.loads(path.read_text()) if path.exists() else {"headline": {}}
+    old["headline"][entry["experiment"]] = {k: round(m[k]["mean"], 4) for k in ("psnr", "ssim", "cer")}
+    path.write_text(json.dumps(old, indent=2))
+
+
+def results_table(entries: list[dict]):
+    """A small table (list of rows) of the headline metrics, references first, for notebooks."""
+    rows = []
+    if entries:
+        for name, ref in entries[0]["references"].items():
+            rows.append({"method": f"{name} (reference)", **{k: round(ref[k]["mean"], 4)
+                                                            for k in ("psnr", "ssim", "cer", "wer")}})
+    for e in entries:
+        rows.append({"method": e["method"], **{k: round(e["metrics"][k]["mean"], 4)
+                                               for k in ("psnr", "ssim", "cer", "wer")},
+                     "run": e["mlflow_run_id"][:8], "profile": e["profile"]})
+    try:
+        import pandas as pd
+
+        return pd.DataFrame(rows)
+    except ImportError:  # pragma: no cover - pandas comes with mlflow
+        return rows
+
+
+# ------------------------------------------------------------------------------ notebook entry
+def notebook_overrides(steps: int | None = None, data_root: str | None = None,
+                       overrides: list[str] | tuple = ()) -> list[str]:
+    """The overrides a notebook's parameters stand for (None = the profile's value)."""
+    out = []
+    if steps is not None:
+        out.append(f"train.max_steps={int(steps)}")
+    if data_root:
+        out.append(f"data.root={data_root}")
+    return out + list(overrides)
+
+
+def run_or_reuse(exp: Experiment, profile: str | None = None, seed: int = 0,
+                 overrides: list[str] | tuple = (), reuse: bool = True) -> dict:
+    """The ledger entry of ``exp``: reused when the ledger holds one made with exactly this
+    resolved config (so a sweep never re-trains what is already recorded), else trained now."""
+    from .evaluation import ledger as L
+
+    cfg = make_config(exp, profile, seed, overrides)
+    name = exp.name + (f"_seed{seed}" if seed else "")
+    path = L.entry_path(C.resolve_path(cfg.eval.ledger_dir), cfg.profile, name)
+    if reuse and path.exists():
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        if _same_config(entry.get("config", {}), C.to_dict(cfg)):
+            log.info("reusing the ledger entry %s (same config)", path)
+            return entry
+        log.info("ledger entry %s was made with other settings: training again", path)
+    return run_experiment(exp, profile, seed, overrides)
+
+
+def _same_config(a: dict, b: dict) -> bool:
+    ignore = {"desc", "train.resume", "device", "data.loader_workers", "data.workers", "tracking.uri",
+              "tracking.enabled", "runs_dir"}
+    fa = {k: v for k, v in C.flatten(a).items() if k not in ignore}
+    fb = {k: v for k, v in C.flatten(b).items() if k not in ignore}
+    return fa == fb
+
+
+def run_baseline(profile: str | None = None, scenario: str = "both", ctc_weight: float = 1.0,
+                 pixel_weight: float = 10.0, with_cgan: bool = True, seed: int = 0,
+                 overrides: list[str] | tuple = (), reuse: bool = True) -> list[dict]:
+    """Notebook 01: the cGAN (lambda = 0) and ERB S1 / S2, each trained, evaluated and recorded."""
+    arms = (["cgan"] if with_cgan else []) + (["S1", "S2"] if scenario == "both" else [scenario])
+    return [run_or_reuse(baseline(a, ctc_weight, pixel_weight), profile, seed, overrides, reuse) for a in arms]
+
+
+def run_annealing(profile: str | None = None, schedules: list[str] | tuple = ("linear",),
+                  target_weight: float = 5.0, warmup: int | None = None, ramp: int | None = None,
+                  seed: int = 0, overrides: list[str] | tuple = (), reuse: bool = True) -> list[dict]:
+    """Notebook 02: one run per CTC-weight schedule (warm-up/ramp default to 20 %/40 % of training)."""
+    cfg = C.load_config(None, list(overrides), profile=auto_profile(profile))
+    total = cfg.train.max_steps or cfg.train.epochs * max(1, cfg.data.n_train // cfg.train.batch_size)
+    dw, dr = default_annealing(total)
+    warmup = dw if warmup is None else warmup
+    ramp = dr if ramp is None else ramp
+    return [run_or_reuse(annealing(s, target_weight, warmup, ramp), profile, seed, overrides, reuse)
+            for s in schedules]
+
+
+def run_feature_loss(profile: str | None = None, weight: float = 5.0, tap: str = "cnn_last",
+                     distance: str = "mse", discriminator: str = "patch",
+                     sweep_weights: list[float] | tuple = (), sweep_taps: list[str] | tuple = (),
+                     seed: int = 0, overrides: list[str] | tuple = (), reuse: bool = True) -> dict[str, list[dict]]:
+    """Notebook 03: the method at ``weight``, then the weight sweep and the tap sweep."""
+    main = run_or_reuse(feature_loss(weight, tap, distance, discriminator), profile, seed, overrides, reuse)
+    weights = [run_or_reuse(feature_loss(w, tap, distance), profile, seed, overrides, reuse)
+               for w in sweep_weights]
+    taps = [run_or_reuse(feature_loss(weight, t, distance, group="feature_tap"), profile, seed, overrides, reuse)
+            for t in sweep_taps]
+    return {"main": [main], "weights": weights, "taps": taps}
+
+
+SCHEDULES = ("linear", "cosine", "step", "switch", "balanced")
+
+
+def schedules(choice: str) -> list[str]:
+    """'all' or one schedule name -> the list of annealing arms to run."""
+    if choice == "all":
+        return list(SCHEDULES)
+    if choice not in SCHEDULES + ("constant",):
+        raise ValueError(f"schedule must be one of {list(SCHEDULES)} or 'all', got {choice!r}")
+    return [choice]
+
+
+def with_baseline(entries: list[dict], profile: str | None = None, seed: int = 0,
+                  overrides: list[str] | tuple = ()) -> list[dict]:
+    """ERB S1 (reused from the ledger when recorded with the same settings) followed by ``entries``."""
+    return [run_or_reuse(baseline("S1"), profile, seed, overrides)] + list(entries)
+
+
+# -------------------------------------------------------------------------------- paper figures
+def missing_experiments(profile: str, ledger_dir: Path) -> list[Experiment]:
+    from .evaluation import ledger as L
+
+    have = {e["experiment"] for e in L.read_ledger(ledger_dir, profile=profile)} if ledger_dir.exists() else set()
+    return [e for e in paper_experiments(profile) if e.name not in have]
+
+
+def paper_figures(profile: str = "quick", ledger_dir: str = "paper/results") -> Path:
+    """Run the experiments the ledger lacks at ``profile``, then execute notebook 04."""
+    import time
+
+    import papermill as pm
+
+    R.setup_logging()
+    ledger = C.resolve_path(ledger_dir)
+    todo = missing_experiments(profile, ledger)
+    t0 = time.time()
+    if todo:
+        print(f"paper-figures: {len(todo)} experiment(s) missing from {ledger}/{profile}: "
+              f"{', '.join(e.name for e in todo)} — running them at the {profile} profile", flush=True)
+    for i, exp in enumerate(todo, 1):
+        print(f"paper-figures: [{i}/{len(todo)}] {exp.name} ({exp.method}) — "
+              f"{(time.time() - t0) / 60:.1f} min elapsed", flush=True)
+        run_experiment(exp, profile=profile)
+    out_dir = C.resolve_path("runs") / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"04_evaluation_figures-{profile}.ipynb"
+    nb = C.PROJECT_ROOT / "notebooks" / "04_evaluation_figures.ipynb"
+    print(f"paper-figures: drawing figures and tables from the ledger (notebook {nb.name})", flush=True)
+    pm.execute_notebook(str(nb), str(out), parameters={"profile": profile, "ledger_dir": ledger_dir},
+                        cwd=str(nb.parent), progress_bar=False)
+    print(f"paper-figures: done in {(time.time() - t0) / 60:.1f} min.\n"
+          f"  figures : {C.PROJECT_ROOT / 'paper' / 'figures'}\n"
+          f"  tables  : {C.PROJECT_ROOT / 'paper' / 'tables'}\n"
+          f"  notebook: {out}\n  ledger  : {ledger / profile}", flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m docrestore.pipeline")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("paper-figures", help="run missing experiments, then draw every figure and table")
+    f.add_argument("--profile", default="quick", choices=C.PROFILES)
+    f.add_argument("--ledger-dir", default="paper/results")
+    ls = sub.add_parser("list", help="list the paper's experiments and whether the ledger has them")
+    ls.add_argument("--profile", default="quick", choices=C.PROFILES)
+    args = p.parse_args(argv)
+    if args.cmd == "paper-figures":
+        paper_figures(args.profile, args.ledger_dir)
+    else:
+        missing = {e.name for e in missing_experiments(args.profile, C.resolve_path("paper/results"))}
+        for e in paper_experiments(args.profile):
+            print(f"{'missing' if e.name in missing else 'done   '}  {e.name:28s} {e.group:15s} {e.method}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

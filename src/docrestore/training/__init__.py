@@ -1,0 +1,1 @@
+"""Training: recognizer pretraining (`recognizer.pretrain`) and the GAN trainer (`gan.train`)."""

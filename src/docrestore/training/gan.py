@@ -1,0 +1,354 @@
+"""The GAN trainer: the ERB baseline and every research method are options of this one loop.
+
+Generator loss
+    L_G = adv_weight * L_adv + pixel_weight * L_pixel + w_ctc(step) * CTC + feature_weight * L_feat
+
+- ERB (Souibgui et al.): lsgan adversarial loss, BCE pixel loss (beta = 10), CTC weight lambda = 1,
+  the recognizer updated every batch on clean lines (S1) or on restored lines (S2).
+- lambda = 0 is the plain conditional GAN.
+- CTC annealing: ``train.ctc.schedule`` moves the active weight from 0 to the target.
+- Recognition feature loss: ``train.feature_loss.weight`` > 0 with a frozen recognizer; set
+  ``train.ctc.weight=0`` so CTC is only a monitor.
+- Dual-modal discriminator: ``discriminator.name=dual_modal``.
+
+CTC is computed on the restored lines at every step and logged as ``train/ctc_monitor`` even
+while its weight is 0; what enters the generator's loss is logged separately as
+``train/ctc_term`` = ``train/ctc_weight`` x monitor. At weight 0 it is computed without a graph,
+so the generator's gradient cannot depend on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .. import checkpoint as CK
+from .. import config as C
+from .. import device as D
+from .. import runs as R
+from ..tracking import Tracker
+from . import common
+
+log = logging.getLogger("docrestore")
+
+
+def set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+class GANTrainer:
+    """Holds the models, optimisers and counters of one GAN run; `fit()` trains it."""
+
+    def __init__(self, cfg: C.Config, run: R.Run, data: common.Data | None = None,
+                 recognizer_path: Path | None = None):
+        from ..losses import CTCWeightSchedule, FeatureLoss, GANLoss
+        from ..models import build_discriminator, build_generator
+        from ..models.recognizer import freeze
+        from .recognizer import ensure_recognizer
+
+        self.cfg, self.run = cfg, run
+        self.device = D.pick_device(cfg.device)
+        D.seed_everything(cfg.seed)
+        self.data = data or common.open_data(cfg)
+        tc = cfg.train
+        self.recognizer_path = Path(recognizer_path or ensure_recognizer(cfg, "loss"))
+        recognizer, chars, _ = CK.load_recognizer(self.recognizer_path, self.device)
+        if list(chars) != list(self.data.charset.chars):
+            raise ValueError(
+                f"the recognizer {self.recognizer_path} was trained with another charset than the data "
+                f"({len(chars)} vs {len(self.data.charset.chars)} characters); pretrain one on this "
+                "data (leave recognizer.checkpoint empty)")
+        # A frozen copy is the fixed yardstick: validation CER, feature loss, dual-modal text branch.
+        self.frozen_recognizer = freeze(copy.deepcopy(recognizer))
+        self.ctc_target = tc.ctc.weight
+        self.balanced = tc.ctc.schedule == "balanced"
+        uses_ctc = self.ctc_target > 0 or self.balanced
+        # ERB updates its recognizer every batch (S1/S2); with lambda = 0 that cannot reach G, so skip it.
+        self.train_recognizer = tc.scenario in ("S1", "S2") and uses_ctc
+        self.recognizer = recognizer if self.train_recognizer else self.frozen_recognizer
+        self.generator = build_generator(cfg.generator).to(self.device)
+        self.discriminator = build_discriminator(cfg.discriminator, recognizer=self.frozen_recognizer).to(self.device)
+        self.gan_loss = GANLoss(tc.adv_loss)
+        self.branch_weights = getattr(self.discriminator, "branch_weights", None)
+        self.schedule = CTCWeightSchedule(tc.ctc)
+        self.feature_loss = (FeatureLoss(self.frozen_recognizer, tc.feature_loss)
+                             if tc.feature_loss.weight > 0 else None)
+        # Adam with Keras' default betas, as ERB's code.
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=tc.lr_g)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=tc.lr_d)
+        self.opt_r = (torch.optim.RMSprop(self.recognizer.parameters(), lr=tc.lr_r)
+                      if self.train_recognizer else None)
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.history = common.History()
+        self.best = common.Improvement(tc.early_stop_metric if tc.early_stop_metric != "none" else "val/cer",
+                                       tc.patience if tc.early_stop_metric != "none" else 0)
+        self.guard = common.NonFiniteGuard(tc.max_nonfinite)
+        self.collapses: list[dict] = []
+        self.val_data = common.subset(self.data.val, tc.val_lines)
+        per_epoch = common.steps_per_epoch(len(self.data.train), tc.batch_size)
+        self.total_steps = tc.max_steps if tc.max_steps > 0 else tc.epochs * per_epoch
+        self.resumed_from = ""
+        if tc.resume:
+            self.load(C.resolve_path(tc.resume))
+
+    # ---------------------------------------------------------------------------- checkpoint
+    def state(self) -> dict:
+        models = {"generator": self.generator.state_dict(), "discriminator": self.discriminator.state_dict()}
+        opts = {"generator": self.opt_g.state_dict(), "discriminator": self.opt_d.state_dict()}
+        if self.train_recognizer:
+            models["recognizer"] = self.recognizer.state_dict()
+            opts["recognizer"] = self.opt_r.state_dict()
+        return {"kind": "gan", "config": C.to_dict(self.cfg), "charset": list(self.data.charset.chars),
+                "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "models": models, "optimizers": opts, "scaler": None, "rng": CK.capture_rng(),
+                "best": self.best.state(), "history": self.history.records,
+                "nonfinite": self.guard.total, "collapses": self.collapses,
+                "recognizer_checkpoint": str(self.recognizer_path), "data_hash": self.data.data_hash}
+
+    def save(self, path: Path) -> None:
+        CK.save_checkpoint(path, self.state())
+
+    def load(self, path: Path) -> None:
+        ck = CK.load_checkpoint(path)
+        if ck.get("kind") != "gan":
+            raise ValueError(f"resume={path} is a {ck.get('kind')!r} checkpoint, not a GAN training checkpoint")
+        self.generator.load_state_dict(ck["models"]["generator"])
+        self.discriminator.load_state_dict(ck["models"]["discriminator"])
+        self.opt_g.load_state_dict(ck["optimizers"]["generator"])
+        self.opt_d.load_state_dict(ck["optimizers"]["discriminator"])
+        if self.train_recognizer:
+            if "recognizer" not in ck["models"]:
+                raise ValueError(f"resume={path}: the checkpoint has no trained recognizer but this "
+                                 f"config updates one (scenario {self.cfg.train.scenario})")
+            self.recognizer.load_state_dict(ck["models"]["recognizer"])
+            self.opt_r.load_state_dict(ck["optimizers"]["recognizer"])
+        self.step, self.epoch, self.batch_in_epoch = ck["step"], ck["epoch"], ck.get("batch_in_epoch", 0)
+        self.best.load(ck.get("best", {}))
+        self.history.records = list(ck.get("history", []))
+        self.guard.total = ck.get("nonfinite", 0)
+        self.collapses = list(ck.get("collapses", []))
+        CK.restore_rng(ck["rng"])
+        self.resumed_from = str(path)
+        log.info("resumed from %s at step %d (epoch %d, batch %d)", path, self.step, self.epoch,
+                 self.batch_in_epoch)
+
+    # ---------------------------------------------------------------------------------- step
+    def ctc_weight(self) -> float:
+        return self.schedule.weight(self.step)
+
+    def train_step(self, batch: dict) -> dict[str, float]:
+        from ..losses import balanced_scale, ctc_loss, pixel_loss
+
+        tc, dev = self.cfg.train, self.device
+        degraded = batch["degraded"].to(dev)
+        clean = batch["clean"].to(dev)
+        targets, lengths = batch["targets"].to(dev), batch["target_lengths"].to(dev)
+        w_ctc = self.ctc_weight()
+        self.generator.train()
+        with D.autocast(dev):
+            restored = self.generator(degraded)
+
+        # Discriminator: real = (clean, degraded), fake = (restored, degraded).
+        set_requires_grad(self.discriminator, True)
+        self.discriminator.train()
+        with D.autocast(dev):
+            loss_d = 0.5 * (self.gan_loss(self.discriminator(clean, degraded), True, self.branch_weights)
+                            + self.gan_loss(self.discriminator(restored.detach(), degraded), False,
+                                            self.branch_weights))
+        d_ok = self.guard.ok(loss_d, step=self.step)
+        self.opt_d.zero_grad(set_to_none=True)
+        if d_ok:
+            loss_d.backward()
+            if tc.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.discriminator.parameters(), tc.grad_clip)
+            self.opt_d.step()
+
+        # Generator: D's gradients are switched off while G steps.
+        set_requires_grad(self.discriminator, False)
+        self.recognizer.eval()  # BatchNorm statistics are not moved by restored lines
+        with D.autocast(dev):
+            adv = self.gan_loss(self.discriminator(restored, degraded), True, self.branch_weights)
+        pix = pixel_loss(tc.pixel_loss, restored.float(), clean.float())
+        ctc_needs_graph = w_ctc > 0 or (self.balanced and self.schedule_active())
+        with (contextlib.nullcontext() if ctc_needs_graph else torch.no_grad()):
+            with D.autocast(dev):
+                logits = self.recognizer(restored).logits
+            ctc = ctc_loss(logits.float(), targets, lengths)
+        if tc.ctc.clip > 0:
+            ctc = ctc.clamp(max=tc.ctc.clip)
+        if self.balanced:
+            w_ctc = 0.0
+            if self.schedule_active() and ctc.requires_grad:
+                g_adv = torch.autograd.grad(adv, restored, retain_graph=True, allow_unused=True)[0]
+                g_ctc = torch.autograd.grad(ctc, restored, retain_graph=True, allow_unused=True)[0]
+                if g_adv is not None and g_ctc is not None:
+                    w_ctc = balanced_scale(g_adv, g_ctc, tc.ctc.alpha)
+        feat = torch.zeros((), device=dev)
+        if self.feature_loss is not None:
+            out = self.feature_loss(restored, clean)
+            feat = out.loss if hasattr(out, "loss") else out
+        loss_g = tc.adv_weight * adv + tc.pixel_weight * pix + tc.feature_loss.weight * feat
+        if w_ctc > 0:
+            loss_g = loss_g + w_ctc * ctc
+        g_ok = self.guard.ok(loss_g, step=self.step)
+        self.opt_g.zero_grad(set_to_none=True)
+        if g_ok:
+            loss_g.backward()
+            if tc.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.generator.parameters(), tc.grad_clip)
+            self.opt_g.step()
+
+        # ERB's recognizer update: S1 on clean lines, S2 on the restored ones.
+        loss_r = None
+        if self.train_recognizer:
+            self.recognizer.train()
+            source = clean if tc.scenario == "S1" else restored.detach()
+            with D.autocast(dev):
+                r_logits = self.recognizer(source).logits
+            loss_r = ctc_loss(r_logits.float(), targets, lengths)
+            self.opt_r.zero_grad(set_to_none=True)
+            if torch.isfinite(loss_r):
+                loss_r.backward()
+                torch.nn.utils.clip_grad_norm_(self.recognizer.parameters(), 5.0)
+                self.opt_r.step()
+            self.recognizer.eval()
+
+        metrics = {"train/loss_g": loss_g.item(), "train/loss_d": loss_d.item(), "train/adv": adv.item(),
+                   "train/pixel": pix.item(), "train/ctc_monitor": ctc.item(), "train/ctc_weight": w_ctc,
+                   "train/ctc_term": w_ctc * ctc.item(), "train/feature": feat.item(),
+                   "train/nonfinite_total": self.guard.total}
+        if loss_r is not None:
+            metrics["train/recognizer_ctc"] = loss_r.item()
+        return metrics
+
+    def schedule_active(self) -> bool:
+        return self.step >= self.cfg.train.ctc.warmup
+
+    # ---------------------------------------------------------------------------- validation
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        from ..evaluation.metrics import cer_corpus, psnr, ssim
+        from ..models.recognizer import greedy_decode
+
+        self.generator.eval()
+        ev = self.cfg.eval
+        psnrs, ssims, refs, hyps = [], [], [], []
+        first = None
+        for batch in common.loader(self.val_data, self.cfg, batch_size=max(8, self.cfg.train.batch_size)):
+            degraded, clean = batch["degraded"].to(self.device), batch["clean"].to(self.device)
+            with D.autocast(self.device):
+                restored = self.generator(degraded).float().clamp(0, 1)
+                logits = self.frozen_recognizer(restored).logits
+            hyps += greedy_decode(logits.float(), self.data.charset)
+            refs += batch["texts"]
+            r_np, c_np = common.to_numpy_images(restored), common.to_numpy_images(clean)
+            for r, c in zip(r_np, c_np):
+                psnrs.append(psnr(r, c))
+                ssims.append(ssim(r, c, window=ev.ssim_window, sigma=ev.ssim_sigma))
+            if first is None:
+                first = (batch, restored.cpu())
+        metrics = {"val/psnr": float(np.mean(psnrs)), "val/ssim": float(np.mean(ssims)),
+                   "val/cer": cer_corpus(refs, hyps)}
+        batch, restored = first
+        collapsed = common.collapse_check(restored, batch["clean"])
+        metrics["val/collapsed"] = float(bool(collapsed))
+        if collapsed:
+            self.collapses.append({"step": self.step, "kind": collapsed})
+            log.warning("step %d: the generator's output has collapsed (%s) — the failure DE-GAN users "
+                        "report. Check pixel_weight vs adv_weight, lr_d, and the data's ink/paper "
+                        "polarity (ink must be dark on light paper).", self.step, collapsed)
+        n = min(self.cfg.train.samples, restored.shape[0])
+        grid = common.save_grid(
+            {"degraded": common.to_numpy_images(batch["degraded"][:n]),
+             "restored": common.to_numpy_images(restored[:n]),
+             "clean": common.to_numpy_images(batch["clean"][:n])},
+            batch["texts"][:n], self.run.path("samples", f"step_{self.step:07d}.png"),
+            title=f"step {self.step} — {self.cfg.profile} profile")
+        self._last_grid = grid
+        self.generator.train()
+        return metrics
+
+    # ----------------------------------------------------------------------------------- fit
+    def fit(self) -> dict:
+        cfg, tc = self.cfg, self.cfg.train
+        last_path = self.run.path("last.pt")
+        best_path = self.run.path(common.metric_file_name(self.best.metric))
+        last_val: dict = {}
+        tags = {"stage": "train", "scenario": tc.scenario, "ctc_schedule": tc.ctc.schedule,
+                "discriminator": cfg.discriminator.name, "resumed_from": self.resumed_from}
+        with Tracker(cfg, self.run.dir, self.run.name, tags=tags) as tracker:
+            self.tracker = tracker
+            bar = tqdm(total=self.total_steps, initial=self.step, desc="train GAN", unit="step", disable=None)
+            stop = False
+            try:
+                while self.step < self.total_steps and not stop:
+                    sampler = common.EpochBatches(len(self.data.train), tc.batch_size, cfg.seed, self.epoch,
+                                                  start=self.batch_in_epoch)
+                    n_batches = len(sampler.batches)
+                    for batch in common.loader(self.data.train, cfg, batch_sampler=sampler):
+                        metrics = self.train_step(batch)
+                        self.step += 1
+                        self.batch_in_epoch += 1
+                        if self.batch_in_epoch >= n_batches:  # the checkpoint points at the next batch
+                            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                        bar.update(1)
+                        bar.set_postfix(g=f"{metrics['train/loss_g']:.3f}", d=f"{metrics['train/loss_d']:.3f}",
+                                        ctc=f"{metrics['train/ctc_monitor']:.2f}",
+                                        w=f"{metrics['train/ctc_weight']:.2f}")
+                        if self.step % 5 == 0 or self.step == 1:
+                            tracker.log_metrics(metrics, self.step)
+                        if self.step % tc.val_every == 0 or self.step >= self.total_steps:
+                            last_val = self.validate()
+                            tracker.log_metrics(last_val, self.step)
+                            tracker.log_artifact(self._last_grid, "samples")
+                            self.history.add(self.step, {**metrics, **last_val})
+                            log.info("step %d: %s", self.step, ", ".join(
+                                f"{k} {v:.4g}" for k, v in {**metrics, **last_val}.items()
+                                if k in ("train/loss_g", "train/loss_d", "train/ctc_monitor",
+                                         "train/ctc_weight", "val/psnr", "val/ssim", "val/cer")))
+                            if self.best.update(last_val.get(self.best.metric)):
+                                self.save(best_path)
+                            self.save(last_path)
+                            if self.best.should_stop:
+                                log.info("early stop: %s has not improved for %d validations",
+                                         self.best.metric, tc.patience)
+                                stop = True
+                        elif self.step % 5 == 0:
+                            self.history.add(self.step, metrics)
+                        if self.step >= self.total_steps or stop:
+                            break
+            except KeyboardInterrupt:
+                self.save(last_path)
+                log.warning("interrupted at step %d; saved %s — continue with train.resume=%s",
+                            self.step, last_path, last_path)
+                raise
+            finally:
+                bar.close()
+            self.save(last_path)
+            if not best_path.exists():
+                self.save(best_path)
+            result = {"last": str(last_path), "best": str(best_path), "best_metric": self.best.metric,
+                      "best_value": self.best.best, "steps": self.step, "val": last_val,
+                      "nonfinite": self.guard.total, "collapses": self.collapses,
+                      "mlflow_run_id": tracker.run_id, "run_dir": str(self.run.dir),
+                      "recognizer_checkpoint": str(self.recognizer_path), "data_hash": self.data.data_hash,
+                      "history": self.history.records}
+            self.run.write_json("history.json", self.history.records)
+            self.run.write_json("result.json", {k: v for k, v in result.items() if k != "history"})
+            tracker.log_artifact(self.run.dir / "config.yaml")
+            tracker.log_artifact(self.run.dir / "history.json")
+        return result
+
+
+def train(cfg: C.Config, run: R.Run) -> dict:
+    """The `docrestore train` stage: train one GAN run and return its result dict."""
+    return GANTrainer(cfg, run).fit()

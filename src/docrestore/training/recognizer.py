@@ -1,0 +1,191 @@
+"""Recognizer pretraining on clean lines (CTC), and a cache of pretrained recognizers.
+
+Two roles use a pretrained recognizer:
+- ``loss``: the recognizer inside the GAN's losses (CTC in ERB, the feature loss, the dual-modal
+  discriminator's text branch), architecture ``recognizer.name``, seed ``seed``;
+- ``reader``: the held-out reader that measures the paper's CER/WER, trained only on clean lines
+  with another seed (``eval.reader_seed``) and architecture variant (``eval.reader_arch``), so no
+  loss was ever optimised against it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import checkpoint as CK
+from .. import config as C
+from .. import device as D
+from .. import runs as R
+from ..tracking import Tracker
+from . import common
+
+log = logging.getLogger("docrestore")
+
+
+def read_lines(recognizer, images: torch.Tensor, charset) -> list[str]:
+    from ..models.recognizer import greedy_decode
+
+    with torch.no_grad():
+        return greedy_decode(recognizer(images).logits, charset)
+
+
+def evaluate_cer(recognizer, dataset, cfg: C.Config, device: torch.device, key: str = "clean",
+                 limit: int = 0) -> tuple[float, list[str]]:
+    """Corpus CER (edits / reference characters) of ``recognizer`` reading ``key`` images."""
+    from ..evaluation.metrics import cer_corpus
+
+    was_training = recognizer.training
+    recognizer.eval()
+    refs, hyps = [], []
+    for batch in common.loader(common.subset(dataset, limit), cfg, batch_size=64):
+        with D.autocast(device):
+            hyps += read_lines(recognizer, batch[key].to(device), dataset_charset(dataset))
+        refs += batch["texts"]
+    recognizer.train(was_training)
+    return cer_corpus(refs, hyps), hyps
+
+
+def dataset_charset(dataset):
+    while isinstance(dataset, torch.utils.data.Subset):
+        dataset = dataset.dataset
+    return dataset.charset
+
+
+def pretrain(cfg: C.Config, run: R.Run) -> dict:
+    """Train ``cfg.recognizer`` with CTC on clean lines (and a share of degraded ones).
+
+    Writes ``last.pt`` and ``best_val_cer.pt`` in the run folder; returns
+    ``{"checkpoint": best path, "val_cer": best CER, "mlflow_run_id": ...}``.
+    """
+    from ..losses import ctc_loss
+    from ..models import build_recognizer
+
+    device = D.pick_device(cfg.device)
+    D.seed_everything(cfg.seed)
+    data = common.open_data(cfg)
+    tc = cfg.recognizer_train
+    model = build_recognizer(cfg.recognizer, len(data.charset), cfg.data.height).to(device)
+    opt_cls = torch.optim.Adam if tc.optimizer == "adam" else torch.optim.RMSprop
+    opt = opt_cls(model.parameters(), lr=tc.lr)
+    per_epoch = common.steps_per_epoch(len(data.train), tc.batch_size)
+    total = tc.max_steps if tc.max_steps > 0 else tc.epochs * per_epoch
+    best = common.Improvement("val/cer", tc.patience)
+    history = common.History()
+    rng_degraded = torch.Generator().manual_seed(cfg.seed + 7)
+    last_path, best_path = run.path("last.pt"), run.path("best_val_cer.pt")
+    step, epoch = 0, 0
+
+    def ckpt() -> dict:
+        return {"kind": "recognizer", "config": C.to_dict(cfg), "charset": list(data.charset.chars),
+                "step": step, "epoch": epoch, "models": {"recognizer": model.state_dict()},
+                "optimizers": {"recognizer": opt.state_dict()}, "scaler": None,
+                "rng": CK.capture_rng(), "best": best.state(), "history": history.records,
+                "data_hash": data.data_hash}
+
+    with Tracker(cfg, run.dir, run.name, tags={"stage": "pretrain"}) as tracker:
+        bar = tqdm(total=total, desc="pretrain recognizer", unit="step", disable=None)
+        stop = False
+        while step < total and not stop:
+            sampler = common.EpochBatches(len(data.train), tc.batch_size, cfg.seed, epoch)
+            for batch in common.loader(data.train, cfg, batch_sampler=sampler):
+                model.train()
+                use_degraded = tc.on_degraded > 0 and torch.rand(1, generator=rng_degraded).item() < tc.on_degraded
+                images = batch["degraded" if use_degraded else "clean"].to(device)
+                with D.autocast(device):
+                    out = model(images)
+                loss = ctc_loss(out.logits, batch["targets"].to(device), batch["target_lengths"].to(device))
+                opt.zero_grad(set_to_none=True)
+                if torch.isfinite(loss):
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                    opt.step()
+                step += 1
+                bar.update(1)
+                bar.set_postfix(ctc=f"{loss.item():.3f}")
+                if step % 10 == 0:
+                    tracker.log_metrics({"train/ctc": loss.item()}, step)
+                if step % tc.val_every == 0 or step == total:
+                    cer, _ = evaluate_cer(model, data.val, cfg, device)
+                    history.add(step, {"train/ctc": loss.item(), "val/cer": cer})
+                    tracker.log_metrics({"val/cer": cer}, step)
+                    log.info("pretrain step %d: train ctc %.3f, val CER %.4f", step, loss.item(), cer)
+                    if best.update(cer):
+                        CK.save_checkpoint(best_path, ckpt())
+                    CK.save_checkpoint(last_path, ckpt())
+                    if best.should_stop:
+                        log.info("early stop: val CER has not improved for %d validations", tc.patience)
+                        stop = True
+                if step >= total or stop:
+                    break
+            epoch += 1
+        bar.close()
+        if not best_path.exists():
+            CK.save_checkpoint(best_path, ckpt())
+        result = {"checkpoint": str(best_path), "val_cer": best.best, "steps": step,
+                  "mlflow_run_id": tracker.run_id, "run_dir": str(run.dir), "data_hash": data.data_hash}
+        run.write_json("result.json", result)
+        tracker.log_artifact(run.dir / "config.yaml")
+    return result
+
+
+# ------------------------------------------------------------------------------------- cache
+def role_config(cfg: C.Config, role: str) -> C.Config:
+    """The config a recognizer of ``role`` is trained with."""
+    rc = copy.deepcopy(cfg)
+    if role == "reader":
+        rc.recognizer.name = cfg.eval.reader_arch
+        rc.seed = cfg.eval.reader_seed
+        rc.recognizer_train.on_degraded = 0.0  # the reader sees clean lines only
+    elif role != "loss":
+        raise ValueError(f"role must be 'loss' or 'reader', got {role!r}")
+    rc.recognizer.checkpoint = ""
+    rc.desc = f"{role}-{cfg.profile}"
+    return rc
+
+
+def cache_key(cfg: C.Config, data_hash: str) -> str:
+    blob = json.dumps({"recognizer": C.to_dict(cfg.recognizer), "train": C.to_dict(cfg.recognizer_train),
+                       "seed": cfg.seed, "height": cfg.data.height, "width": cfg.data.width,
+                       "data": data_hash}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def ensure_recognizer(cfg: C.Config, role: str = "loss") -> Path:
+    """A pretrained recognizer checkpoint for ``role``: the configured one, a cached one, or a new
+    one trained now (in its own run folder) and cached under runs/cache/recognizers/."""
+    if role == "loss" and cfg.recognizer.checkpoint:
+        return _exists(cfg.recognizer.checkpoint, "recognizer.checkpoint")
+    if role == "reader" and cfg.eval.reader:
+        return _exists(cfg.eval.reader, "eval.reader")
+    rc = role_config(cfg, role)
+    from ..data.synth import ensure_dataset
+
+    key = cache_key(rc, common.dataset_hash(Path(ensure_dataset(rc))))
+    cached = C.resolve_path(cfg.runs_dir) / "cache" / "recognizers" / f"{role}-{key}.pt"
+    if cached.exists():
+        log.info("reusing the pretrained %s recognizer %s", role, cached)
+        return cached
+    log.info("no pretrained %s recognizer for these settings yet: training one", role)
+    run = R.start_run(rc, "pretrain")
+    result = pretrain(rc, run)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(".tmp")
+    shutil.copyfile(result["checkpoint"], tmp)
+    tmp.replace(cached)
+    cached.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    return cached
+
+
+def _exists(path: str, key: str) -> Path:
+    p = C.resolve_path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{key}={path}: no such checkpoint; leave it empty to pretrain one")
+    return p

@@ -1,0 +1,141 @@
+"""The trainer: exact resume, CTC monitor at weight 0, a frozen recognizer stays frozen, guards."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from docrestore import config as C
+from docrestore import runs as R
+from docrestore.training import common
+from docrestore.training.gan import GANTrainer
+from docrestore.training.recognizer import ensure_recognizer
+
+
+@pytest.fixture(scope="module")
+def trained_recognizer(smoke_dataset, tmp_path_factory):
+    """One smoke recognizer for the module (pretraining is the slow part)."""
+    runs = tmp_path_factory.mktemp("rec-runs")
+    cfg = C.load_config(profile="smoke", overrides=[f"runs_dir={runs}", f"data.root={smoke_dataset.parent}",
+                                                   "tracking.enabled=false"])
+    return ensure_recognizer(cfg, "loss")
+
+
+def make_cfg(tmp_path, smoke_dataset, recognizer, *overrides):
+    return C.load_config(profile="smoke", overrides=[
+        f"runs_dir={tmp_path}/runs", f"data.root={smoke_dataset.parent}", "tracking.enabled=false",
+        f"recognizer.checkpoint={recognizer}", *overrides])
+
+
+def trainer(cfg) -> GANTrainer:
+    return GANTrainer(cfg, R.start_run(cfg, "train"))
+
+
+def test_resume_continues_exactly(tmp_path, smoke_dataset, trained_recognizer):
+    base = ("train.max_steps=6", "train.val_every=2", "train.batch_size=4")
+    full = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, *base))
+    full.fit()
+    first = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, *base[1:], "train.max_steps=4"))
+    res = first.fit()
+    resumed = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, *base, f"train.resume={res['last']}"))
+    assert resumed.step == 4
+    resumed.fit()
+    assert resumed.step == full.step == 6
+    for (name, a), b in zip(full.generator.state_dict().items(), resumed.generator.state_dict().values()):
+        assert torch.equal(a, b), f"generator tensor {name} differs after resume"
+    last_full = [r for r in full.history.records if r["step"] == 6][0]
+    last_resumed = [r for r in resumed.history.records if r["step"] == 6][0]
+    assert last_full["train/loss_g"] == pytest.approx(last_resumed["train/loss_g"], rel=1e-6)
+
+
+def test_ctc_is_monitored_at_weight_zero_and_does_not_reach_the_generator(tmp_path, smoke_dataset,
+                                                                           trained_recognizer):
+    # Linear schedule still in warm-up: the active weight is 0 for every step of this run.
+    cfg = make_cfg(tmp_path, smoke_dataset, trained_recognizer, "train.scenario=frozen", "train.ctc.weight=5",
+                   "train.ctc.schedule=linear", "train.ctc.warmup=100", "train.ctc.ramp=10")
+    a = trainer(cfg)
+    b = trainer(cfg)
+    b.generator.load_state_dict(a.generator.state_dict())
+    b.discriminator.load_state_dict(a.discriminator.state_dict())
+    with torch.no_grad():  # another recognizer: if CTC reached G, G's update would differ
+        for p in b.recognizer.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    batch = next(iter(common.loader(a.data.train, cfg, batch_size=4)))
+    torch.manual_seed(0)
+    ma = a.train_step(batch)
+    torch.manual_seed(0)
+    mb = b.train_step(batch)
+    assert ma["train/ctc_weight"] == 0.0 and ma["train/ctc_term"] == 0.0
+    assert ma["train/ctc_monitor"] > 0 and ma["train/ctc_monitor"] != pytest.approx(mb["train/ctc_monitor"])
+    for pa, pb in zip(a.generator.parameters(), b.generator.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_ctc_reaches_the_generator_once_its_weight_is_positive(tmp_path, smoke_dataset, trained_recognizer):
+    cfg = make_cfg(tmp_path, smoke_dataset, trained_recognizer, "train.scenario=frozen", "train.ctc.weight=5")
+    a, b = trainer(cfg), trainer(cfg)
+    b.generator.load_state_dict(a.generator.state_dict())
+    b.discriminator.load_state_dict(a.discriminator.state_dict())
+    with torch.no_grad():
+        for p in b.recognizer.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    batch = next(iter(common.loader(a.data.train, cfg, batch_size=4)))
+    torch.manual_seed(0)
+    m = a.train_step(batch)
+    torch.manual_seed(0)
+    b.train_step(batch)
+    assert m["train/ctc_weight"] == 5.0
+    assert m["train/ctc_term"] == pytest.approx(5.0 * m["train/ctc_monitor"])
+    assert any(not torch.equal(pa, pb) for pa, pb in zip(a.generator.parameters(), b.generator.parameters()))
+
+
+def test_feature_loss_training_leaves_the_recognizer_untouched(tmp_path, smoke_dataset, trained_recognizer):
+    cfg = make_cfg(tmp_path, smoke_dataset, trained_recognizer, "train.scenario=frozen", "train.ctc.weight=0",
+                   "train.feature_loss.weight=5", "train.max_steps=3", "discriminator.name=dual_modal")
+    t = trainer(cfg)
+    before = copy.deepcopy(t.frozen_recognizer.state_dict())
+    result = t.fit()
+    assert all(torch.equal(before[k], v) for k, v in t.frozen_recognizer.state_dict().items())
+    assert all(p.grad is None for p in t.frozen_recognizer.parameters())
+    assert not any(p is q for p in t.frozen_recognizer.parameters() for g in t.opt_g.param_groups
+                   for q in g["params"])
+    assert any(r.get("train/feature", 0) > 0 for r in result["history"])
+
+
+def test_run_writes_checkpoints_samples_and_history(tmp_path, smoke_dataset, trained_recognizer):
+    t = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, "train.max_steps=2", "train.val_every=1"))
+    res = t.fit()
+    run = t.run.dir
+    for name in ("config.yaml", "git.json", "run.log", "last.pt", "best_val_cer.pt", "history.json",
+                 "result.json"):
+        assert (run / name).exists(), name
+    assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["step_0000001.png", "step_0000002.png"]
+    assert {"val/psnr", "val/ssim", "val/cer"} <= set(res["val"])
+
+
+def test_nonfinite_guard_skips_then_stops():
+    guard = common.NonFiniteGuard(limit=3)
+    assert guard.ok(torch.tensor(1.0), step=0)
+    assert not guard.ok(torch.tensor(float("nan")), step=1)
+    assert not guard.ok(torch.tensor(float("inf")), step=2)
+    with pytest.raises(FloatingPointError, match="consecutive steps had a non-finite loss"):
+        guard.ok(torch.tensor(float("nan")), step=3)
+    assert guard.total == 3
+
+
+def test_collapse_is_detected():
+    clean = torch.ones(2, 1, 16, 64)
+    clean[:, :, 6:10, 10:50] = 0.0
+    assert common.collapse_check(torch.ones_like(clean), clean) == "all-white"
+    assert common.collapse_check(torch.zeros_like(clean), clean) == "all-black"
+    assert common.collapse_check(clean.clone(), clean) == ""
+
+
+def test_epoch_batches_depend_only_on_seed_and_epoch():
+    a = list(common.EpochBatches(20, 4, seed=1, epoch=3))
+    assert a == list(common.EpochBatches(20, 4, seed=1, epoch=3))
+    assert a != list(common.EpochBatches(20, 4, seed=1, epoch=4))
+    assert list(common.EpochBatches(20, 4, seed=1, epoch=3, start=2)) == a[2:]
+    assert sorted(i for b in a for i in b) == list(range(20))
