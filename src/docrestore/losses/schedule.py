@@ -1,0 +1,107 @@
+"""How the active CTC weight moves from 0 to its target (``train.ctc``).
+
+Abruptly switching a CTC loss on through the generator was unstable in this project's earlier
+attempt (generator loss above 1000, CTC pinned at its clip); these schedules ramp it instead.
+With ``w = train.ctc.warmup``, ``r = train.ctc.ramp``, ``s = train.ctc.steps``, target ``lam``
+and ``t = (step - w) / r``:
+
+* ``constant``: ``lam`` at every step (warmup and ramp ignored).
+* ``linear``:   0 for ``step < w``; ``lam * t`` while ``t < 1``; ``lam`` afterwards.
+* ``cosine``:   0 for ``step < w``; ``lam * (1 - cos(pi * t)) / 2`` while ``t < 1``; ``lam`` afterwards.
+* ``step``:     0 for ``step < w``; ``s`` equal stairs over the ramp: stair ``k = floor(t * s)``
+  (0 .. s-1) has weight ``lam * (k + 1) / s``, so the first stair (``lam / s``) starts at
+  ``step = w`` and the last (``lam``) at ``step = w + r * (s-1) / s``; ``lam`` after the ramp.
+* ``switch``:   0 for ``step < w``, then ``lam`` at once (the ablation arm that failed).
+* ``balanced``: ``lam`` at every step; the trainer rescales the CTC gradient by
+  :func:`balanced_scale` (ScrabbleGAN's alpha * std(grad_adv) / std(grad_ctc)).
+
+``ramp = 0`` makes ``linear``, ``cosine`` and ``step`` behave as ``switch``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+
+from ..config import CTCConfig
+
+SCHEDULES = ("constant", "linear", "cosine", "step", "switch", "balanced")
+
+
+class CTCWeightSchedule:
+    """``schedule.weight(step)``: the CTC weight at generator step ``step`` (0-based)."""
+
+    def __init__(self, cfg: CTCConfig):
+        if cfg.schedule not in SCHEDULES:
+            raise ValueError(f"unknown CTC schedule {cfg.schedule!r}; choose one of {list(SCHEDULES)} "
+                             "(train.ctc.schedule)")
+        if cfg.steps < 1:
+            raise ValueError(f"train.ctc.steps must be at least 1, got {cfg.steps}")
+        self.kind = cfg.schedule
+        self.target = float(cfg.weight)
+        self.warmup = int(cfg.warmup)
+        self.ramp = int(cfg.ramp)
+        self.steps = int(cfg.steps)
+        self.alpha = float(cfg.alpha)
+
+    def weight(self, step: int) -> float:
+        kind, lam = self.kind, self.target
+        if kind in ("constant", "balanced"):
+            return lam
+        if step < self.warmup:
+            return 0.0
+        into = step - self.warmup
+        if kind == "switch" or self.ramp == 0 or into >= self.ramp:
+            return lam
+        t = into / self.ramp
+        if kind == "linear":
+            return lam * t
+        if kind == "cosine":
+            return lam * 0.5 * (1.0 - math.cos(math.pi * t))
+        # step: integer arithmetic so that stair edges are exact.
+        stair = (into * self.steps) // self.ramp
+        return lam * (stair + 1) / self.steps
+
+    def __call__(self, step: int) -> float:
+        return self.weight(step)
+
+    def describe(self) -> str:
+        lam, w, r = self.target, self.warmup, self.ramp
+        if self.kind == "constant":
+            return f"constant CTC weight {lam:g}"
+        if self.kind == "balanced":
+            return (f"balanced CTC: weight {lam:g}, gradient rescaled to "
+                    f"{self.alpha:g} * std(grad_adv) / std(grad_ctc)")
+        if self.kind == "switch" or r == 0:
+            return f"{self.kind}: CTC weight 0 for {w} steps, then {lam:g} at once"
+        shape = f"{self.steps} equal stairs" if self.kind == "step" else self.kind
+        return (f"{self.kind}: CTC weight 0 for {w} steps, then 0 -> {lam:g} over {r} steps "
+                f"({shape}), {lam:g} from step {w + r}")
+
+    def __repr__(self) -> str:
+        return f"CTCWeightSchedule({self.describe()})"
+
+
+def _flat(grads: torch.Tensor | Iterable[torch.Tensor | None]) -> torch.Tensor:
+    if isinstance(grads, torch.Tensor):
+        return grads.detach().float().flatten()
+    parts = [g.detach().float().flatten() for g in grads if g is not None]
+    if not parts:
+        return torch.zeros(0)
+    return torch.cat([p.to(parts[0].device) for p in parts])
+
+
+def balanced_scale(grad_adv, grad_ctc, alpha: float = 1.0, eps: float = 1e-8) -> float:
+    """ScrabbleGAN's gradient balance: ``alpha * std(grad_adv) / (std(grad_ctc) + eps)``.
+
+    The gradients are tensors or lists of tensors (e.g. ``torch.autograd.grad`` of each loss
+    with respect to the restored image). Returns 0.0 when the result is not finite (a non-finite
+    CTC gradient, or too few values for a standard deviation), so that step drops the CTC term.
+    """
+    a, c = _flat(grad_adv), _flat(grad_ctc)
+    if a.numel() < 2 or c.numel() < 2:
+        return 0.0
+    scale = alpha * a.std().item() / (c.std().item() + eps)
+    return scale if math.isfinite(scale) else 0.0

@@ -1,0 +1,124 @@
+"""The restoration generator: the U-Net of "Enhance to Read Better" (ERB).
+
+ERB's code follows DE-GAN's U-Net: four encoder levels of two 3x3 conv + BatchNorm + ReLU, each
+followed by a 2x2 max-pool, a bottleneck level, dropout at the two deepest levels, and a decoder
+that upsamples, convolves, concatenates the skip connection and convolves twice. Counting the
+final 1x1 conv, that is the 23 conv layers the paper reports.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import GeneratorConfig
+
+# ERB's encoder filters; the decoder mirrors the first four.
+ERB_FILTERS = (64, 128, 256, 256, 512)
+
+
+def scaled_channels(base: int, width: float, minimum: int = 4) -> int:
+    """``base * width`` rounded, never below ``minimum`` (very thin models still need channels)."""
+    return max(minimum, int(round(base * width)))
+
+
+class ConvBNReLU(nn.Sequential):
+    """3x3 conv (no bias: BatchNorm follows) + BatchNorm + ReLU, spatial size kept."""
+
+    def __init__(self, cin: int, cout: int, bn_momentum: float):
+        super().__init__(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout, momentum=bn_momentum),
+            nn.ReLU(inplace=True),
+        )
+
+
+class DoubleConv(nn.Sequential):
+    """One U-Net level: two ConvBNReLU."""
+
+    def __init__(self, cin: int, cout: int, bn_momentum: float):
+        super().__init__(ConvBNReLU(cin, cout, bn_momentum), ConvBNReLU(cout, cout, bn_momentum))
+
+
+class UpConv(nn.Sequential):
+    """Nearest 2x upsampling + 2x2 conv + BatchNorm + ReLU, as Keras' ``UpSampling2D`` then
+    ``Conv2D(k=2, padding='same')`` (Keras pads an even kernel by 0 before and 1 after)."""
+
+    def __init__(self, cin: int, cout: int, bn_momentum: float):
+        super().__init__(
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.ZeroPad2d((0, 1, 0, 1)),
+            nn.Conv2d(cin, cout, 2, bias=False),
+            nn.BatchNorm2d(cout, momentum=bn_momentum),
+            nn.ReLU(inplace=True),
+        )
+
+
+class UNetGenerator(nn.Module):
+    """ERB / DE-GAN U-Net: ``G(degraded (B,1,H,W) in [0,1]) -> restored (B,1,H,W) in [0,1]``.
+
+    H and W must be multiples of 16 (four 2x2 poolings).
+
+    Args:
+        width: multiplier on the filters 64-128-256-256-512 (each at least 4 channels).
+        dropout: dropout probability after the two deepest levels (ERB: 0.5).
+        bn_momentum: PyTorch BatchNorm momentum (Keras momentum 0.8 is PyTorch 0.2).
+    """
+
+    def __init__(self, width: float = 1.0, dropout: float = 0.5, bn_momentum: float = 0.2):
+        super().__init__()
+        c = [scaled_channels(f, width) for f in ERB_FILTERS]
+        self.channels = tuple(c)
+        self.enc1 = DoubleConv(1, c[0], bn_momentum)
+        self.enc2 = DoubleConv(c[0], c[1], bn_momentum)
+        self.enc3 = DoubleConv(c[1], c[2], bn_momentum)
+        self.enc4 = DoubleConv(c[2], c[3], bn_momentum)
+        self.bottleneck = DoubleConv(c[3], c[4], bn_momentum)
+        self.pool = nn.MaxPool2d(2)
+        # DE-GAN/ERB drop after the 4th level (its output is also the skip) and the bottleneck.
+        self.drop4 = nn.Dropout(dropout)
+        self.drop5 = nn.Dropout(dropout)
+        self.up4 = UpConv(c[4], c[3], bn_momentum)
+        self.dec4 = DoubleConv(2 * c[3], c[3], bn_momentum)
+        self.up3 = UpConv(c[3], c[2], bn_momentum)
+        self.dec3 = DoubleConv(2 * c[2], c[2], bn_momentum)
+        self.up2 = UpConv(c[2], c[1], bn_momentum)
+        self.dec2 = DoubleConv(2 * c[1], c[1], bn_momentum)
+        self.up1 = UpConv(c[1], c[0], bn_momentum)
+        self.dec1 = DoubleConv(2 * c[0], c[0], bn_momentum)
+        self.head = nn.Conv2d(c[0], 1, 1)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # Keras 'he_normal' as in the DE-GAN/ERB code (ReLU everywhere).
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, degraded: torch.Tensor) -> torch.Tensor:
+        h, w = degraded.shape[-2:]
+        if degraded.dim() != 4 or degraded.shape[1] != 1 or h % 16 or w % 16:
+            raise ValueError(f"UNetGenerator expects (B,1,H,W) with H and W multiples of 16, got "
+                             f"{tuple(degraded.shape)}; resize or pad the lines (data.height/width)")
+        e1 = self.enc1(degraded)
+        e2 = self.enc2(self.pool(e1))
+        e3 = self.enc3(self.pool(e2))
+        e4 = self.drop4(self.enc4(self.pool(e3)))
+        b = self.drop5(self.bottleneck(self.pool(e4)))
+        d4 = self.dec4(torch.cat([e4, self.up4(b)], dim=1))
+        d3 = self.dec3(torch.cat([e3, self.up3(d4)], dim=1))
+        d2 = self.dec2(torch.cat([e2, self.up2(d3)], dim=1))
+        d1 = self.dec1(torch.cat([e1, self.up1(d2)], dim=1))
+        return torch.sigmoid(self.head(d1))
+
+
+GENERATORS: dict[str, type[nn.Module]] = {"unet": UNetGenerator}
+
+
+def build_generator(cfg: GeneratorConfig) -> nn.Module:
+    """The generator named by ``cfg.name`` (see :data:`GENERATORS`)."""
+    if cfg.name not in GENERATORS:
+        raise ValueError(f"unknown generator {cfg.name!r}; known: {sorted(GENERATORS)}")
+    return GENERATORS[cfg.name](width=cfg.width, dropout=cfg.dropout, bn_momentum=cfg.bn_momentum)
