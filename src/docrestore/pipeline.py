@@ -63,15 +63,17 @@ def annealing(schedule: str, target_weight: float, warmup: int, ramp: int) -> Ex
                        f"train.ctc.warmup={warmup}", f"train.ctc.ramp={ramp}"))
 
 
-def feature_loss(weight: float, tap: str = "cnn_last", distance: str = "mse", discriminator: str = "patch",
-                 group: str = "feature_weight") -> Experiment:
+def feature_loss(weight: float, tap: str = "cnn_last", distance: str = "mse",
+                 discriminator: str = "patch") -> Experiment:
+    """The recognition feature loss at ``weight`` (the weight sweep at the last CNN block, the tap
+    sweep at other taps), optionally with the dual-modal discriminator."""
     w = f"{weight:g}"
     name = f"feature_w{w}_{tap}" + (f"_{distance}" if distance != "mse" else "")
     method = f"feature loss w={w} ({tap})"
+    group = "feature_weight" if tap == "cnn_last" else "feature_tap"
     if discriminator == "dual_modal":
-        name, method, group = f"dual_modal_w{w}", f"dual-modal D + feature loss w={w}", "dual_modal"
-        if weight == 0:
-            method = "dual-modal D"
+        name, group = f"dual_modal_w{w}" + (f"_{tap}" if tap != "cnn_last" else ""), "dual_modal"
+        method = "dual-modal D" if weight == 0 else f"dual-modal D + feature loss w={w}"
     return Experiment(name, method, group,
                       ("train.scenario=frozen", "train.ctc.weight=0", f"train.feature_loss.weight={weight}",
                        f"train.feature_loss.taps=[{tap}]", f"train.feature_loss.distance={distance}",
@@ -86,7 +88,7 @@ def paper_experiments(profile: str) -> list[Experiment]:
     exps = [baseline("cgan"), baseline("S1"), baseline("S2")]
     exps += [annealing(s, 5.0, warmup, ramp) for s in ("linear", "cosine", "step", "switch", "balanced")]
     exps += [feature_loss(w) for w in (0.0, 1.0, 5.0, 10.0)]
-    exps += [feature_loss(5.0, tap, group="feature_tap") for tap in TAPS[:-1]]
+    exps += [feature_loss(5.0, tap) for tap in TAPS[:-1]]
     exps += [feature_loss(0.0, discriminator="dual_modal"), feature_loss(5.0, discriminator="dual_modal")]
     return exps
 
@@ -228,7 +230,7 @@ def run_feature_loss(profile: str | None = None, weight: float = 5.0, tap: str =
     main = run_or_reuse(feature_loss(weight, tap, distance, discriminator), profile, seed, overrides, reuse)
     weights = [run_or_reuse(feature_loss(w, tap, distance), profile, seed, overrides, reuse)
                for w in sweep_weights]
-    taps = [run_or_reuse(feature_loss(weight, t, distance, group="feature_tap"), profile, seed, overrides, reuse)
+    taps = [run_or_reuse(feature_loss(weight, t, distance), profile, seed, overrides, reuse)
             for t in sweep_taps]
     return {"main": [main], "weights": weights, "taps": taps}
 
@@ -260,22 +262,31 @@ def missing_experiments(profile: str, ledger_dir: Path) -> list[Experiment]:
 
 
 def paper_figures(profile: str = "quick", ledger_dir: str = "paper/results") -> Path:
-    """Run the experiments the ledger lacks at ``profile``, then execute notebook 04."""
+    """Run the experiments the ledger lacks (the plan configs/experiments/paper_<profile>.yaml, in
+    the foreground, jobs side by side), then execute notebook 04 to draw every figure and table."""
     import time
 
     import papermill as pm
 
+    from .experiments import plan as PL
+    from .experiments import runner
+
     R.setup_logging()
     ledger = C.resolve_path(ledger_dir)
-    todo = missing_experiments(profile, ledger)
     t0 = time.time()
+    todo = missing_experiments(profile, ledger)
     if todo:
-        print(f"paper-figures: {len(todo)} experiment(s) missing from {ledger}/{profile}: "
-              f"{', '.join(e.name for e in todo)} — running them at the {profile} profile", flush=True)
-    for i, exp in enumerate(todo, 1):
-        print(f"paper-figures: [{i}/{len(todo)}] {exp.name} ({exp.method}) — "
-              f"{(time.time() - t0) / 60:.1f} min elapsed", flush=True)
-        run_experiment(exp, profile=profile)
+        plan_path = C.CONFIG_DIR / "experiments" / f"paper_{profile}.yaml"
+        print(f"paper-figures: {len(todo)} experiment(s) missing from {ledger / profile}: "
+              f"{', '.join(e.name for e in todo)}\npaper-figures: running the plan {plan_path.name} "
+              f"(job logs under runs/experiments/; follow with `docrestore experiments {plan_path} --status`)",
+              flush=True)
+        code = runner.run_plan(PL.load_plan(plan_path), echo=lambda msg: print(f"paper-figures: {msg}", flush=True))
+        still = missing_experiments(profile, ledger)
+        if still:
+            raise RuntimeError(f"after the plan ran (exit {code}), the ledger still lacks "
+                               f"{', '.join(e.name for e in still)}; see the failed jobs' logs with "
+                               f"`docrestore experiments {plan_path} --status`")
     out_dir = C.resolve_path("runs") / "notebooks"
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"04_evaluation_figures-{profile}.ipynb"
