@@ -70,11 +70,31 @@ def dry_run_text(cfg: C.Config, stage: str) -> str:
     ])
 
 
+# Stages that run data-parallel under `torchrun` (docs/distributed.md).
+DISTRIBUTED_STAGES = ("train",)
+
+
 def run_stage(stage: str, cfg: C.Config):
-    """Start a run folder for ``stage`` and call its library function."""
+    """Start a run folder for ``stage`` and call its library function.
+
+    Under ``torchrun`` (WORLD_SIZE > 1) every process joins the process group, rank 0 alone
+    creates the run folder and the others are told its path."""
     fn = _resolve(STAGES[stage].target)
-    run = runs.start_run(cfg, stage)
-    return fn(cfg, run)
+    from .training import distributed
+
+    if distributed.env_world_size() > 1 and stage not in DISTRIBUTED_STAGES:
+        raise SystemExit(f"docrestore: only {', '.join(DISTRIBUTED_STAGES)} runs under torchrun; "
+                         f"run `docrestore {stage}` as one process")
+    info = distributed.init_from_env(cfg.device)
+    try:
+        run = runs.start_run(cfg, stage) if info.is_main else None
+        folder, git = distributed.broadcast_object((str(run.dir), run.git) if run else None, info)
+        if run is None:
+            logging.getLogger("docrestore").setLevel(logging.WARNING)  # rank 0 tells the story
+            run = runs.join_run(folder, cfg, stage, git)
+        return fn(cfg, run)
+    finally:
+        distributed.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:

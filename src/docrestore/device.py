@@ -24,11 +24,23 @@ def configure_threads() -> None:
         torch.set_num_threads(int(n))
 
 
-def pick_device(requested: str = "auto") -> torch.device:
-    """``auto`` takes the first CUDA GPU when there is one and says why it falls back to CPU."""
+def pick_device(requested: str = "auto", local_rank: int | None = None) -> torch.device:
+    """``auto`` takes the first CUDA GPU when there is one and says why it falls back to CPU.
+
+    ``local_rank`` (set only under ``torchrun`` with more than one process): ``auto`` and ``cuda``
+    take ``cuda:<local_rank>``, one GPU per process, and make it the current CUDA device."""
     configure_threads()
     if requested == "cpu":
         return torch.device("cpu")
+    if local_rank is not None and requested in ("auto", "cuda") and torch.cuda.is_available():
+        if local_rank >= torch.cuda.device_count():
+            raise RuntimeError(f"LOCAL_RANK={local_rank} but only {torch.cuda.device_count()} GPU(s) are "
+                               "visible; start no more processes per node than GPUs (--nproc-per-node)")
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    if local_rank is not None and requested.startswith("cuda:"):
+        raise ValueError(f"device={requested!r} pins one GPU, but under torchrun every process takes its "
+                         "own GPU (cuda:<LOCAL_RANK>); use device=auto or device=cuda")
     if requested == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())
@@ -43,6 +55,16 @@ def pick_device(requested: str = "auto") -> torch.device:
             raise RuntimeError(f"device={requested!r}: only {torch.cuda.device_count()} GPU(s) visible")
         return torch.device("cuda", idx)
     raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {requested!r}")
+
+
+def is_gpu(device: torch.device) -> bool:
+    return device.type == "cuda"
+
+
+def distributed_backend(device: torch.device) -> str:
+    """The torch.distributed backend for processes training on ``device``: NCCL between GPUs,
+    gloo between CPU processes."""
+    return "nccl" if is_gpu(device) else "gloo"
 
 
 def has_gpu() -> bool:

@@ -100,6 +100,12 @@ def start_run(cfg: C.Config, stage: str) -> Run:
     return run
 
 
+def join_run(dir: str | Path, cfg: C.Config, stage: str, git: dict) -> Run:
+    """The :class:`Run` of a folder that another process started (rank 0 under torchrun), for
+    the other ranks: it creates and writes nothing."""
+    return Run(dir=Path(dir), stage=stage, cfg=cfg, git=git)
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger("docrestore")
     if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)

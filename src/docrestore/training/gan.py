@@ -33,7 +33,7 @@ from .. import config as C
 from .. import device as D
 from .. import runs as R
 from ..tracking import Tracker
-from . import common
+from . import common, distributed
 
 log = logging.getLogger("docrestore")
 
@@ -54,11 +54,13 @@ class GANTrainer:
         from .recognizer import ensure_recognizer
 
         self.cfg, self.run = cfg, run
-        self.device = D.pick_device(cfg.device)
+        self.dist = distributed.init_from_env(cfg.device)  # one process unless under torchrun
+        self.device = distributed.local_device(cfg.device, self.dist)
         D.seed_everything(cfg.seed)
-        self.data = data or common.open_data(cfg)
         tc = cfg.train
-        self.recognizer_path = Path(recognizer_path or ensure_recognizer(cfg, "loss"))
+        with distributed.main_first(self.dist):  # rank 0 synthesises / pretrains what is missing
+            self.data = data or common.open_data(cfg)
+            self.recognizer_path = Path(recognizer_path or ensure_recognizer(cfg, "loss"))
         recognizer, chars, _ = CK.load_recognizer(self.recognizer_path, self.device)
         if list(chars) != list(self.data.charset.chars):
             raise ValueError(
@@ -99,6 +101,13 @@ class GANTrainer:
         self.resumed_from = ""
         if tc.resume:
             self.load(C.resolve_path(tc.resume))
+        # What the training step runs: under torchrun, DDP wrappers that average the gradients
+        # over the ranks; otherwise the plain modules. Validation and state dicts use the plain ones,
+        # so checkpoints are the same either way.
+        self.g_train = distributed.wrap(self.generator, self.device, self.dist)
+        self.d_train = distributed.wrap(self.discriminator, self.device, self.dist)
+        self.r_train = (distributed.wrap(self.recognizer, self.device, self.dist) if self.train_recognizer
+                        else self.recognizer)
 
     # ---------------------------------------------------------------------------- checkpoint
     def state(self) -> dict:
@@ -155,16 +164,17 @@ class GANTrainer:
         w_ctc = self.ctc_weight()
         self.generator.train()
         with D.autocast(dev):
-            restored = self.generator(degraded)
+            restored = self.g_train(degraded)
 
         # Discriminator: real = (clean, degraded), fake = (restored, degraded).
         set_requires_grad(self.discriminator, True)
         self.discriminator.train()
         with D.autocast(dev):
-            loss_d = 0.5 * (self.gan_loss(self.discriminator(clean, degraded), True, self.branch_weights)
-                            + self.gan_loss(self.discriminator(restored.detach(), degraded), False,
+            loss_d = 0.5 * (self.gan_loss(self.d_train(clean, degraded), True, self.branch_weights)
+                            + self.gan_loss(self.d_train(restored.detach(), degraded), False,
                                             self.branch_weights))
-        d_ok = self.guard.ok(loss_d, step=self.step)
+        # Under torchrun a step is skipped on every rank or on none (the ranks must stay in step).
+        d_ok = self.guard.ok(distributed.across_ranks(loss_d, self.dist), step=self.step)
         self.opt_d.zero_grad(set_to_none=True)
         if d_ok:
             loss_d.backward()
@@ -172,7 +182,8 @@ class GANTrainer:
                 torch.nn.utils.clip_grad_norm_(self.discriminator.parameters(), tc.grad_clip)
             self.opt_d.step()
 
-        # Generator: D's gradients are switched off while G steps.
+        # Generator: D's gradients are switched off while G steps. G's losses go through the plain
+        # D and recognizer (not their DDP wrappers): their weights get no update from this backward.
         set_requires_grad(self.discriminator, False)
         self.recognizer.eval()  # BatchNorm statistics are not moved by restored lines
         with D.autocast(dev):
@@ -199,7 +210,7 @@ class GANTrainer:
         loss_g = tc.adv_weight * adv + tc.pixel_weight * pix + tc.feature_loss.weight * feat
         if w_ctc > 0:
             loss_g = loss_g + w_ctc * ctc
-        g_ok = self.guard.ok(loss_g, step=self.step)
+        g_ok = self.guard.ok(distributed.across_ranks(loss_g, self.dist), step=self.step)
         self.opt_g.zero_grad(set_to_none=True)
         if g_ok:
             loss_g.backward()
@@ -213,10 +224,10 @@ class GANTrainer:
             self.recognizer.train()
             source = clean if tc.scenario == "S1" else restored.detach()
             with D.autocast(dev):
-                r_logits = self.recognizer(source).logits
+                r_logits = self.r_train(source).logits
             loss_r = ctc_loss(r_logits.float(), targets, lengths)
             self.opt_r.zero_grad(set_to_none=True)
-            if torch.isfinite(loss_r):
+            if torch.isfinite(distributed.across_ranks(loss_r, self.dist)):
                 loss_r.backward()
                 torch.nn.utils.clip_grad_norm_(self.recognizer.parameters(), 5.0)
                 self.opt_r.step()
@@ -285,16 +296,20 @@ class GANTrainer:
         last_val: dict = {}
         tags = {"stage": "train", "scenario": tc.scenario, "ctc_schedule": tc.ctc.schedule,
                 "discriminator": cfg.discriminator.name, "resumed_from": self.resumed_from}
-        with Tracker(cfg, self.run.dir, self.run.name, tags=tags) as tracker:
+        main = self.dist.is_main  # under torchrun only rank 0 validates, writes and logs
+        with Tracker(cfg if main else _without_tracking(cfg), self.run.dir, self.run.name, tags=tags) as tracker:
             self.tracker = tracker
-            bar = tqdm(total=self.total_steps, initial=self.step, desc="train GAN", unit="step", disable=None)
+            bar = tqdm(total=self.total_steps, initial=self.step, desc="train GAN", unit="step",
+                       disable=None if main else True)
             stop = False
             try:
                 while self.step < self.total_steps and not stop:
                     sampler = common.EpochBatches(len(self.data.train), tc.batch_size, cfg.seed, self.epoch,
                                                   start=self.batch_in_epoch)
                     n_batches = len(sampler.batches)
-                    for batch in common.loader(self.data.train, cfg, batch_sampler=sampler):
+                    # Each rank takes its share of every global batch (all of it in one process).
+                    shares = [distributed.shard(b, self.dist) for b in sampler]
+                    for batch in common.loader(self.data.train, cfg, batch_sampler=shares):
                         metrics = self.train_step(batch)
                         self.step += 1
                         self.batch_in_epoch += 1
@@ -306,7 +321,7 @@ class GANTrainer:
                                         w=f"{metrics['train/ctc_weight']:.2f}")
                         if self.step % 5 == 0 or self.step == 1:
                             tracker.log_metrics(metrics, self.step)
-                        if self.step % tc.val_every == 0 or self.step >= self.total_steps:
+                        if (self.step % tc.val_every == 0 or self.step >= self.total_steps) and main:
                             last_val = self.validate()
                             tracker.log_metrics(last_val, self.step)
                             tracker.log_artifact(self._last_grid, "samples")
@@ -324,29 +339,41 @@ class GANTrainer:
                                 stop = True
                         elif self.step % 5 == 0:
                             self.history.add(self.step, metrics)
+                        if self.step % tc.val_every == 0 or self.step >= self.total_steps:
+                            stop = distributed.broadcast_object(stop, self.dist)  # rank 0's early stop
                         if self.step >= self.total_steps or stop:
                             break
             except KeyboardInterrupt:
-                self.save(last_path)
-                log.warning("interrupted at step %d; saved %s — continue with train.resume=%s",
-                            self.step, last_path, last_path)
+                if main:
+                    self.save(last_path)
+                    log.warning("interrupted at step %d; saved %s — continue with train.resume=%s",
+                                self.step, last_path, last_path)
                 raise
             finally:
                 bar.close()
-            self.save(last_path)
-            if not best_path.exists():
-                self.save(best_path)
+            if main:
+                self.save(last_path)
+                if not best_path.exists():
+                    self.save(best_path)
             result = {"last": str(last_path), "best": str(best_path), "best_metric": self.best.metric,
                       "best_value": self.best.best, "steps": self.step, "val": last_val,
                       "nonfinite": self.guard.total, "collapses": self.collapses,
                       "mlflow_run_id": tracker.run_id, "run_dir": str(self.run.dir),
                       "recognizer_checkpoint": str(self.recognizer_path), "data_hash": self.data.data_hash,
                       "history": self.history.records}
-            self.run.write_json("history.json", self.history.records)
-            self.run.write_json("result.json", {k: v for k, v in result.items() if k != "history"})
-            tracker.log_artifact(self.run.dir / "config.yaml")
-            tracker.log_artifact(self.run.dir / "history.json")
+            if main:
+                self.run.write_json("history.json", self.history.records)
+                self.run.write_json("result.json", {k: v for k, v in result.items() if k != "history"})
+                tracker.log_artifact(self.run.dir / "config.yaml")
+                tracker.log_artifact(self.run.dir / "history.json")
         return result
+
+
+def _without_tracking(cfg: C.Config) -> C.Config:
+    """``cfg`` with MLflow off: the tracker of the ranks other than 0 under torchrun."""
+    quiet = copy.deepcopy(cfg)
+    quiet.tracking.enabled = False
+    return quiet
 
 
 def train(cfg: C.Config, run: R.Run) -> dict:

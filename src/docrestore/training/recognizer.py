@@ -170,13 +170,19 @@ def ensure_recognizer(cfg: C.Config, role: str = "loss") -> Path:
 
     key = cache_key(rc, common.dataset_hash(Path(ensure_dataset(rc))))
     cached = C.resolve_path(cfg.runs_dir) / "cache" / "recognizers" / f"{role}-{key}.pt"
-    if cached.exists():
-        log.info("reusing the pretrained %s recognizer %s", role, cached)
-        return cached
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    # Parallel jobs of a plan need the same recognizer: the first trains it, the others wait.
+    with common.file_lock(cached.with_suffix(".lock")):
+        if cached.exists():
+            log.info("reusing the pretrained %s recognizer %s", role, cached)
+            return cached
+        return _pretrain_into(rc, role, cached)
+
+
+def _pretrain_into(rc: C.Config, role: str, cached: Path) -> Path:
     log.info("no pretrained %s recognizer for these settings yet: training one", role)
     run = R.start_run(rc, "pretrain")
     result = pretrain(rc, run)
-    cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(".tmp")
     shutil.copyfile(result["checkpoint"], tmp)
     tmp.replace(cached)

@@ -1,0 +1,114 @@
+"""Data-parallel training under torchrun: the single-process path, and two CPU processes (gloo)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from docrestore import cli
+from docrestore import config as C
+from docrestore import device as D
+from docrestore import runs as R
+from docrestore.training import common, distributed
+from docrestore.training.gan import GANTrainer
+from docrestore.training.recognizer import ensure_recognizer
+
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                "GROUP_RANK", "ROLE_RANK", "TORCHELASTIC_RUN_ID")
+
+
+@pytest.fixture
+def no_torchrun(monkeypatch):
+    for k in TORCHRUN_ENV:
+        monkeypatch.delenv(k, raising=False)
+
+
+@pytest.fixture(scope="module")
+def trained_recognizer(smoke_dataset, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("rec-runs")
+    cfg = C.load_config(profile="smoke", overrides=[f"runs_dir={runs}", f"data.root={smoke_dataset.parent}",
+                                                   "tracking.enabled=false"])
+    return ensure_recognizer(cfg, "loss")
+
+
+def test_without_torchrun_it_is_one_process(no_torchrun):
+    info = distributed.init_from_env("cpu")
+    assert info == distributed.DistInfo(rank=0, world_size=1, local_rank=0, is_main=True)
+    assert not info.distributed and not torch.distributed.is_initialized()
+    assert distributed.broadcast_object({"a": 1}, info) == {"a": 1}
+    assert distributed.shard([5, 3, 9], info) == [5, 3, 9]
+    t = torch.tensor(2.0)
+    assert distributed.across_ranks(t, info) is t
+    m = torch.nn.Linear(2, 2)
+    assert distributed.wrap(m, torch.device("cpu"), info) is m
+    distributed.cleanup()  # a no-op without a process group
+
+
+def test_device_for_a_local_rank():
+    assert D.pick_device("cpu", local_rank=1) == torch.device("cpu")
+    assert D.distributed_backend(torch.device("cpu")) == "gloo"
+    assert D.distributed_backend(torch.device("cuda", 1)) == "nccl"
+    with pytest.raises(ValueError, match="every process takes its own GPU"):
+        D.pick_device("cuda:1", local_rank=0)
+    if not torch.cuda.is_available():
+        assert D.pick_device("auto", local_rank=1) == torch.device("cpu")
+
+
+def test_shards_split_every_global_batch_evenly():
+    sampler = common.EpochBatches(22, 4, seed=3, epoch=1)
+    ranks = [distributed.DistInfo(rank=r, world_size=2, local_rank=r, is_main=r == 0) for r in range(2)]
+    shares = [[distributed.shard(b, info) for b in sampler] for info in ranks]
+    assert len(shares[0]) == len(shares[1]) == len(sampler.batches) == 5  # the same number of steps
+    for batch, a, b in zip(sampler.batches, *shares):
+        assert len(a) == len(b) == 2 and sorted(a + b) == sorted(batch)
+    with pytest.raises(ValueError, match="train.batch_size"):
+        distributed.shard([1], ranks[1])
+
+
+def test_other_stages_refuse_torchrun(monkeypatch, smoke_cfg):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SystemExit, match="only train runs under torchrun"):
+        cli.run_stage("pretrain", smoke_cfg)
+
+
+def test_single_process_trainer_runs_the_plain_modules(no_torchrun, tmp_path, smoke_dataset, trained_recognizer):
+    cfg = C.load_config(profile="smoke", overrides=[
+        f"runs_dir={tmp_path}/runs", f"data.root={smoke_dataset.parent}", "tracking.enabled=false",
+        f"recognizer.checkpoint={trained_recognizer}", "train.scenario=S1", "train.ctc.weight=1",
+        "train.max_steps=1"])
+    t = GANTrainer(cfg, R.start_run(cfg, "train"))
+    assert t.dist.world_size == 1
+    assert t.g_train is t.generator and t.d_train is t.discriminator and t.r_train is t.recognizer
+    assert t.fit()["steps"] == 1
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(tmp_path, smoke_dataset, trained_recognizer):
+    from docrestore.checkpoint import load_checkpoint, load_generator
+
+    runs_dir = tmp_path / "runs"
+    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_ENV}
+    env.update(DOCRESTORE_THREADS="1", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "docrestore.cli", "train", "profile=smoke", "device=cpu", f"runs_dir={runs_dir}",
+           f"data.root={smoke_dataset.parent}", "tracking.enabled=false", f"recognizer.checkpoint={trained_recognizer}",
+           # S1 trains the recognizer too, so all three models run under DDP
+           "train.scenario=S1", "train.ctc.weight=1", "train.max_steps=2", "train.batch_size=4",
+           "train.val_every=2"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    folders = [p for p in runs_dir.iterdir() if p.is_dir()]
+    assert len(folders) == 1, folders  # rank 0 alone made the run folder
+    run = folders[0]
+    for name in ("config.yaml", "git.json", "run.log", "last.pt", "best_val_cer.pt", "history.json", "result.json"):
+        assert (run / name).exists(), name
+    ck = load_checkpoint(run / "last.pt")
+    assert ck["step"] == 2
+    assert set(ck["models"]) == {"generator", "discriminator", "recognizer"}
+    assert not any(k.startswith("module.") for sd in ck["models"].values() for k in sd)  # no DDP prefix
+    generator, _ = load_generator(run / "last.pt", torch.device("cpu"))
+    assert not generator.training
