@@ -1,0 +1,34 @@
+"""Shared fixtures: a smoke config in a temporary folder and one synthesised smoke dataset.
+
+Keep these stable: every part's tests build on them. The smoke profile writes with DejaVu Sans /
+DejaVu Serif (shipped with matplotlib), so no test needs the Debian handwriting fonts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from docrestore import config as C
+
+
+@pytest.fixture
+def smoke_cfg(tmp_path) -> C.Config:
+    """The smoke profile with runs and data under ``tmp_path`` and MLflow off."""
+    return C.load_config(profile="smoke", overrides=[f"runs_dir={tmp_path}/runs", f"data.root={tmp_path}/data",
+                                                     "tracking.enabled=false"])
+
+
+@pytest.fixture(scope="session")
+def smoke_dataset(tmp_path_factory) -> Path:
+    """The manifest path of one smoke dataset, synthesised once per test session.
+
+    Made with the plain smoke profile (seed 0, no data overrides), so a test config of the smoke
+    profile with ``data.root=<smoke_dataset.parent>`` finds it complete and reuses it."""
+    from docrestore.data.synth import ensure_dataset
+
+    tmp = tmp_path_factory.mktemp("smoke-dataset")
+    cfg = C.load_config(profile="smoke", overrides=[f"runs_dir={tmp}/runs", f"data.root={tmp}/data",
+                                                    "tracking.enabled=false"])
+    return ensure_dataset(cfg)

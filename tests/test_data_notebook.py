@@ -1,0 +1,40 @@
+"""Notebook 00 (data synthesis) runs headlessly with papermill in the smoke profile."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK = NOTEBOOKS / "00_data_synthesis.ipynb"
+
+
+def test_notebook_00_is_thin():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and 'profile = "quick"' in params[0].source
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    for banned in ("def ", "class ", "for ", "while ", "cuda", "/work/", "/tmp/"):
+        assert banned not in code, banned
+    assert code.count("load_config(") == 1
+
+
+@pytest.mark.slow
+def test_notebook_00_runs_in_the_smoke_profile(tmp_path):
+    out = tmp_path / "00.out.ipynb"
+    root = tmp_path / "data"
+    pm.execute_notebook(str(NOTEBOOK), str(out), cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False,
+                        parameters={"profile": "smoke", "root": str(root),
+                                    "overrides": [f"runs_dir={tmp_path}/runs", "tracking.enabled=false"]})
+    meta = json.loads((root / "dataset.json").read_text())
+    assert meta["complete"] is True and meta["counts"] == {"train": 48, "val": 12, "test": 12}
+    executed = nbformat.read(out, as_version=4)
+    images = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {})]
+    assert len(images) == 2  # the sample grid and the statistics
+    runs = list((tmp_path / "runs").glob("*-synth-*"))
+    assert len(runs) == 1 and (runs[0] / "samples.png").is_file()
