@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--force", action="store_true", help="rerun completed jobs too")
     e.add_argument("--foreground", action="store_true", help="run in this process (no detaching)")
     e.add_argument("--workers", type=int, default=None, help="jobs at once (default: one per GPU, or the plan's)")
+    e.add_argument("--gpus", type=int, default=None,
+                   help="GPUs to plan for (default: all visible); e.g. --dry-run --gpus 2 on a laptop")
 
     k = sub.add_parser("config", help="print every config key with its default and meaning")
     k.add_argument("--config", "-c")

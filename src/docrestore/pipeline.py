@@ -131,17 +131,19 @@ def run_experiment(exp: Experiment, profile: str | None = None, seed: int = 0,
 
 
 def _job_result(entry: dict) -> None:
-    """Tell the background runner (if any) the headline numbers of this job."""
+    """Tell the background runner (when this runs inside a plan) the headline numbers so far."""
     import os
 
-    job_dir = os.environ.get("DOCRESTORE_JOB_DIR")
+    from .experiments.status import JOB_DIR_ENV, record_result
+
+    job_dir = os.environ.get(JOB_DIR_ENV)
     if not job_dir:
         return
-    m = entry["metrics"]
     path = Path(job_dir) / "result.json"
-    old = json.loads(path.read_text()) if path.exists() else {"headline": {}}
-    old["headline"][entry["experiment"]] = {k: round(m[k]["mean"], 4) for k in ("psnr", "ssim", "cer")}
-    path.write_text(json.dumps(old, indent=2))
+    head = json.loads(path.read_text()).get("headline", {}) if path.exists() else {}
+    m = entry["metrics"]
+    head.update({f"{entry['experiment']}:{k}": round(m[k]["mean"], 4) for k in ("psnr", "cer")})
+    record_result(head)
 
 
 def results_table(entries: list[dict]):

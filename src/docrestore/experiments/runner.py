@@ -563,13 +563,14 @@ def main_cli(args) -> int:
             print(status_text(plan))
             return 0
         workers = getattr(args, "workers", None)
+        gpus = getattr(args, "gpus", None)
         force = bool(getattr(args, "force", False))
         if getattr(args, "dry_run", False):
-            print(dry_run_text(plan, prepare_jobs(plan), force=force, workers=workers))
+            print(dry_run_text(plan, prepare_jobs(plan), force=force, workers=workers, gpus=gpus))
             return 0
         if getattr(args, "foreground", False):
-            return run_plan(plan, force=force, workers=workers)
-        launch_background(plan, force=force, workers=workers)
+            return run_plan(plan, force=force, workers=workers, gpus=gpus)
+        launch_background(plan, force=force, workers=workers, gpus=gpus)
         return 0
     except P.PlanError as exc:
         print(f"docrestore: plan error: {exc}", file=sys.stderr)

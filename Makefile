@@ -1,0 +1,72 @@
+# docrestore: every target that needs the environment depends on `setup`, so `make test`
+# alone works on a fresh clone. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV      ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+RUN     := $(UV) run --frozen --no-sync
+PROFILE ?= quick
+PLAN    ?= configs/experiments/paper_$(PROFILE).yaml
+ARGS    ?=
+FONTS   := fonts-joscelyn fonts-dkg-handwriting fonts-bwht fonts-breip fonts-kristi \
+           fonts-ecolier-court fonts-femkeklaver fonts-gotico-antiqua fonts-junicode
+
+.PHONY: help setup fonts test test-all lab data pretrain train evaluate experiments status \
+        paper-figures bench mlflow-ui restore clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
+	@echo "  variables: PROFILE=$(PROFILE) (smoke|quick|full), PLAN=..., ARGS='key=value ...'"
+
+.venv/.synced: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
+	  { echo "uv not found: installing it with pip"; python3 -m pip install --quiet uv; }
+	$(UV) sync --frozen
+	@$(RUN) python -c "import torch, torchvision; print('torch', torch.__version__, '| torchvision', torchvision.__version__, '| CUDA', torch.cuda.is_available())"
+	@touch $@
+
+.venv/.fonts:
+	@bash scripts/install_fonts.sh $(FONTS)
+	@touch $@
+
+setup: .venv/.synced .venv/.fonts ## install uv if missing, the locked environment (.venv) and the period-hand fonts
+
+test: setup ## run the fast test suite (notebooks in the smoke profile included)
+	$(RUN) pytest -m "not slow and not gpu" -n 2 --dist loadfile -q
+
+test-all: setup ## run every test, slow ones included
+	$(RUN) pytest -n 2 --dist loadfile -q
+
+lab: setup ## open JupyterLab with the project's environment as kernel
+	$(RUN) jupyter lab notebooks/
+
+data: setup ## synthesise the dataset of PROFILE (docrestore synth)
+	$(RUN) docrestore synth profile=$(PROFILE) $(ARGS)
+
+pretrain: setup ## pretrain the recognizer on PROFILE's clean lines
+	$(RUN) docrestore pretrain profile=$(PROFILE) $(ARGS)
+
+train: setup ## train the ERB baseline GAN at PROFILE (ARGS='train.ctc.weight=0 ...')
+	$(RUN) docrestore train --config configs/baseline_s1.yaml profile=$(PROFILE) $(ARGS)
+
+experiments: setup ## run PLAN's notebooks headlessly in the background (see --status)
+	$(RUN) docrestore experiments $(PLAN) $(ARGS)
+
+status: setup ## show the job table of PLAN
+	$(RUN) docrestore experiments $(PLAN) --status
+
+paper-figures: setup ## every figure and table of the paper (runs missing PROFILE experiments first)
+	$(RUN) python -m docrestore.pipeline paper-figures --profile $(PROFILE)
+
+bench: setup ## benchmarks: synthesis lines/s, restoration pages/s (GPU too when present)
+	$(RUN) python benchmarks/bench_synth.py
+	$(RUN) python benchmarks/bench_restore.py
+
+mlflow-ui: setup ## serve the MLflow UI for runs/mlflow.db on http://127.0.0.1:5000
+	$(RUN) mlflow ui --backend-store-uri sqlite:///$(CURDIR)/runs/mlflow.db --host 127.0.0.1 --port 5000
+
+clean: ## remove generated runs, data and caches (keeps paper/results, the committed ledger)
+	rm -rf runs/* data/ .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	@touch runs/.gitkeep
