@@ -25,9 +25,9 @@ def notebook(title: str, intro: str, parameters: str, cells: list[tuple[str, str
 
 COMMON_PARAMS = '''profile = None        # None: a real experiment (full on a GPU, quick on a CPU); or smoke | quick | full
 seed = 0
-steps = None          # generator steps; None = the profile's
-data_root = None      # dataset folder; None = synthesised data of the profile
-overrides = []        # extra config overrides, e.g. ["train.batch_size=16", "runs_dir=/tmp/runs"]
+steps = None          # generator steps; None: from the profile
+data_root = None      # dataset folder; None: the synthesised data of the profile
+overrides = []        # extra dotted key-value config overrides (strings); docrestore config lists the keys
 reuse = True          # reuse ledger entries made with exactly the same config
 '''
 
@@ -45,7 +45,7 @@ NB01 = notebook(
     COMMON_PARAMS + '''scenario = "both"     # S1 | S2 | both
 ctc_weight = 1.0      # lambda
 pixel_weight = 10.0   # beta
-with_cgan = True      # also train the cGAN without CTC (lambda = 0)
+with_cgan = True      # also train the cGAN without CTC (lambda 0)
 ''',
     [IMPORTS,
      ("code", "entries = P.run_baseline(profile=profile, scenario=scenario, ctc_weight=ctc_weight,\n"
@@ -66,8 +66,8 @@ NB02 = notebook(
     "logged as a monitor (`train/ctc_monitor`); the term in the generator loss is `train/ctc_term`.",
     COMMON_PARAMS + '''schedule = "all"      # linear | cosine | step | switch | balanced | all
 target_weight = 5.0
-warmup = None         # steps at weight 0; None = 20 % of training
-ramp = None           # steps of the ramp; None = 40 % of training
+warmup = None         # steps at weight 0; None: 20 % of training
+ramp = None           # steps of the ramp; None: 40 % of training
 ''',
     [IMPORTS,
      ("code", "entries = P.run_annealing(profile=profile, schedules=P.schedules(schedule),\n"
@@ -86,11 +86,11 @@ NB03 = notebook(
     "`papermill notebooks/03_feature_loss.ipynb out.ipynb -p weight 5` runs the method at weight 5,\n"
     "then the weight and tap sweeps (reusing ledger entries already made with the same settings).",
     COMMON_PARAMS + '''weight = 5.0
-tap = "cnn_last"          # cnn1 | cnn2 | cnn3 | cnn4 | cnn_last | rnn
+tap = "cnn_last"          # cnn1 ... cnn5 | cnn_last (the same as cnn5) | rnn
 distance = "mse"          # mse | l1
 discriminator = "patch"   # patch | dual_modal
 sweep_weights = [0.0, 1.0, 5.0, 10.0]
-sweep_taps = ["cnn1", "cnn2", "cnn3", "cnn4"]
+sweep_taps = ["cnn1", "cnn2", "cnn3", "cnn4"]   # cnn_last comes from the weight sweep
 ''',
     [IMPORTS,
      ("code", "results = P.run_feature_loss(profile=profile, weight=weight, tap=tap, distance=distance,\n"

@@ -32,3 +32,26 @@ def smoke_dataset(tmp_path_factory) -> Path:
     cfg = C.load_config(profile="smoke", overrides=[f"runs_dir={tmp}/runs", f"data.root={tmp}/data",
                                                     "tracking.enabled=false"])
     return ensure_dataset(cfg)
+
+
+@pytest.fixture(scope="session")
+def smoke_recognizer(smoke_dataset, tmp_path_factory) -> Path:
+    """A pretrained smoke recognizer (the `loss` role), made once per test session."""
+    from docrestore.training.recognizer import ensure_recognizer
+
+    runs = tmp_path_factory.mktemp("rec-runs")
+    cfg = C.load_config(profile="smoke", overrides=[f"runs_dir={runs}", f"data.root={smoke_dataset.parent}",
+                                                   "tracking.enabled=false"])
+    return ensure_recognizer(cfg, "loss")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Tests run two to a 2-core machine (pytest -n 2): one torch thread each is faster than two
+    threads fighting for a core (small convolutions were 5x slower oversubscribed)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -20,15 +20,6 @@ CPU = pick_device("cpu")
 CHARSET = list("abcde ")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The test machine's cores are shared: one thread is faster than two fighting for them."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def cfg():
     return load_config(profile="smoke")

@@ -27,12 +27,9 @@ def no_torchrun(monkeypatch):
         monkeypatch.delenv(k, raising=False)
 
 
-@pytest.fixture(scope="module")
-def trained_recognizer(smoke_dataset, tmp_path_factory):
-    runs = tmp_path_factory.mktemp("rec-runs")
-    cfg = C.load_config(profile="smoke", overrides=[f"runs_dir={runs}", f"data.root={smoke_dataset.parent}",
-                                                   "tracking.enabled=false"])
-    return ensure_recognizer(cfg, "loss")
+@pytest.fixture
+def trained_recognizer(smoke_recognizer):
+    return smoke_recognizer
 
 
 def test_without_torchrun_it_is_one_process(no_torchrun):

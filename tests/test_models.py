@@ -18,15 +18,6 @@ from docrestore.models import (CRNNLSTM, DISCRIMINATORS, GENERATORS, RECOGNIZERS
 NUM_CLASSES = 12
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The test machine's cores are shared: one thread is faster than two fighting for them."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

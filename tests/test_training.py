@@ -11,16 +11,11 @@ from docrestore import config as C
 from docrestore import runs as R
 from docrestore.training import common
 from docrestore.training.gan import GANTrainer
-from docrestore.training.recognizer import ensure_recognizer
 
 
-@pytest.fixture(scope="module")
-def trained_recognizer(smoke_dataset, tmp_path_factory):
-    """One smoke recognizer for the module (pretraining is the slow part)."""
-    runs = tmp_path_factory.mktemp("rec-runs")
-    cfg = C.load_config(profile="smoke", overrides=[f"runs_dir={runs}", f"data.root={smoke_dataset.parent}",
-                                                   "tracking.enabled=false"])
-    return ensure_recognizer(cfg, "loss")
+@pytest.fixture
+def trained_recognizer(smoke_recognizer):
+    return smoke_recognizer
 
 
 def make_cfg(tmp_path, smoke_dataset, recognizer, *overrides):

@@ -23,7 +23,7 @@ from . import runs as R
 
 log = logging.getLogger("docrestore")
 
-TAPS = ("cnn1", "cnn2", "cnn3", "cnn4")
+TAPS = ("cnn1", "cnn2", "cnn3", "cnn4", "cnn5")  # cnn5 = cnn_last, the weight sweep's tap
 
 
 def auto_profile(profile: str | None) -> str:
@@ -263,6 +263,35 @@ def missing_experiments(profile: str, ledger_dir: Path) -> list[Experiment]:
     return [e for e in paper_experiments(profile) if e.name not in have]
 
 
+def prepare(profile: str | None = None, seed: int = 0) -> None:
+    """Synthesise the data, then pretrain the loss recognizer and the held-out reader side by
+    side (two processes), so that the plan's parallel jobs find both ready."""
+    import subprocess
+
+    from .data.synth import ensure_dataset
+    from .training.recognizer import ensure_recognizer
+
+    prof = auto_profile(profile)
+    cfg = C.load_config(None, [f"seed={seed}"], profile=prof)
+    ensure_dataset(cfg)
+    env = dict(__import__("os").environ, DOCRESTORE_THREADS="1", OMP_NUM_THREADS="1")
+    reader = subprocess.Popen([sys.executable, "-c",
+                               "import sys; from docrestore import pipeline as P, config as C, runs as R; "
+                               "R.setup_logging(); from docrestore.training.recognizer import ensure_recognizer; "
+                               f"ensure_recognizer(C.load_config(None, ['seed={seed}'], profile='{prof}'), 'reader')"],
+                              env=env)
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ensure_recognizer(cfg, "loss")
+    finally:
+        torch.set_num_threads(threads)
+        if reader.wait() != 0:
+            raise RuntimeError("pretraining the held-out reader failed (its log is above)")
+
+
 def paper_figures(profile: str = "quick", ledger_dir: str = "paper/results") -> Path:
     """Run the experiments the ledger lacks (the plan configs/experiments/paper_<profile>.yaml, in
     the foreground, jobs side by side), then execute notebook 04 to draw every figure and table."""
@@ -278,6 +307,7 @@ def paper_figures(profile: str = "quick", ledger_dir: str = "paper/results") -> 
     t0 = time.time()
     todo = missing_experiments(profile, ledger)
     if todo:
+        prepare(profile)
         plan_path = C.CONFIG_DIR / "experiments" / f"paper_{profile}.yaml"
         print(f"paper-figures: {len(todo)} experiment(s) missing from {ledger / profile}: "
               f"{', '.join(e.name for e in todo)}\npaper-figures: running the plan {plan_path.name} "

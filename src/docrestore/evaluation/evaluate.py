@@ -10,6 +10,8 @@ against flatters the method.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -127,7 +129,7 @@ def build_entry(cfg: C.Config, *, experiment: str, method: str, group: str, eval
         "metrics": summarize(evaluation["per_line"], cfg),
         "per_line": {k: [round(v, 6) for v in vals] for k, vals in evaluation["per_line"].items()},
         "line_ids": evaluation["ids"],
-        "references": {name: summarize(v, cfg) for name, v in evaluation["references"].items()},
+        "references": {name: summarize(v, cfg) for name, v in evaluation["references"].items()} or None,
         "samples": samples,
         "history": history,
         "train": {k: train_result.get(k) for k in ("steps", "best_metric", "best_value", "nonfinite",
@@ -169,7 +171,8 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
     device = D.pick_device(cfg.device)
     data = common.open_data(cfg)
     generator, _ = CK.load_generator(checkpoint, device)
-    reader, reader_chars, _ = CK.load_recognizer(ensure_recognizer(cfg, "reader"), device)
+    reader_path = ensure_recognizer(cfg, "reader")
+    reader, reader_chars, _ = CK.load_recognizer(reader_path, device)
     ck = CK.load_checkpoint(checkpoint)
     loss_path = ck.get("recognizer_checkpoint") or ensure_recognizer(cfg, "loss")
     loss_recognizer, _, _ = CK.load_recognizer(loss_path, device)
@@ -179,10 +182,23 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
     result = dict(train_result or {})
     result.setdefault("history", ck.get("history", []))
     result.setdefault("data_hash", ck.get("data_hash", data.data_hash))
-    evaluation = evaluate_generator(cfg, generator, data, reader, loss_recognizer, device)
+    # The references (degraded input, Otsu, Sauvola) are the same for every method on one test set:
+    # measured once per (data, readers, settings) and cached.
+    key = hashlib.sha256(json.dumps([data.data_hash, str(reader_path), str(loss_path),
+                                     cfg.eval.lines, cfg.eval.ssim_window, cfg.eval.ssim_sigma,
+                                     cfg.eval.bootstrap, cfg.seed]).encode()).hexdigest()[:16]
+    ref_cache = C.resolve_path(cfg.runs_dir) / "cache" / "references" / f"{key}.json"
+    cached_refs = json.loads(ref_cache.read_text()) if ref_cache.exists() else None
+    evaluation = evaluate_generator(cfg, generator, data, reader, loss_recognizer, device,
+                                    with_references=cached_refs is None)
     ledger_dir = C.resolve_path(cfg.eval.ledger_dir)
     entry = build_entry(cfg, experiment=experiment, method=method, group=group, evaluation=evaluation,
                         train_result=result, device=device, ledger_dir=ledger_dir)
+    if cached_refs is None:
+        ref_cache.parent.mkdir(parents=True, exist_ok=True)
+        ref_cache.write_text(json.dumps(entry["references"]))
+    else:
+        entry["references"] = cached_refs
     m = entry["metrics"]
     log.info("%s: PSNR %.2f dB, SSIM %.4f, CER %.4f, WER %.4f (reader); degraded input PSNR %.2f, CER %.4f",
              experiment, m["psnr"]["mean"], m["ssim"]["mean"], m["cer"]["mean"], m["wer"]["mean"],

@@ -8,20 +8,15 @@ A constant image (no contrast, hence no text) comes back as all paper.
 from __future__ import annotations
 
 import numpy as np
+
+from .metrics import _as_image
 from skimage.filters import threshold_otsu, threshold_sauvola
 
 __all__ = ["otsu", "sauvola"]
 
 
 def _grey(img) -> np.ndarray:
-    a = np.asarray(img, dtype=np.float64)
-    if a.ndim == 3 and a.shape[0] == 1:
-        a = a[0]
-    if a.ndim != 2:
-        raise ValueError(f"expected a grey image of shape (H, W) or (1, H, W), got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError("the image holds NaN or inf values; pass a finite grey image in [0, 1]")
-    return a
+    return _as_image(img, "the image")
 
 
 def _is_constant(a: np.ndarray) -> bool:
