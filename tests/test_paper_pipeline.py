@@ -17,20 +17,28 @@ from docrestore.figures.tables import TABLES
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_evaluation_figures.ipynb"
 
 
+def overrides_for(tmp: Path, smoke_dataset: Path) -> list[str]:
+    return [f"runs_dir={tmp}/runs", f"eval.ledger_dir={tmp}/ledger", f"data.root={smoke_dataset.parent}",
+            "tracking.enabled=false", "train.max_steps=2", "train.val_every=2"]
+
+
 @pytest.fixture(scope="module")
 def smoke_ledger(smoke_dataset, tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("paper")
-    overrides = [f"runs_dir={tmp}/runs", f"eval.ledger_dir={tmp}/ledger", f"data.root={smoke_dataset.parent}",
-                 "tracking.enabled=false", "train.max_steps=2", "train.val_every=2"]
+    overrides = overrides_for(tmp, smoke_dataset)
     for exp in P.paper_experiments("smoke"):
         P.run_experiment(exp, profile="smoke", overrides=overrides)
     return tmp / "ledger"
 
 
-def test_every_paper_experiment_is_recorded(smoke_ledger):
+def test_every_paper_experiment_is_recorded(smoke_ledger, smoke_dataset):
     entries = L.read_ledger(smoke_ledger, profile="smoke")
     assert {e["experiment"] for e in entries} == {e.name for e in P.paper_experiments("smoke")}
-    assert P.missing_experiments("smoke", smoke_ledger) == []
+    same = overrides_for(smoke_ledger.parent, smoke_dataset)
+    assert P.missing_experiments("smoke", smoke_ledger, same) == []
+    # an entry made under other settings is stale, never counted as done
+    stale = P.missing_experiments("smoke", smoke_ledger, same[:-2] + ["train.max_steps=3", "train.val_every=2"])
+    assert len(stale) == len(entries)
     for e in entries:
         assert e["profile"] == "smoke" and len(e["git_commit"]) == 40
         assert e["metrics"]["psnr"]["n"] == len(e["per_line"]["psnr"]) == 12

@@ -73,6 +73,7 @@ class GeneratorConfig:
     width: float = _f(1.0, "channel multiplier on the ERB filters 64-128-256-256-512", 0.03, 4.0)
     dropout: float = _f(0.5, "dropout at the two deepest levels", 0.0, 0.9)
     bn_momentum: float = _f(0.2, "PyTorch BatchNorm momentum (Keras 0.8 == PyTorch 0.2)", 0.0, 1.0)
+    output_bias: float = _f(2.0, "initial output-layer bias: 2 starts from near-white paper, 0 from grey", -10.0, 10.0)
 
 
 @dataclass

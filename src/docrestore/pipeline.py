@@ -197,7 +197,7 @@ def run_or_reuse(exp: Experiment, profile: str | None = None, seed: int = 0,
 
 def _same_config(a: dict, b: dict) -> bool:
     ignore = {"desc", "train.resume", "device", "data.loader_workers", "data.workers", "tracking.uri",
-              "tracking.enabled", "runs_dir"}
+              "tracking.enabled", "runs_dir", "eval.ledger_dir"}
     fa = {k: v for k, v in C.flatten(a).items() if k not in ignore}
     fb = {k: v for k, v in C.flatten(b).items() if k not in ignore}
     return fa == fb
@@ -256,11 +256,18 @@ def with_baseline(entries: list[dict], profile: str | None = None, seed: int = 0
 
 
 # -------------------------------------------------------------------------------- paper figures
-def missing_experiments(profile: str, ledger_dir: Path) -> list[Experiment]:
+def missing_experiments(profile: str, ledger_dir: Path, overrides: list[str] | tuple = ()) -> list[Experiment]:
+    """The paper's experiments with no ledger entry, or with one made under other settings
+    (a stale entry is never counted as done)."""
     from .evaluation import ledger as L
 
-    have = {e["experiment"] for e in L.read_ledger(ledger_dir, profile=profile)} if ledger_dir.exists() else set()
-    return [e for e in paper_experiments(profile) if e.name not in have]
+    have = {e["experiment"]: e for e in L.read_ledger(ledger_dir, profile=profile)} if ledger_dir.exists() else {}
+    missing = []
+    for exp in paper_experiments(profile):
+        entry = have.get(exp.name)
+        if entry is None or not _same_config(entry.get("config", {}), C.to_dict(make_config(exp, profile, overrides=overrides))):
+            missing.append(exp)
+    return missing
 
 
 def prepare(profile: str | None = None, seed: int = 0) -> None:

@@ -63,9 +63,13 @@ class UNetGenerator(nn.Module):
         width: multiplier on the filters 64-128-256-256-512 (each at least 4 channels).
         dropout: dropout probability after the two deepest levels (ERB: 0.5).
         bn_momentum: PyTorch BatchNorm momentum (Keras momentum 0.8 is PyTorch 0.2).
+        output_bias: initial bias of the output layer. Lines are mostly paper: a bias of 2
+            (sigmoid 0.88) starts training from blank paper instead of grey, which short runs
+            need (quick profile: 20.5 dB instead of 13.9 dB after 250 pixel-loss steps).
     """
 
-    def __init__(self, width: float = 1.0, dropout: float = 0.5, bn_momentum: float = 0.2):
+    def __init__(self, width: float = 1.0, dropout: float = 0.5, bn_momentum: float = 0.2,
+                 output_bias: float = 0.0):
         super().__init__()
         c = [scaled_channels(f, width) for f in ERB_FILTERS]
         self.channels = tuple(c)
@@ -88,6 +92,7 @@ class UNetGenerator(nn.Module):
         self.dec1 = DoubleConv(2 * c[0], c[0], bn_momentum)
         self.head = nn.Conv2d(c[0], 1, 1)
         self._init_weights()
+        nn.init.constant_(self.head.bias, output_bias)
 
     def _init_weights(self) -> None:
         # Keras 'he_normal' as in the DE-GAN/ERB code (ReLU everywhere).
@@ -121,4 +126,5 @@ def build_generator(cfg: GeneratorConfig) -> nn.Module:
     """The generator named by ``cfg.name`` (see :data:`GENERATORS`)."""
     if cfg.name not in GENERATORS:
         raise ValueError(f"unknown generator {cfg.name!r}; known: {sorted(GENERATORS)}")
-    return GENERATORS[cfg.name](width=cfg.width, dropout=cfg.dropout, bn_momentum=cfg.bn_momentum)
+    return GENERATORS[cfg.name](width=cfg.width, dropout=cfg.dropout, bn_momentum=cfg.bn_momentum,
+                                output_bias=cfg.output_bias)
