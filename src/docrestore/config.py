@@ -324,9 +324,10 @@ def validate(cfg: Config) -> Config:
                           f"'train.feature_loss.taps' has {len(fl.taps)}; give one weight per tap or none")
     if cfg.eval.ssim_window % 2 == 0:
         raise ConfigError(f"'eval.ssim_window' must be odd, got {cfg.eval.ssim_window}")
-    dev = cfg.device
-    if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
-        raise ConfigError(f"'device' must be auto, cpu, cuda or cuda:N, got {dev!r}")
+    from .device import DEVICE_CHOICES, is_valid_request
+
+    if not is_valid_request(cfg.device):
+        raise ConfigError(f"'device' must be {DEVICE_CHOICES}, got {cfg.device!r}")
     return cfg
 
 
@@ -443,12 +444,14 @@ def render(cfg: Config) -> str:
                 lines.append(f"{'  ' * indent}{f.name}:")
                 walk(v, indent + 1, prefix + f.name + ".")
                 continue
-            text = yaml.safe_dump(v, default_flow_style=True, allow_unicode=True).strip()
+            # one line per key, however long (a wrapped value would not read back)
+            text = yaml.safe_dump(v, default_flow_style=True, allow_unicode=True, width=1 << 30).strip()
             text = text.removesuffix("\n...").removesuffix("...").strip()
             key = prefix + f.name
             mark = ""
             if key in changed:
-                dflt = yaml.safe_dump(changed[key][0], default_flow_style=True).strip()
+                dflt = yaml.safe_dump(changed[key][0], default_flow_style=True, allow_unicode=True,
+                                      width=1 << 30).strip()
                 dflt = dflt.removesuffix("...").strip()
                 mark = f"  # * changed (default: {dflt})"
             lines.append(f"{'  ' * indent}{f.name}: {text}{mark}")

@@ -16,6 +16,22 @@ import torch
 log = logging.getLogger(__name__)
 
 
+DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
+
+
+def is_valid_request(requested: str) -> bool:
+    """Whether ``requested`` is a device the config may ask for (checked before any run)."""
+    return requested in ("auto", "cpu", "cuda") or (requested.startswith("cuda:") and requested[5:].isdigit())
+
+
+def kind_of(description: str) -> str:
+    """'GPU' or 'CPU' from a device description as written by :func:`describe`."""
+    d = description.lower()
+    if d.startswith("cuda") or "gpu" in d:
+        return "GPU"
+    return "CPU" if d.startswith("cpu") else description.split()[0]
+
+
 def configure_threads() -> None:
     """CPU threads per process: $DOCRESTORE_THREADS when set (the experiment runner sets it to
     cores / jobs, because oversubscribed OpenMP threads make small convolutions 5x slower)."""

@@ -279,12 +279,9 @@ def find(entries: Iterable[Mapping], *, experiment: str | None = None, group: st
 
 
 def _device_kind(device: str) -> str:
-    d = device.lower()
-    if d.startswith("cuda") or "gpu" in d:
-        return "GPU"
-    if d.startswith("cpu"):
-        return "CPU"
-    return device.split()[0] if device.strip() else "unknown device"
+    from ..device import kind_of
+
+    return kind_of(device) if device.strip() else "unknown device"
 
 
 def entry_label(entry: Mapping) -> str:
