@@ -147,3 +147,15 @@ def test_notebooks_are_thin():
         source = "\n".join(c.source for c in code)
         for banned in ("def ", "class ", "for ", "while ", "cuda", "/work/", "/tmp/"):
             assert banned not in source, f"{nb_path.name} holds {banned!r}"
+
+
+def test_overrides_after_options_reach_the_stage(capsys, tmp_path):
+    img = tmp_path / "a.png"
+    img.write_bytes(b"")
+    # argparse leaves key=value words after options unparsed: they must still be overrides
+    code = cli.main(["restore", str(img), "--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "o"),
+                     "--dry-run", "device=cpu", "restore.overlap=0.5"])
+    out = capsys.readouterr()
+    assert code == 2 and "none.pt" in out.out + out.err  # the missing checkpoint, not an argparse error
+    with pytest.raises(SystemExit):
+        cli.main(["synth", "--dry-run", "--bogus-flag"])

@@ -124,7 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--config", "-c")
     k.add_argument("overrides", nargs="*", metavar="key=value")
 
-    args = parser.parse_args(argv)
+    # key=value words after an option (`restore a.png --out o device=cpu`) come back unparsed:
+    # they are overrides too; anything else is a real error.
+    args, extra = parser.parse_known_args(argv)
+    bad = [w for w in extra if "=" not in w or w.startswith("-")]
+    if bad:
+        parser.error(f"unrecognized arguments: {' '.join(bad)}")
+    if extra:
+        if not hasattr(args, "overrides"):
+            parser.error(f"'{args.cmd}' takes no key=value overrides: {' '.join(extra)}")
+        args.overrides = list(args.overrides) + extra
     runs.setup_logging()
     try:
         if args.cmd == "config":
