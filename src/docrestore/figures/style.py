@@ -179,8 +179,9 @@ def savefig(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:
     summary = f"{prov['profile_label']}; commits {', '.join(prov['commits'])}"
     runs = ", ".join(f"{r['experiment']}={r['mlflow_run_id']}" for r in prov["entries"])
     pdf, png, side = out / f"{name}.pdf", out / f"{name}.png", out / f"{name}.provenance.json"
+    # No creation date: redrawing an unchanged ledger gives byte-identical files (clean git diffs).
     fig.savefig(pdf, metadata={"Title": name, "Subject": summary, "Keywords": runs,
-                               "Creator": "docrestore.figures"})
+                               "Creator": "docrestore.figures", "CreationDate": None})
     fig.savefig(png, dpi=DPI, metadata={"Title": name, "Description": summary, "Comment": runs})
     side.write_text(json.dumps({"figure": name, **prov}, indent=2, default=str), encoding="utf-8")
     return [pdf, png, side]
