@@ -20,7 +20,9 @@ def execute(name: str, tmp_path: Path, smoke_dataset: Path, **params) -> dict:
     pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out), parameters=params,
                         cwd=str(NOTEBOOKS), progress_bar=False, kernel_name="python3")
     entries = {p.stem: json.loads(p.read_text()) for p in (ledger / "smoke").glob("*.json")}
-    return {"entries": entries, "out": out}
+    outputs = [o for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])]
+    images = sum("image/png" in o.get("data", {}) for o in outputs)
+    return {"entries": entries, "out": out, "images": images}
 
 
 def test_notebook_01_baseline_smoke(tmp_path, smoke_dataset):
@@ -29,6 +31,7 @@ def test_notebook_01_baseline_smoke(tmp_path, smoke_dataset):
     s1 = res["entries"]["baseline_s1"]
     assert s1["profile"] == "smoke" and s1["mlflow_run_id"] == ""  # tracking off in tests
     assert s1["metrics"]["psnr"]["n"] == len(s1["per_line"]["psnr"]) > 0
+    assert res["images"] == 2  # training curves and the qualitative grid, drawn as pictures
 
 
 def test_notebook_02_annealing_smoke(tmp_path, smoke_dataset):
@@ -36,6 +39,7 @@ def test_notebook_02_annealing_smoke(tmp_path, smoke_dataset):
     entry = res["entries"]["anneal_linear"]
     weights = [r["train/ctc_weight"] for r in entry["history"] if "train/ctc_weight" in r]
     assert weights and weights[0] == 0.0  # still in warm-up at the first recorded step
+    assert res["images"] == 2
 
 
 def test_notebook_03_feature_loss_accepts_weight(tmp_path, smoke_dataset):
@@ -45,3 +49,4 @@ def test_notebook_03_feature_loss_accepts_weight(tmp_path, smoke_dataset):
     assert {"feature_w5_cnn_last", "feature_w0_cnn_last", "feature_w5_cnn1", "baseline_s1"} <= set(entries)
     assert entries["feature_w5_cnn_last"]["config"]["train"]["feature_loss"]["weight"] == 5.0
     assert entries["feature_w5_cnn_last"]["config"]["train"]["ctc"]["weight"] == 0.0
+    assert res["images"] == 3  # weight sweep, tap sweep, samples next to the baseline
