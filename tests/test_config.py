@@ -159,3 +159,9 @@ def test_overrides_after_options_reach_the_stage(capsys, tmp_path):
     assert code == 2 and "none.pt" in out.out + out.err  # the missing checkpoint, not an argparse error
     with pytest.raises(SystemExit):
         cli.main(["synth", "--dry-run", "--bogus-flag"])
+
+
+def test_overrides_given_as_one_string_are_split():
+    # papermill's -p passes text: "a=1 b=2" or a YAML list written as text
+    assert C.load_config(overrides="train.batch_size=3 train.val_every=4").train.val_every == 4
+    assert C.load_config(overrides='["train.batch_size=3", "seed=2"]').seed == 2

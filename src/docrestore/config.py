@@ -331,6 +331,17 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
+def override_list(overrides: str | list | tuple | None) -> list[str]:
+    """Overrides as a list of 'key=value' strings. `papermill -p overrides "a=1 b=2"` (or a YAML
+    list written as text) arrives as one string: it is split, never iterated letter by letter."""
+    if overrides is None:
+        return []
+    if isinstance(overrides, str):
+        parsed = yaml.safe_load(overrides) if overrides.strip().startswith("[") else None
+        return [str(o) for o in parsed] if isinstance(parsed, list) else overrides.split()
+    return [str(o) for o in overrides]
+
+
 def parse_override(item: str) -> tuple[str, Any]:
     if "=" not in item:
         raise ConfigError(f"override {item!r} is not of the form key=value (e.g. data.n_train=5000)")
@@ -392,6 +403,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
     """
     file_data = _read_yaml(Path(path)) if path else {}
     over: dict = {}
+    if isinstance(overrides, str):
+        overrides = override_list(overrides)
     if isinstance(overrides, dict):
         items = list(overrides.items())
     else:

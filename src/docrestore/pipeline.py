@@ -174,7 +174,7 @@ def notebook_overrides(steps: int | None = None, data_root: str | None = None,
         out.append(f"train.max_steps={int(steps)}")
     if data_root:
         out.append(f"data.root={data_root}")
-    return out + list(overrides)
+    return out + C.override_list(overrides)
 
 
 def run_or_reuse(exp: Experiment, profile: str | None = None, seed: int = 0,

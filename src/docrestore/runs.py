@@ -106,6 +106,19 @@ def join_run(dir: str | Path, cfg: C.Config, stage: str, git: dict) -> Run:
     return Run(dir=Path(dir), stage=stage, cfg=cfg, git=git)
 
 
+def progress_disabled() -> bool | None:
+    """tqdm's ``disable``: bars in a terminal and in a Jupyter kernel (whose stderr is no TTY but
+    shows widgets); none in plain logs (background jobs log a line per validation instead)."""
+    try:
+        from IPython import get_ipython
+
+        if get_ipython() is not None and "IPKernelApp" in get_ipython().config:
+            return False
+    except ImportError:
+        pass
+    return None
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger("docrestore")
     if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)

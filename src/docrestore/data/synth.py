@@ -32,6 +32,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import config as C
+from ..runs import progress_disabled
 from . import manifest as M
 from .charset import Charset
 from .corpus import Corpus, build_corpus
@@ -175,7 +176,7 @@ def _pool_context():
 def _run_tasks(plan: SynthPlan, tasks: list, workers: int, partial_path: Path) -> list[dict]:
     records: list[dict] = []
     made = 0
-    bar = tqdm(total=len(tasks), desc="synthesising lines", unit="line", disable=None)
+    bar = tqdm(total=len(tasks), desc="synthesising lines", unit="line", disable=progress_disabled())
     with open(partial_path, "a", encoding="utf-8") as partial:
         def collect(result):
             nonlocal made
@@ -361,7 +362,7 @@ def notebook_overrides(seed: int | None = None, n_train: int | None = None, root
                        fonts: list[str] | str | None = None, overrides: list[str] | None = None) -> list[str]:
     """Config overrides from the data notebook's parameters; None means "the profile's".
     ``seed`` is the data seed (``data.seed``)."""
-    out = list(overrides or [])
+    out = C.override_list(overrides)
     if seed is not None:
         out.append(f"data.seed={seed}")
     if n_train is not None:

@@ -300,7 +300,7 @@ class GANTrainer:
         with Tracker(cfg if main else _without_tracking(cfg), self.run.dir, self.run.name, tags=tags) as tracker:
             self.tracker = tracker
             bar = tqdm(total=self.total_steps, initial=self.step, desc="train GAN", unit="step",
-                       disable=None if main else True)
+                       disable=R.progress_disabled() if main else True)
             stop = False
             try:
                 while self.step < self.total_steps and not stop:
