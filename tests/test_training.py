@@ -134,3 +134,18 @@ def test_epoch_batches_depend_only_on_seed_and_epoch():
     assert a != list(common.EpochBatches(20, 4, seed=1, epoch=4))
     assert list(common.EpochBatches(20, 4, seed=1, epoch=3, start=2)) == a[2:]
     assert sorted(i for b in a for i in b) == list(range(20))
+
+
+def test_evaluate_stage_measures_on_the_checkpoints_own_data(tmp_path, smoke_dataset, trained_recognizer):
+    from docrestore import cli
+
+    t = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, "train.max_steps=1"))
+    res = t.fit()
+    # no profile given (the default is full): the checkpoint's smoke config must be used
+    code = cli.main(["evaluate", f"eval.checkpoint={res['last']}", "eval.experiment=check",
+                     f"eval.ledger_dir={tmp_path}/ledger", f"runs_dir={tmp_path}/runs", "tracking.enabled=false"])
+    assert code == 0
+    import json
+
+    entry = json.loads((tmp_path / "ledger" / "smoke" / "check.json").read_text())
+    assert entry["profile"] == "smoke" and entry["metrics"]["psnr"]["n"] == 12

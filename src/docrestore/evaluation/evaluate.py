@@ -215,7 +215,12 @@ def evaluate(cfg: C.Config, run: R.Run) -> dict:
         raise C.ConfigError("'eval.checkpoint' is empty: give the generator checkpoint to evaluate, "
                             "e.g. eval.checkpoint=runs/<run>/best_val_cer.pt")
     ckpt = C.resolve_path(cfg.eval.checkpoint)
+    # Measure on the data and sizes the generator was trained with: the checkpoint's config,
+    # with this command's eval.*, device and runs_dir settings.
+    trained = C.from_dict(CK.load_checkpoint(ckpt)["config"])
+    trained.eval, trained.device, trained.runs_dir = cfg.eval, cfg.device, cfg.runs_dir
+    trained.tracking = cfg.tracking
     experiment = cfg.eval.experiment or R.slug(ckpt.parent.name)
-    entry = evaluate_checkpoint(cfg, ckpt, experiment=experiment, method=experiment, group="manual")
+    entry = evaluate_checkpoint(trained, ckpt, experiment=experiment, method=experiment, group="manual")
     run.write_json("metrics.json", entry["metrics"])
     return entry
