@@ -149,3 +149,17 @@ def test_evaluate_stage_measures_on_the_checkpoints_own_data(tmp_path, smoke_dat
 
     entry = json.loads((tmp_path / "ledger" / "smoke" / "check.json").read_text())
     assert entry["profile"] == "smoke" and entry["metrics"]["psnr"]["n"] == 12
+
+
+def test_feature_loss_step_runs_under_bf16_autocast(tmp_path, smoke_dataset, trained_recognizer, monkeypatch):
+    """On a GPU the generator's output is bf16 under autocast; every recognizer call (feature loss
+    included) must run under autocast too. Simulated on the CPU with CPU bf16 autocast."""
+    from docrestore import device as D
+
+    monkeypatch.setattr(D, "autocast", lambda device: torch.autocast(device_type="cpu", dtype=torch.bfloat16))
+    cfg = make_cfg(tmp_path, smoke_dataset, trained_recognizer, "train.scenario=frozen", "train.ctc.weight=0",
+                   "train.feature_loss.weight=5", "discriminator.name=dual_modal")
+    t = trainer(cfg)
+    batch = next(iter(common.loader(t.data.train, cfg, batch_size=4)))
+    metrics = t.train_step(batch)
+    assert metrics["train/feature"] > 0 and t.guard.total == 0

@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"docrestore: config error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("docrestore: interrupted; rerun the same command (or resume=<run>/last.pt) to continue",
+        print("docrestore: interrupted; rerun the same command (or train.resume=<run>/last.pt) to continue",
               file=sys.stderr)
         return 130
 

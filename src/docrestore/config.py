@@ -99,7 +99,8 @@ class RecognizerConfig:
 # ----------------------------------------------------------------------------------- training
 @dataclass
 class CTCConfig:
-    weight: float = _f(1.0, "target CTC weight (lambda); 0 = plain conditional GAN", 0.0)
+    weight: float = _f(1.0, "target CTC weight (lambda); 0 = plain conditional GAN; with schedule=balanced "
+                            "any value > 0 only switches CTC on (the weight is alpha * std ratio)", 0.0)
     schedule: Literal["constant", "linear", "cosine", "step", "switch", "balanced"] = _f(
         "constant", "how the active CTC weight moves from 0 to the target")
     warmup: int = _f(0, "steps at weight 0 before the ramp starts", 0)
@@ -134,10 +135,12 @@ class TrainConfig:
         "S1", "S1: recognizer trained on clean lines; S2: on restored lines; frozen: never updated")
     ctc: CTCConfig = field(default_factory=CTCConfig)
     feature_loss: FeatureLossConfig = field(default_factory=FeatureLossConfig)
-    val_every: int = _f(500, "validate every N steps (and at the end of each epoch)", 1)
+    val_every: int = _f(500, "validate (and write last.pt) every N steps and at the last step", 1)
     val_lines: int = _f(256, "validation lines used at each validation", 1)
-    early_stop_metric: Literal["val/psnr", "val/ssim", "val/cer", "none"] = _f("val/cer", "metric watched")
-    patience: int = _f(0, "validations without improvement before stopping; 0 = never stop early", 0)
+    early_stop_metric: Literal["val/psnr", "val/ssim", "val/cer", "none"] = _f(
+        "val/cer", "metric that picks best_<metric>.pt and stops early; none: no early stop (best by val/cer)")
+    patience: int = _f(0, "validations without improvement before stopping (never before the CTC warm-up "
+                          "and ramp are over); 0 = never stop early", 0)
     max_nonfinite: int = _f(20, "consecutive non-finite steps that stop the run", 1)
     grad_clip: float = _f(0.0, "clip gradient norm of G and D; 0 = off", 0.0)
     samples: int = _f(8, "lines in each sample grid", 1, 64)

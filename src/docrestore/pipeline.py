@@ -345,12 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("paper-figures", help="run missing experiments, then draw every figure and table")
     f.add_argument("--profile", default="quick", choices=C.PROFILES)
-    f.add_argument("--ledger-dir", default="paper/results")
     ls = sub.add_parser("list", help="list the paper's experiments and whether the ledger has them")
     ls.add_argument("--profile", default="quick", choices=C.PROFILES)
     args = p.parse_args(argv)
     if args.cmd == "paper-figures":
-        paper_figures(args.profile, args.ledger_dir)
+        paper_figures(args.profile)
     else:
         missing = {e.name for e in missing_experiments(args.profile, C.resolve_path("paper/results"))}
         for e in paper_experiments(args.profile):

@@ -85,12 +85,14 @@ def start_run(cfg: C.Config, stage: str) -> Run:
     except OSError as exc:
         raise OSError(f"cannot create the runs folder {base}: {exc}. Set runs_dir=... to a writable folder") from exc
     name = run_dir_name(stage, cfg.desc or cfg.profile)
-    d = base / name
-    i = 1
-    while d.exists():  # two runs started in the same second (parallel jobs) get their own folder
-        i += 1
-        d = base / f"{name}-{i}"
-    d.mkdir(parents=True)
+    d, i = base / name, 1
+    while True:  # two runs started in the same second (parallel jobs) get their own folder
+        try:
+            d.mkdir(parents=True)
+            break
+        except FileExistsError:
+            i += 1
+            d = base / f"{name}-{i}"
     run = Run(dir=d, stage=stage, cfg=cfg, git=git_info())
     C.save(cfg, d / "config.yaml")
     run.write_json("git.json", run.git)
@@ -129,14 +131,27 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
-def attach_log(path: Path) -> None:
+def attach_log(path: Path) -> list[logging.Handler]:
+    """Send the log to ``path`` (instead of the previous run's file); returns the handlers it
+    replaced, for :func:`restore_log` when a run starts another one inside it."""
     root = logging.getLogger("docrestore")
-    for h in list(root.handlers):
-        if isinstance(h, logging.FileHandler):
-            root.removeHandler(h)
-            h.close()
+    previous = [h for h in root.handlers if isinstance(h, logging.FileHandler)]
+    for h in previous:
+        root.removeHandler(h)
+        h.close()  # a closed FileHandler reopens its file (append mode) if it is attached again
     fh = logging.FileHandler(path, encoding="utf-8")
     fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(fh)
     if root.level == logging.NOTSET or root.level > logging.INFO:
         root.setLevel(logging.INFO)
+    return previous
+
+
+def restore_log(previous: list[logging.Handler]) -> None:
+    """Put back the file handlers that :func:`attach_log` replaced (the outer run's run.log)."""
+    root = logging.getLogger("docrestore")
+    for h in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+        root.removeHandler(h)
+        h.close()
+    for h in previous:
+        root.addHandler(h)

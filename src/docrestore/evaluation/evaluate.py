@@ -13,6 +13,7 @@ import datetime as _dt
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -174,9 +175,14 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
     reader_path = ensure_recognizer(cfg, "reader")
     reader, reader_chars, _ = CK.load_recognizer(reader_path, device)
     ck = CK.load_checkpoint(checkpoint)
-    loss_path = ck.get("recognizer_checkpoint") or ensure_recognizer(cfg, "loss")
-    loss_recognizer, _, _ = CK.load_recognizer(loss_path, device)
-    for name, chars in (("reader", reader_chars),):
+    loss_path = C.resolve_path(ck["recognizer_checkpoint"]) if ck.get("recognizer_checkpoint") else None
+    if loss_path is None or not loss_path.exists():  # an older or moved checkout: the cached one
+        loss_path = ensure_recognizer(cfg, "loss")
+    loss_recognizer, loss_chars, _ = CK.load_recognizer(loss_path, device)
+    if "recognizer" in (ck.get("models") or {}):
+        # S1/S2 trained the loss recognizer during the GAN run: that one is "the network optimised against"
+        loss_recognizer.load_state_dict(ck["models"]["recognizer"])
+    for name, chars in (("reader", reader_chars), ("loss recognizer", loss_chars)):
         if list(chars) != list(data.charset.chars):
             raise ValueError(f"the {name} was trained on another charset than the test data")
     result = dict(train_result or {})
@@ -188,7 +194,10 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
                                      cfg.eval.lines, cfg.eval.ssim_window, cfg.eval.ssim_sigma,
                                      cfg.eval.bootstrap, cfg.seed]).encode()).hexdigest()[:16]
     ref_cache = C.resolve_path(cfg.runs_dir) / "cache" / "references" / f"{key}.json"
-    cached_refs = json.loads(ref_cache.read_text()) if ref_cache.exists() else None
+    try:
+        cached_refs = json.loads(ref_cache.read_text()) if ref_cache.exists() else None
+    except (OSError, json.JSONDecodeError):  # another job is writing it: measure them here too
+        cached_refs = None
     evaluation = evaluate_generator(cfg, generator, data, reader, loss_recognizer, device,
                                     with_references=cached_refs is None)
     ledger_dir = C.resolve_path(cfg.eval.ledger_dir)
@@ -196,7 +205,9 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
                         train_result=result, device=device, ledger_dir=ledger_dir)
     if cached_refs is None:
         ref_cache.parent.mkdir(parents=True, exist_ok=True)
-        ref_cache.write_text(json.dumps(entry["references"]))
+        tmp = ref_cache.with_suffix(f".{os.getpid()}.tmp")  # parallel jobs: write whole, then rename
+        tmp.write_text(json.dumps(entry["references"]))
+        os.replace(tmp, ref_cache)
     else:
         entry["references"] = cached_refs
     m = entry["metrics"]

@@ -98,10 +98,14 @@ def balanced_scale(grad_adv, grad_ctc, alpha: float = 1.0, eps: float = 1e-8) ->
 
     The gradients are tensors or lists of tensors (e.g. ``torch.autograd.grad`` of each loss
     with respect to the restored image). Returns 0.0 when the result is not finite (a non-finite
-    CTC gradient, or too few values for a standard deviation), so that step drops the CTC term.
+    CTC gradient, or too few values for a standard deviation) or the CTC gradient is flat
+    (std <= eps), so that step drops the CTC term.
     """
     a, c = _flat(grad_adv), _flat(grad_ctc)
     if a.numel() < 2 or c.numel() < 2:
         return 0.0
-    scale = alpha * a.std().item() / (c.std().item() + eps)
+    c_std = c.std().item()
+    if not c_std > eps:  # a flat CTC gradient (clipped or impossible alignments): nothing to balance
+        return 0.0
+    scale = alpha * a.std().item() / c_std
     return scale if math.isfinite(scale) else 0.0

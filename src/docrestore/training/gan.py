@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,14 @@ from ..tracking import Tracker
 from . import common, distributed
 
 log = logging.getLogger("docrestore")
+
+
+def project_relative(path: Path) -> str:
+    """A path inside the project as relative text, so checkpoints survive a moved checkout."""
+    try:
+        return str(Path(path).resolve().relative_to(C.PROJECT_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
@@ -61,6 +70,9 @@ class GANTrainer:
         with distributed.main_first(self.dist):  # rank 0 synthesises / pretrains what is missing
             self.data = data or common.open_data(cfg)
             self.recognizer_path = Path(recognizer_path or ensure_recognizer(cfg, "loss"))
+        # Again: a recognizer pretrained just now consumed the RNG; the models must not depend on
+        # whether it was cached.
+        D.seed_everything(cfg.seed)
         recognizer, chars, _ = CK.load_recognizer(self.recognizer_path, self.device)
         if list(chars) != list(self.data.charset.chars):
             raise ValueError(
@@ -121,7 +133,7 @@ class GANTrainer:
                 "models": models, "optimizers": opts, "scaler": None, "rng": CK.capture_rng(),
                 "best": self.best.state(), "history": self.history.records,
                 "nonfinite": self.guard.total, "collapses": self.collapses,
-                "recognizer_checkpoint": str(self.recognizer_path), "data_hash": self.data.data_hash}
+                "recognizer_checkpoint": project_relative(self.recognizer_path), "data_hash": self.data.data_hash}
 
     def save(self, path: Path) -> None:
         CK.save_checkpoint(path, self.state())
@@ -145,6 +157,12 @@ class GANTrainer:
         self.history.records = list(ck.get("history", []))
         self.guard.total = ck.get("nonfinite", 0)
         self.collapses = list(ck.get("collapses", []))
+        # The best model so far lives in the interrupted run's folder: carry it over, so this run's
+        # best_*.pt is never the last state merely named best.
+        old_best = Path(path).parent / common.metric_file_name(self.best.metric)
+        new_best = self.run.path(common.metric_file_name(self.best.metric))
+        if old_best.exists() and old_best.resolve() != new_best.resolve() and self.dist.is_main:
+            shutil.copyfile(old_best, new_best)
         CK.restore_rng(ck["rng"])
         self.resumed_from = str(path)
         log.info("resumed from %s at step %d (epoch %d, batch %d)", path, self.step, self.epoch,
@@ -174,7 +192,8 @@ class GANTrainer:
                             + self.gan_loss(self.d_train(restored.detach(), degraded), False,
                                             self.branch_weights))
         # Under torchrun a step is skipped on every rank or on none (the ranks must stay in step).
-        d_ok = self.guard.ok(distributed.across_ranks(loss_d, self.dist), step=self.step)
+        loss_d_all = distributed.across_ranks(loss_d, self.dist)
+        d_ok = bool(torch.isfinite(loss_d_all).all())
         self.opt_d.zero_grad(set_to_none=True)
         if d_ok:
             loss_d.backward()
@@ -205,12 +224,14 @@ class GANTrainer:
                     w_ctc = balanced_scale(g_adv, g_ctc, tc.ctc.alpha)
         feat = torch.zeros((), device=dev)
         if self.feature_loss is not None:
-            out = self.feature_loss(restored, clean)
-            feat = out.loss if hasattr(out, "loss") else out
+            with D.autocast(dev):  # restored is bf16 on a GPU: the recognizer must run under autocast too
+                out = self.feature_loss(restored, clean)
+            feat = (out.loss if hasattr(out, "loss") else out).float()
         loss_g = tc.adv_weight * adv + tc.pixel_weight * pix + tc.feature_loss.weight * feat
         if w_ctc > 0:
             loss_g = loss_g + w_ctc * ctc
-        g_ok = self.guard.ok(distributed.across_ranks(loss_g, self.dist), step=self.step)
+        # The guard counts each step once, whichever loss was non-finite.
+        g_ok = self.guard.ok(distributed.across_ranks(loss_g, self.dist), loss_d_all.detach(), step=self.step)
         self.opt_g.zero_grad(set_to_none=True)
         if g_ok:
             loss_g.backward()
@@ -307,6 +328,12 @@ class GANTrainer:
                     sampler = common.EpochBatches(len(self.data.train), tc.batch_size, cfg.seed, self.epoch,
                                                   start=self.batch_in_epoch)
                     n_batches = len(sampler.batches)
+                    if len(sampler) == 0:  # e.g. resumed with a larger batch: this epoch is used up
+                        if n_batches == 0:
+                            raise ValueError(f"the training split has no batch of {tc.batch_size} lines "
+                                             f"({len(self.data.train)} lines); lower train.batch_size")
+                        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                        continue
                     # Each rank takes its share of every global batch (all of it in one process).
                     shares = [distributed.shard(b, self.dist) for b in sampler]
                     for batch in common.loader(self.data.train, cfg, batch_sampler=shares):
@@ -333,7 +360,7 @@ class GANTrainer:
                             if self.best.update(last_val.get(self.best.metric)):
                                 self.save(best_path)
                             self.save(last_path)
-                            if self.best.should_stop:
+                            if self.best.should_stop and self.step >= tc.ctc.warmup + tc.ctc.ramp:
                                 log.info("early stop: %s has not improved for %d validations",
                                          self.best.metric, tc.patience)
                                 stop = True
@@ -344,10 +371,11 @@ class GANTrainer:
                         if self.step >= self.total_steps or stop:
                             break
             except KeyboardInterrupt:
+                # Not saved here: mid-step the models are half updated. last.pt from the last
+                # validation is consistent and resumes exactly.
                 if main:
-                    self.save(last_path)
-                    log.warning("interrupted at step %d; saved %s — continue with train.resume=%s",
-                                self.step, last_path, last_path)
+                    log.warning("interrupted at step %d; continue from the last validated step with "
+                                "train.resume=%s", self.step, last_path)
                 raise
             finally:
                 bar.close()
@@ -359,7 +387,8 @@ class GANTrainer:
                       "best_value": self.best.best, "steps": self.step, "val": last_val,
                       "nonfinite": self.guard.total, "collapses": self.collapses,
                       "mlflow_run_id": tracker.run_id, "run_dir": str(self.run.dir),
-                      "recognizer_checkpoint": str(self.recognizer_path), "data_hash": self.data.data_hash,
+                      "recognizer_checkpoint": project_relative(self.recognizer_path),
+                      "data_hash": self.data.data_hash,
                       "history": self.history.records}
             if main:
                 self.run.write_json("history.json", self.history.records)

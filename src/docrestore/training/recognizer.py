@@ -147,7 +147,7 @@ def role_config(cfg: C.Config, role: str) -> C.Config:
     elif role != "loss":
         raise ValueError(f"role must be 'loss' or 'reader', got {role!r}")
     rc.recognizer.checkpoint = ""
-    rc.desc = f"{role}-{cfg.profile}"
+    rc.desc = f"{role}-{cfg.profile}-seed{rc.seed}"
     return rc
 
 
@@ -181,8 +181,12 @@ def ensure_recognizer(cfg: C.Config, role: str = "loss") -> Path:
 
 def _pretrain_into(rc: C.Config, role: str, cached: Path) -> Path:
     log.info("no pretrained %s recognizer for these settings yet: training one", role)
+    outer_log = [h for h in logging.getLogger("docrestore").handlers if isinstance(h, logging.FileHandler)]
     run = R.start_run(rc, "pretrain")
-    result = pretrain(rc, run)
+    try:
+        result = pretrain(rc, run)
+    finally:
+        R.restore_log(outer_log)  # the run that needed this recognizer keeps its own run.log
     tmp = cached.with_suffix(".tmp")
     shutil.copyfile(result["checkpoint"], tmp)
     tmp.replace(cached)
