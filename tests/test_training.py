@@ -28,6 +28,23 @@ def trainer(cfg) -> GANTrainer:
     return GANTrainer(cfg, R.start_run(cfg, "train"))
 
 
+def twin_steps(cfg):
+    """Two trainers with the same G and D but different recognizers, one step each on one batch:
+    if CTC reaches G, their generators differ afterwards. Returns (a, b, metrics_a, metrics_b)."""
+    a, b = trainer(cfg), trainer(cfg)
+    b.generator.load_state_dict(a.generator.state_dict())
+    b.discriminator.load_state_dict(a.discriminator.state_dict())
+    with torch.no_grad():
+        for p in b.recognizer.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    batch = next(iter(common.loader(a.data.train, cfg, batch_size=4)))
+    torch.manual_seed(0)
+    ma = a.train_step(batch)
+    torch.manual_seed(0)
+    mb = b.train_step(batch)
+    return a, b, ma, mb
+
+
 def test_resume_continues_exactly(tmp_path, smoke_dataset, trained_recognizer):
     base = ("train.max_steps=6", "train.val_every=2", "train.batch_size=4")
     full = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, *base))
@@ -50,18 +67,7 @@ def test_ctc_is_monitored_at_weight_zero_and_does_not_reach_the_generator(tmp_pa
     # Linear schedule still in warm-up: the active weight is 0 for every step of this run.
     cfg = make_cfg(tmp_path, smoke_dataset, trained_recognizer, "train.scenario=frozen", "train.ctc.weight=5",
                    "train.ctc.schedule=linear", "train.ctc.warmup=100", "train.ctc.ramp=10")
-    a = trainer(cfg)
-    b = trainer(cfg)
-    b.generator.load_state_dict(a.generator.state_dict())
-    b.discriminator.load_state_dict(a.discriminator.state_dict())
-    with torch.no_grad():  # another recognizer: if CTC reached G, G's update would differ
-        for p in b.recognizer.parameters():
-            p.add_(torch.randn_like(p) * 0.5)
-    batch = next(iter(common.loader(a.data.train, cfg, batch_size=4)))
-    torch.manual_seed(0)
-    ma = a.train_step(batch)
-    torch.manual_seed(0)
-    mb = b.train_step(batch)
+    a, b, ma, mb = twin_steps(cfg)
     assert ma["train/ctc_weight"] == 0.0 and ma["train/ctc_term"] == 0.0
     assert ma["train/ctc_monitor"] > 0 and ma["train/ctc_monitor"] != pytest.approx(mb["train/ctc_monitor"])
     for pa, pb in zip(a.generator.parameters(), b.generator.parameters()):
@@ -70,17 +76,7 @@ def test_ctc_is_monitored_at_weight_zero_and_does_not_reach_the_generator(tmp_pa
 
 def test_ctc_reaches_the_generator_once_its_weight_is_positive(tmp_path, smoke_dataset, trained_recognizer):
     cfg = make_cfg(tmp_path, smoke_dataset, trained_recognizer, "train.scenario=frozen", "train.ctc.weight=5")
-    a, b = trainer(cfg), trainer(cfg)
-    b.generator.load_state_dict(a.generator.state_dict())
-    b.discriminator.load_state_dict(a.discriminator.state_dict())
-    with torch.no_grad():
-        for p in b.recognizer.parameters():
-            p.add_(torch.randn_like(p) * 0.5)
-    batch = next(iter(common.loader(a.data.train, cfg, batch_size=4)))
-    torch.manual_seed(0)
-    m = a.train_step(batch)
-    torch.manual_seed(0)
-    b.train_step(batch)
+    a, b, m, _ = twin_steps(cfg)
     assert m["train/ctc_weight"] == 5.0
     assert m["train/ctc_term"] == pytest.approx(5.0 * m["train/ctc_monitor"])
     assert any(not torch.equal(pa, pb) for pa, pb in zip(a.generator.parameters(), b.generator.parameters()))

@@ -6,6 +6,7 @@ run.log, all written before any work starts.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -106,6 +107,24 @@ def join_run(dir: str | Path, cfg: C.Config, stage: str, git: dict) -> Run:
     """The :class:`Run` of a folder that another process started (rank 0 under torchrun), for
     the other ranks: it creates and writes nothing."""
     return Run(dir=Path(dir), stage=stage, cfg=cfg, git=git)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """An exclusive advisory lock held for the block: parallel jobs that need the same dataset or
+    recognizer wait for the first to make it. (No-op where fcntl does not exist.)"""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def progress_disabled() -> bool | None:

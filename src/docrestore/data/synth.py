@@ -17,7 +17,6 @@ written last, so a folder without it is never taken for a finished dataset.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -32,7 +31,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import config as C
-from ..runs import progress_disabled
+from ..runs import file_lock, progress_disabled
 from . import manifest as M
 from .charset import Charset
 from .corpus import Corpus, build_corpus
@@ -203,21 +202,10 @@ def _run_tasks(plan: SynthPlan, tasks: list, workers: int, partial_path: Path) -
 
 
 # ------------------------------------------------------------------------------ datasets
-@contextlib.contextmanager
 def _folder_lock(root: Path):
     """One synthesiser per folder: parallel jobs asking for the same dataset wait, then find it
-    complete. (No-op where fcntl does not exist.)"""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    with open(root / LOCK, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    complete."""
+    return file_lock(root / LOCK)
 
 
 def _settings_diff(old: dict, new: dict) -> str:

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from dataclasses import dataclass, field
@@ -220,20 +219,6 @@ def open_data(cfg: C.Config) -> Data:
     h, w = cfg.data.height, cfg.data.width
     splits = {s: LineDataset(manifest, s, h, w, charset) for s in ("train", "val", "test")}
     return Data(manifest, charset, splits["train"], splits["val"], splits["test"], dataset_hash(manifest))
-
-
-@contextlib.contextmanager
-def file_lock(path: Path):
-    """An exclusive advisory lock (fcntl) held for the block; other processes wait for it."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def dataset_hash(manifest: Path) -> str:

@@ -172,7 +172,7 @@ def ensure_recognizer(cfg: C.Config, role: str = "loss") -> Path:
     cached = C.resolve_path(cfg.runs_dir) / "cache" / "recognizers" / f"{role}-{key}.pt"
     cached.parent.mkdir(parents=True, exist_ok=True)
     # Parallel jobs of a plan need the same recognizer: the first trains it, the others wait.
-    with common.file_lock(cached.with_suffix(".lock")):
+    with R.file_lock(cached.with_suffix(".lock")):
         if cached.exists():
             log.info("reusing the pretrained %s recognizer %s", role, cached)
             return cached
