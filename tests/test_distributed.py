@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import subprocess
 import sys
 
@@ -109,3 +110,61 @@ def test_torchrun_two_cpu_processes(tmp_path, smoke_dataset, trained_recognizer)
     assert not any(k.startswith("module.") for sd in ck["models"].values() for k in sd)  # no DDP prefix
     generator, _ = load_generator(run / "last.pt", torch.device("cpu"))
     assert not generator.training
+
+
+# Losses: the mean over the ranks of each rank's loss on its share vs the one-process loss on the
+# whole global batch (the same numbers up to float summation order). Weights: Adam and RMSprop
+# normalise each gradient element, so a rounding difference in a near-zero gradient can move a
+# single weight by up to a step (RMSprop's first step is 10 x lr whatever the gradient): each
+# tensor's distance to the one-process tensor is compared with how far the two steps moved it.
+# The recognizer's first convolution has a bias before BatchNorm, whose true gradient is 0, and
+# RMSprop's first step is 10 x lr whatever the gradient: such weights are pure rounding noise, so
+# the recognizer (S1/S2) is compared through what it computes, the losses of the following steps.
+# The ranks themselves must agree to 1e-6.
+LOSS_RTOL, LOSS_ATOL = 1e-4, 1e-5
+WEIGHT_RTOL = 0.05  # |w_ddp - w_one| <= 5 % of |w_one - w_init| (norms over each tensor)
+RANK_ATOL = 1e-6
+
+
+def test_every_arm_under_ddp_matches_one_process(no_torchrun, tmp_path, smoke_dataset, trained_recognizer):
+    """Two gloo processes run every arm (S1, S2, annealing, balanced, feature loss, dual-modal)
+    for three steps in one torchrun spawn; one process runs the same global batches here."""
+    import json
+
+    import ddp_arms  # tests/ddp_arms.py, the same driver in both
+
+    spec = {"recognizer": str(trained_recognizer), "manifest": str(smoke_dataset), "batch_size": 4,
+            "runs_dir": str(tmp_path / "runs"), "arms": list(ddp_arms.ARMS)}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_ENV}
+    env.update(DOCRESTORE_THREADS="1", OMP_NUM_THREADS="1")
+    out = tmp_path / "ddp.pt"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         str(Path(ddp_arms.__file__)), str(tmp_path / "spec.json"), str(out)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    single = ddp_arms.run_arms(spec)  # meanwhile, the one-process reference
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-6000:]
+    ddp = torch.load(out, weights_only=False)
+    for arm in ddp_arms.ARMS:
+        assert ddp[arm]["world"] == 2 and single[arm]["world"] == 1
+        assert ddp[arm]["rank_weight_diff"] <= RANK_ATOL, (arm, ddp[arm]["rank_weight_diff"])
+        for step, (ranks, (one,)) in enumerate(zip(ddp[arm]["steps"], single[arm]["steps"])):
+            for key in ("train/loss_d", "train/loss_g", "train/adv", "train/pixel", "train/ctc_monitor",
+                        "train/feature", "train/recognizer_ctc"):
+                if key not in one:
+                    continue
+                mean = sum(r[key] for r in ranks) / len(ranks)
+                assert mean == pytest.approx(one[key], rel=LOSS_RTOL, abs=LOSS_ATOL), (arm, step, key)
+            # the weight is a scalar of the whole batch (balanced: global std of the gradients)
+            assert ranks[0]["train/ctc_weight"] == pytest.approx(one["train/ctc_weight"], rel=LOSS_RTOL)
+        for name, value in single[arm]["state"].items():
+            if name.startswith("2."):  # the recognizer: see above
+                continue
+            if not value.is_floating_point():
+                assert torch.equal(ddp[arm]["state"][name], value), (arm, name)
+                continue
+            moved = (value.double() - single[arm]["init"][name].double()).norm().item()
+            off = (ddp[arm]["state"][name].double() - value.double()).norm().item()
+            assert off <= WEIGHT_RTOL * moved + 1e-6, (arm, name, off, moved)

@@ -87,8 +87,13 @@ def run_stage(stage: str, cfg: C.Config):
                          f"run `docrestore {stage}` as one process")
     info = distributed.init_from_env(cfg.device)
     try:
-        run = runs.start_run(cfg, stage) if info.is_main else None
-        folder, git = distributed.broadcast_object((str(run.dir), run.git) if run else None, info)
+        run = None
+        if info.is_main:
+            previous = continuable(cfg, stage)
+            run = runs.reopen_run(previous, cfg, stage) if previous else runs.start_run(cfg, stage)
+        folder, git, resume = distributed.broadcast_object(
+            (str(run.dir), run.git, cfg.train.resume) if run else None, info)
+        cfg.train.resume = resume  # the other ranks continue the same checkpoint
         if run is None:
             logging.getLogger("docrestore").setLevel(logging.WARNING)  # rank 0 tells the story
             run = runs.join_run(folder, cfg, stage, git)
@@ -97,12 +102,49 @@ def run_stage(stage: str, cfg: C.Config):
         distributed.cleanup()
 
 
+def continuable(cfg: C.Config, stage: str):
+    """For `train` with ``train.auto_resume`` and no ``train.resume``: the folder of an interrupted
+    run of the same config, whose last.pt ``cfg`` now resumes (None: start a new run)."""
+    if stage != "train" or not cfg.train.auto_resume or cfg.train.resume:
+        return None
+    from .training import survive
+
+    previous = survive.find_interrupted(cfg, stage)
+    if previous is not None:
+        cfg.train.resume = str(previous / "last.pt")
+        log.info("continuing the interrupted run %s from its last.pt (train.auto_resume=false starts "
+                 "a new run instead)", previous)
+    return previous
+
+
+def train_background(cfg: C.Config, args) -> int:
+    """`docrestore train --background` (the same command, detached) and `--status`."""
+    from . import background
+    from .training import survive
+
+    if args.status:
+        print(background.status_text("train"))
+        print(survive.progress_text(cfg))
+        return 0
+    cmd = [sys.executable, "-m", "docrestore.cli", "train", *(["--config", args.config] if args.config else []),
+           *args.overrides]
+    background.launch("train", cmd)
+    print("  progress  : docrestore train --status" + (f" --config {args.config}" if args.config else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="docrestore", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     for name, st in STAGES.items():
-        _common(sub.add_parser(name, help=st.what, description=st.what))
+        sp = sub.add_parser(name, help=st.what, description=st.what)
+        _common(sp)
+        if name == "train":
+            sp.add_argument("--background", action="store_true",
+                            help="run detached (goes on after the terminal closes); log in runs/background/train.log")
+            sp.add_argument("--status", action="store_true",
+                            help="show the background training job and the newest training run's progress")
 
     r = sub.add_parser("restore", help="restore page or line images of any size with a trained generator")
     r.add_argument("inputs", nargs="+", help="image files or folders (PNG, JPEG, TIFF)")
@@ -159,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(dry_run_text(cfg, args.cmd))
             return 0
+        if getattr(args, "status", False) or getattr(args, "background", False):
+            return train_background(cfg, args)
         result = run_stage(args.cmd, cfg)
         if isinstance(result, int):
             return result
@@ -166,10 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     except C.ConfigError as exc:
         print(f"docrestore: config error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("docrestore: interrupted; rerun the same command (or train.resume=<run>/last.pt) to continue",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        if getattr(args, "cmd", "") == "train":
+            print("docrestore: interrupted; rerun the same command to continue the run in its folder "
+                  "(or pass train.resume=<run>/last.pt)", file=sys.stderr)
+        else:
+            print("docrestore: interrupted", file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
 
 
 if __name__ == "__main__":

@@ -145,6 +145,10 @@ class TrainConfig:
     grad_clip: float = _f(0.0, "clip gradient norm of G and D; 0 = off", 0.0)
     samples: int = _f(8, "lines in each sample grid", 1, 64)
     resume: str = _f("", "checkpoint to resume from (last.pt of an interrupted run)")
+    checkpoint_minutes: float = _f(30.0, "also write last.pt every N minutes of training (0 = only at "
+                                         "validations); SIGTERM/SIGINT always write one", 0.0, 1440.0)
+    auto_resume: bool = _f(True, "`docrestore train` continues the newest interrupted run of the same config "
+                                 "in its folder and MLflow run; false = always a new run")
 
 
 @dataclass

@@ -93,11 +93,37 @@ def describe(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
+# "auto": bf16 autocast on GPU, fp32 on CPU; "bf16": bf16 autocast on any device (the CPU tests of
+# the bf16 path, gpu-check); "fp32": no autocast anywhere (gpu-check's fp32 reference).
+PRECISIONS = ("auto", "bf16", "fp32")
+_precision = "auto"
+
+
+@contextlib.contextmanager
+def precision(name: str):
+    """Within the block, :func:`autocast` follows ``name`` (one of :data:`PRECISIONS`)."""
+    global _precision
+    if name not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {name!r}")
+    before, _precision = _precision, name
+    try:
+        yield
+    finally:
+        _precision = before
+
+
 def autocast(device: torch.device):
-    """bf16 autocast on GPU; a null context on CPU (CPU autocast is slower than fp32 here)."""
-    if device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    """bf16 autocast on GPU; a null context on CPU (CPU autocast is slower than fp32 here).
+    :func:`precision` changes that for a block."""
+    if _precision == "fp32" or (_precision == "auto" and device.type != "cuda"):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def full_precision(x: torch.Tensor):
+    """A block computed in fp32 even inside :func:`autocast` (the generator's last layer and
+    sigmoid: bf16 rounds outputs above ~0.998 to exactly 1.0, where the sigmoid's gradient is 0)."""
+    return torch.autocast(device_type=x.device.type, enabled=False)
 
 
 def seed_everything(seed: int) -> None:

@@ -345,10 +345,23 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("paper-figures", help="run missing experiments, then draw every figure and table")
     f.add_argument("--profile", default="quick", choices=C.PROFILES)
+    f.add_argument("--background", action="store_true",
+                   help="run detached; log in runs/background/paper-figures-<profile>.log")
+    f.add_argument("--status", action="store_true", help="show the background paper-figures job")
     ls = sub.add_parser("list", help="list the paper's experiments and whether the ledger has them")
     ls.add_argument("--profile", default="quick", choices=C.PROFILES)
     args = p.parse_args(argv)
-    if args.cmd == "paper-figures":
+    if args.cmd == "paper-figures" and (args.background or args.status):
+        from . import background
+
+        name = f"paper-figures-{args.profile}"
+        if args.status:
+            print(background.status_text(name))
+            print(f"experiment jobs: docrestore experiments configs/experiments/paper_{args.profile}.yaml --status")
+        else:
+            background.launch(name, [sys.executable, "-m", "docrestore.pipeline", "paper-figures",
+                                     "--profile", args.profile])
+    elif args.cmd == "paper-figures":
         paper_figures(args.profile)
     else:
         missing = {e.name for e in missing_experiments(args.profile, C.resolve_path("paper/results"))}

@@ -103,6 +103,16 @@ def start_run(cfg: C.Config, stage: str) -> Run:
     return run
 
 
+def reopen_run(dir: str | Path, cfg: C.Config, stage: str) -> Run:
+    """An interrupted run's folder, taken up again by the process that continues it: run.log
+    grows, config.yaml stays (the same config, by the caller's check)."""
+    run = Run(dir=Path(dir), stage=stage, cfg=cfg, git=git_info())
+    attach_log(run.dir / "run.log")
+    log.info("continuing the interrupted run %s (commit %s%s)", run.dir, run.git["commit"][:10],
+             " dirty" if run.git.get("dirty") else "")
+    return run
+
+
 def join_run(dir: str | Path, cfg: C.Config, stage: str, git: dict) -> Run:
     """The :class:`Run` of a folder that another process started (rank 0 under torchrun), for
     the other ranks: it creates and writes nothing."""

@@ -43,7 +43,9 @@ def _retry(fn, *args, tries: int = 30, **kwargs):
 class Tracker:
     """A thin wrapper: a no-op when tracking is disabled, MLflow otherwise."""
 
-    def __init__(self, cfg: C.Config, run_dir: Path | None, run_name: str, tags: dict | None = None):
+    def __init__(self, cfg: C.Config, run_dir: Path | None, run_name: str, tags: dict | None = None,
+                 run_id: str = ""):
+        """``run_id``: continue that MLflow run (an interrupted training run resumed in its folder)."""
         self.enabled = cfg.tracking.enabled
         self.run_id = ""
         self._mlflow = None
@@ -72,6 +74,12 @@ class Tracker:
         for k in ("DOCRESTORE_PLAN", "DOCRESTORE_JOB"):
             if os.environ.get(k):
                 all_tags[k.lower().replace("docrestore_", "")] = os.environ[k]
+        if run_id:
+            active = _retry(mlflow.start_run, run_id=run_id)
+            self.run_id = active.info.run_id
+            _retry(mlflow.set_tags, all_tags)
+            log.info("MLflow run %s continued at %s", self.run_id, uri)
+            return  # its params are logged already (MLflow refuses to change a logged param)
         active = _retry(mlflow.start_run, run_name=run_name, tags=all_tags)
         self.run_id = active.info.run_id
         params = {k: (str(v)[:500]) for k, v in C.flatten(C.to_dict(cfg)).items()}
@@ -97,7 +105,8 @@ class Tracker:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.end("FINISHED" if exc_type is None else "FAILED")
+        interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
+        self.end("FINISHED" if exc_type is None else "KILLED" if interrupted else "FAILED")
 
     def end(self, status: str = "FINISHED") -> None:
         if self._mlflow:

@@ -93,19 +93,23 @@ def _flat(grads: torch.Tensor | Iterable[torch.Tensor | None]) -> torch.Tensor:
     return torch.cat([p.to(parts[0].device) for p in parts])
 
 
-def balanced_scale(grad_adv, grad_ctc, alpha: float = 1.0, eps: float = 1e-8) -> float:
+def balanced_scale(grad_adv, grad_ctc, alpha: float = 1.0, eps: float = 1e-8, std=None) -> float:
     """ScrabbleGAN's gradient balance: ``alpha * std(grad_adv) / (std(grad_ctc) + eps)``.
 
     The gradients are tensors or lists of tensors (e.g. ``torch.autograd.grad`` of each loss
     with respect to the restored image). Returns 0.0 when the result is not finite (a non-finite
     CTC gradient, or too few values for a standard deviation) or the CTC gradient is flat
     (std <= eps), so that step drops the CTC term.
+
+    ``std`` (a tensor -> float) replaces ``Tensor.std``: under torchrun the trainer passes the
+    standard deviation over every rank's share, so the weight is the one-process weight.
     """
     a, c = _flat(grad_adv), _flat(grad_ctc)
     if a.numel() < 2 or c.numel() < 2:
         return 0.0
-    c_std = c.std().item()
+    std = std or (lambda t: t.std().item())
+    c_std = std(c)
     if not c_std > eps:  # a flat CTC gradient (clipped or impossible alignments): nothing to balance
         return 0.0
-    scale = alpha * a.std().item() / c_std
+    scale = alpha * std(a) / c_std
     return scale if math.isfinite(scale) else 0.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import device as D
 from ..config import GeneratorConfig
 
 # ERB's encoder filters; the decoder mirrors the first four.
@@ -116,7 +117,8 @@ class UNetGenerator(nn.Module):
         d3 = self.dec3(torch.cat([e3, self.up3(d4)], dim=1))
         d2 = self.dec2(torch.cat([e2, self.up2(d3)], dim=1))
         d1 = self.dec1(torch.cat([e1, self.up1(d2)], dim=1))
-        return torch.sigmoid(self.head(d1))
+        with D.full_precision(d1):  # fp32 head and sigmoid: white paper keeps its gradient under bf16
+            return torch.sigmoid(self.head(d1.float()))
 
 
 GENERATORS: dict[str, type[nn.Module]] = {"unet": UNetGenerator}

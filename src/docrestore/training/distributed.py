@@ -116,6 +116,30 @@ def across_ranks(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return total
 
 
+def global_std(values: torch.Tensor, info: DistInfo) -> float:
+    """The (unbiased) standard deviation of ``values`` concatenated over all ranks."""
+    if not info.distributed:
+        return values.detach().std().item()
+    x = values.detach().double().flatten()
+    sums = torch.stack([torch.tensor(float(x.numel()), dtype=torch.float64), x.sum().cpu(), (x * x).sum().cpu()])
+    sums = sums.to(values.device)
+    dist.all_reduce(sums, op=dist.ReduceOp.SUM)
+    n, s, ss = sums.tolist()
+    if n < 2:
+        return float("nan")
+    return max(0.0, (ss - s * s / n) / (n - 1)) ** 0.5
+
+
+def max_across_ranks(values: list[int], info: DistInfo, device: torch.device) -> list[int]:
+    """Each of ``values`` maximised over the ranks (``values`` in one process): a flag raised on
+    any rank (a signal) is raised on all."""
+    if not info.distributed:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.int64, device=device)  # NCCL reduces GPU tensors only
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [int(v) for v in t.tolist()]
+
+
 def wrap(module: torch.nn.Module, device: torch.device, info: DistInfo) -> torch.nn.Module:
     """``module`` in DistributedDataParallel under torchrun; ``module`` itself in one process.
     Keep the plain module for validation and state dicts (checkpoints stay as in one process)."""
@@ -123,7 +147,26 @@ def wrap(module: torch.nn.Module, device: torch.device, info: DistInfo) -> torch
         return module
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(module, device_ids=[device.index] if D.is_gpu(device) else None)
+    # broadcast_buffers=False: DDP would otherwise copy rank 0's BatchNorm statistics into every
+    # module in place at each forward, and the discriminator runs twice (real, fake) before one
+    # backward, the pattern behind "modified by an inplace operation" failures on some
+    # PyTorch/NCCL versions. The buffers are averaged once per step instead (sync_buffers).
+    return DistributedDataParallel(module, device_ids=[device.index] if D.is_gpu(device) else None,
+                                   broadcast_buffers=False)
+
+
+def sync_buffers(modules, info: DistInfo) -> None:
+    """Average the floating-point buffers (BatchNorm running statistics) of ``modules`` over the
+    ranks, outside any autograd graph, so every rank holds the same model after a step.
+    Integer buffers (``num_batches_tracked``) advance in step on every rank and are left alone."""
+    if not info.distributed:
+        return
+    with torch.no_grad():
+        for module in modules:
+            for buf in module.buffers():
+                if buf.is_floating_point():
+                    dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+                    buf.div_(info.world_size)
 
 
 @contextlib.contextmanager

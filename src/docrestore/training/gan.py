@@ -23,6 +23,7 @@ import contextlib
 import copy
 import logging
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ from .. import config as C
 from .. import device as D
 from .. import runs as R
 from ..tracking import Tracker
-from . import common, distributed
+from . import common, distributed, survive
 
 log = logging.getLogger("docrestore")
 
@@ -221,7 +222,8 @@ class GANTrainer:
                 g_adv = torch.autograd.grad(adv, restored, retain_graph=True, allow_unused=True)[0]
                 g_ctc = torch.autograd.grad(ctc, restored, retain_graph=True, allow_unused=True)[0]
                 if g_adv is not None and g_ctc is not None:
-                    w_ctc = balanced_scale(g_adv, g_ctc, tc.ctc.alpha)
+                    w_ctc = balanced_scale(g_adv, g_ctc, tc.ctc.alpha,
+                                           std=lambda t: distributed.global_std(t, self.dist))
         feat = torch.zeros((), device=dev)
         if self.feature_loss is not None:
             with D.autocast(dev):  # restored is bf16 on a GPU: the recognizer must run under autocast too
@@ -260,7 +262,13 @@ class GANTrainer:
                    "train/nonfinite_total": self.guard.total}
         if loss_r is not None:
             metrics["train/recognizer_ctc"] = loss_r.item()
+        # Under torchrun: the BatchNorm statistics each rank gathered on its share, averaged.
+        distributed.sync_buffers(self.trained_modules(), self.dist)
         return metrics
+
+    def trained_modules(self) -> list[torch.nn.Module]:
+        """The modules this run updates (the frozen recognizer is not one of them)."""
+        return [self.generator, self.discriminator] + ([self.recognizer] if self.train_recognizer else [])
 
     def schedule_active(self) -> bool:
         return self.step >= self.cfg.train.ctc.warmup
@@ -318,11 +326,23 @@ class GANTrainer:
         tags = {"stage": "train", "scenario": tc.scenario, "ctc_schedule": tc.ctc.schedule,
                 "discriminator": cfg.discriminator.name, "resumed_from": self.resumed_from}
         main = self.dist.is_main  # under torchrun only rank 0 validates, writes and logs
-        with Tracker(cfg if main else _without_tracking(cfg), self.run.dir, self.run.name, tags=tags) as tracker:
+        # Continuing an interrupted run in its own folder: log to its MLflow run too.
+        same_folder = self.resumed_from and Path(self.resumed_from).parent.resolve() == self.run.dir.resolve()
+        mlflow_id = survive.read_status(self.run.dir).get("mlflow_run_id", "") if same_folder else ""
+        with Tracker(cfg if main else _without_tracking(cfg), self.run.dir, self.run.name, tags=tags,
+                     run_id=mlflow_id) as tracker, survive.StopSignals() as signals:
             self.tracker = tracker
             bar = tqdm(total=self.total_steps, initial=self.step, desc="train GAN", unit="step",
                        disable=R.progress_disabled() if main else True)
             stop = False
+            last_save = survive.clock()
+
+            def status(state: str, **extra) -> None:
+                if main:
+                    survive.write_status(self.run.dir, state, step=self.step, total_steps=self.total_steps,
+                                         mlflow_run_id=tracker.run_id, **extra)
+
+            status("running")
             try:
                 while self.step < self.total_steps and not stop:
                     sampler = common.EpochBatches(len(self.data.train), tc.batch_size, cfg.seed, self.epoch,
@@ -360,6 +380,8 @@ class GANTrainer:
                             if self.best.update(last_val.get(self.best.metric)):
                                 self.save(best_path)
                             self.save(last_path)
+                            last_save = survive.clock()
+                            status("running")
                             if self.best.should_stop and self.step >= tc.ctc.warmup + tc.ctc.ramp:
                                 log.info("early stop: %s has not improved for %d validations",
                                          self.best.metric, tc.patience)
@@ -368,14 +390,38 @@ class GANTrainer:
                             self.history.add(self.step, metrics)
                         if self.step % tc.val_every == 0 or self.step >= self.total_steps:
                             stop = distributed.broadcast_object(stop, self.dist)  # rank 0's early stop
+                        # Between two steps the state is consistent: a signal (on any rank) or
+                        # the clock (rank 0's) writes last.pt here, the same step on every rank.
+                        due = (tc.checkpoint_minutes > 0 and
+                               survive.clock() - last_save >= 60 * tc.checkpoint_minutes)
+                        signum, due = distributed.max_across_ranks([signals.received or 0, int(due and main)],
+                                                                   self.dist, self.device)
+                        if (signum or due) and self.step < self.total_steps and not stop:
+                            if main:
+                                self.save(last_path)
+                            last_save = survive.clock()
+                            status("running")
+                            if signum:
+                                status("interrupted", signal=signal.Signals(signum).name)
+                                raise survive.Interrupted(signum, self.step, last_path)
                         if self.step >= self.total_steps or stop:
                             break
-            except KeyboardInterrupt:
-                # Not saved here: mid-step the models are half updated. last.pt from the last
-                # validation is consistent and resumes exactly.
+            except survive.Interrupted as exc:
                 if main:
-                    log.warning("interrupted at step %d; continue from the last validated step with "
-                                "train.resume=%s", self.step, last_path)
+                    log.warning("%s at step %d: %s written. Rerun the same command to continue this run "
+                                "in %s (or pass train.resume=%s)", signal.Signals(exc.signum).name,
+                                self.step, last_path, self.run.dir, last_path)
+                raise
+            except KeyboardInterrupt:
+                # The second Ctrl-C, mid-step: the models are half updated, so nothing is saved;
+                # last.pt from the last validation or periodic checkpoint is consistent.
+                status("interrupted", signal="SIGINT")
+                if main:
+                    log.warning("stopped at step %d; rerun the same command to continue from the last "
+                                "checkpoint %s", self.step, last_path)
+                raise
+            except BaseException as exc:
+                status("failed", error=f"{type(exc).__name__}: {exc}"[:500])
                 raise
             finally:
                 bar.close()
@@ -390,6 +436,7 @@ class GANTrainer:
                       "recognizer_checkpoint": project_relative(self.recognizer_path),
                       "data_hash": self.data.data_hash,
                       "history": self.history.records}
+            status("done")
             if main:
                 self.run.write_json("history.json", self.history.records)
                 self.run.write_json("result.json", {k: v for k, v in result.items() if k != "history"})

@@ -1,0 +1,128 @@
+"""Detached runs of long commands (`docrestore train --background`, `make paper-figures
+DETACH=1`): start, close the terminal, `tail -f` the log, ask `--status`.
+
+Each kind of job has one slot under ``runs/background/``: ``<name>.log`` (everything the command
+prints) and ``<name>.json`` (command, pid, start, and at the end the exit code). A job is started
+through this module's ``_wrap`` entry point in its own session, so closing the terminal does not
+stop it, and the exit code is recorded when the command ends.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from . import config as C
+
+STATE_DIR = "runs/background"
+
+
+def _now() -> str:
+    return _dt.datetime.now().isoformat(timespec="seconds")
+
+
+def paths(name: str, state_dir: str | Path | None = None) -> tuple[Path, Path]:
+    d = C.resolve_path(state_dir or STATE_DIR)
+    return d / f"{name}.log", d / f"{name}.json"
+
+
+def read_state(name: str, state_dir=None) -> dict:
+    try:
+        return json.loads(paths(name, state_dir)[1].read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_state(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
+
+
+def is_running(name: str, state_dir=None) -> bool:
+    st = read_state(name, state_dir)
+    return "exit_code" not in st and _alive(st.get("pid"))
+
+
+def launch(name: str, cmd: list[str], state_dir=None, echo=print) -> subprocess.Popen:
+    """Start ``cmd`` detached (own session, no terminal, output to the log) and return at once.
+    Refuses while the previous job of this name still runs."""
+    log_path, state_path = paths(name, state_dir)
+    if is_running(name, state_dir):
+        raise RuntimeError(f"a background {name} job is still running (pid {read_state(name, state_dir)['pid']}); "
+                           f"see `tail -f {log_path}`, or stop it with `kill {read_state(name, state_dir)['pid']}` "
+                           "(it writes a checkpoint and stops cleanly)")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"\n===== {_now()}: {' '.join(cmd)}\n")
+        log.flush()
+        proc = subprocess.Popen([sys.executable, "-m", "docrestore.background", str(state_path), "--", *cmd],
+                                cwd=C.PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"})
+    _write_state(state_path, {"name": name, "cmd": cmd, "pid": proc.pid, "started": _now(), "log": str(log_path)})
+    echo(f"{name} started in the background (pid {proc.pid}); it goes on after this terminal closes.")
+    echo(f"  follow it : tail -f {log_path}")
+    echo(f"  stop it   : kill {proc.pid}   (training writes last.pt and stops; the same command continues)")
+    return proc
+
+
+def status_text(name: str, state_dir=None, tail: int = 8) -> str:
+    """The state of the last background job ``name``: running or its exit code, and its log's end."""
+    log_path, _ = paths(name, state_dir)
+    st = read_state(name, state_dir)
+    if not st:
+        return f"{name}: no background job has been started (nothing in {log_path.parent})"
+    if "exit_code" in st:
+        state = f"finished {st.get('finished', '')} with exit code {st['exit_code']}" + (
+            " (interrupted; rerun the same command to continue)" if st["exit_code"] in (130, 143) else "")
+    elif _alive(st.get("pid")):
+        state = f"running (pid {st['pid']}, started {st.get('started', '')})"
+    else:
+        state = f"stopped without an exit code (pid {st.get('pid')} is gone: killed?)"
+    lines = [f"{name}: {state}", f"  command : {' '.join(st.get('cmd', []))}", f"  log     : {log_path}"]
+    try:
+        text = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        text = []
+    if text:
+        lines += ["  last lines of the log:"] + [f"    {t}" for t in text[-tail:]]
+    return "\n".join(lines)
+
+
+def _wrap(argv: list[str]) -> int:
+    """Child side: run the command, record its exit code. SIGTERM to this process is passed on."""
+    import signal
+
+    state_path, cmd = Path(argv[0]), argv[2:]
+    proc = subprocess.Popen(cmd)
+
+    def _forward(signum, frame):
+        proc.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, _forward)
+    signal.signal(signal.SIGINT, _forward)
+    code = proc.wait()
+    try:
+        st = json.loads(state_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        st = {}
+    st.update(exit_code=code, finished=_now())
+    _write_state(state_path, st)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(_wrap(sys.argv[1:]))

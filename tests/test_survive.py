@@ -1,0 +1,127 @@
+"""Full runs survive: SIGTERM writes a consistent checkpoint, the same command continues the run
+in its folder with the losses of an uninterrupted run; periodic checkpoints; detached runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from docrestore import config as C
+from docrestore.checkpoint import load_checkpoint
+from docrestore.training import survive
+
+DRIVER = Path(__file__).with_name("survive_driver.py")
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def train_args(runs_dir, smoke_dataset, recognizer, *extra):
+    return ["profile=smoke", "device=cpu", f"runs_dir={runs_dir}", f"data.root={smoke_dataset.parent}",
+            "tracking.enabled=false", f"recognizer.checkpoint={recognizer}", "train.scenario=S1",
+            "train.ctc.weight=1", "train.max_steps=6", "train.val_every=2", "train.batch_size=4", *extra]
+
+
+def child(args, **kw):
+    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_ENV}
+    env.update(DOCRESTORE_THREADS="1", OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, str(DRIVER), *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_sigterm_then_the_same_command_continues_exactly(tmp_path, smoke_dataset, smoke_recognizer):
+    from docrestore import cli
+
+    # The uninterrupted reference, in this process.
+    ref_runs = tmp_path / "ref"
+    assert cli.main(["train", *train_args(ref_runs, smoke_dataset, smoke_recognizer)]) == 0
+    (ref,) = [p for p in ref_runs.iterdir() if p.is_dir()]
+
+    runs = tmp_path / "runs"
+    args = train_args(runs, smoke_dataset, smoke_recognizer)
+    marker = tmp_path / "at3"
+    proc = child(["--pause-after", "3", str(marker), *args])
+    deadline = time.monotonic() + 240
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()[1][-4000:]
+        assert time.monotonic() < deadline, "the child never reached step 3"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    marker.with_name(marker.name + ".sent").touch()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-4000:]
+    assert "rerun the same command to continue" in err
+    (run,) = [p for p in runs.iterdir() if p.is_dir()]
+    assert survive.read_status(run)["state"] == "interrupted"
+    assert load_checkpoint(run / "last.pt")["step"] == 3  # written at the signal, not at step 2's validation
+
+    # The same command again: same folder, steps 4-6, the reference's losses and weights.
+    proc = child(args)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err[-4000:]
+    assert [p for p in runs.iterdir() if p.is_dir()] == [run]
+    assert survive.read_status(run)["state"] == "done"
+    assert "continuing the interrupted run" in (run / "run.log").read_text()
+    got, want = load_checkpoint(run / "last.pt"), load_checkpoint(ref / "last.pt")
+    assert got["step"] == want["step"] == 6
+    assert got["history"] == want["history"]  # every recorded loss, steps 1-6
+    for name, sd in want["models"].items():
+        for key, value in sd.items():
+            assert torch.equal(got["models"][name][key], value), (name, key)
+
+
+def test_periodic_checkpoint_and_status(tmp_path, smoke_dataset, smoke_recognizer, monkeypatch):
+    """checkpoint_minutes writes last.pt between validations; a finished run is not continued."""
+    from docrestore import cli
+    from docrestore.training import gan
+
+    clock = iter(range(0, 10_000, 61))  # every step looks a minute later
+    monkeypatch.setattr(survive, "clock", lambda: float(next(clock)))
+    saved = []
+    real_save = gan.GANTrainer.save
+    monkeypatch.setattr(gan.GANTrainer, "save", lambda self, path: (saved.append((self.step, Path(path).name)),
+                                                                     real_save(self, path)))
+    args = train_args(tmp_path / "runs", smoke_dataset, smoke_recognizer, "train.val_every=100",
+                      "train.max_steps=3", "train.checkpoint_minutes=1")
+    assert cli.main(["train", *args]) == 0
+    assert (1, "last.pt") in saved and (2, "last.pt") in saved  # by the clock, before any validation
+    (run,) = list((tmp_path / "runs").iterdir())
+    assert survive.read_status(run)["state"] == "done"
+    cfg = C.load_config(overrides=args)
+    assert survive.find_interrupted(cfg) is None
+
+
+def test_find_interrupted_takes_only_the_same_config(tmp_path, smoke_cfg):
+    run = Path(smoke_cfg.runs_dir) / "20260101-000000-train-smoke"
+    run.mkdir(parents=True)
+    C.save(smoke_cfg, run / "config.yaml")
+    (run / "last.pt").write_bytes(b"x")
+    survive.write_status(run, "interrupted", step=3)
+    assert survive.find_interrupted(smoke_cfg) == run
+    other = C.load_config(profile="smoke", overrides=[f"runs_dir={smoke_cfg.runs_dir}", f"data.root={smoke_cfg.data.root}",
+                                                      "tracking.enabled=false", "train.lr_g=0.001"])
+    assert survive.find_interrupted(other) is None
+    survive.write_status(run, "running", step=3)  # this very process: alive, so not taken over
+    assert survive.find_interrupted(smoke_cfg) is None
+    (run / STATUS_FILE).write_text(json.dumps({"state": "running", "pid": 2**22 + 12345}))  # a dead process
+    assert survive.find_interrupted(smoke_cfg) == run
+    survive.write_status(run, "done", step=6)
+    assert survive.find_interrupted(smoke_cfg) is None
+
+
+STATUS_FILE = survive.STATUS
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signals_only_raise_a_flag(sig):
+    with survive.StopSignals() as s:
+        os.kill(os.getpid(), sig)
+        time.sleep(0.01)
+        assert s.received == sig
+    assert signal.getsignal(sig) is not s._handle
