@@ -178,6 +178,12 @@ def dry_run_text(plan: P.Plan, jobs: list[P.Job], force: bool = False, workers: 
                   f"    notebook   : {_rel(d.job.notebook)}",
                   f"    device     : {dev}",
                   f"    parameters : {params or '(none)'}"]
+    if plan.profile:  # the time it takes, from the newest training benchmark (make bench / gpu-check)
+        from ..training import throughput
+
+        n_gpus = gpus if gpus is not None else count_gpus()
+        lines += ["", *throughput.plan_estimate(plan.profile, max(1, len(plan.seeds or [0])),
+                                                 n_gpus * plan.jobs_per_gpu if n_gpus else plan.cpu_workers)]
     lines += ["", "# every parameter name matches its notebook's parameters cell; nothing was started"]
     return "\n".join(lines)
 

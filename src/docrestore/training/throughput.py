@@ -118,11 +118,11 @@ def measure(profile: str, arm: str, device: str = "auto", steps: int = 5, warmup
             "peak_memory_gib": (torch.cuda.max_memory_allocated(dev) / 2**30) if D.is_gpu(dev) else None}
 
 
-def write_results(results: list[dict], tag: str, out_dir: str | Path = RESULTS_DIR) -> Path:
+def write_results(results: list[dict], tag: str, out_dir: str | Path | None = None) -> Path:
     """``benchmarks/results/train-<kind>-<profile>-<date>.json`` with the git commit."""
     from ..runs import git_info
 
-    out = C.resolve_path(out_dir)
+    out = C.resolve_path(out_dir or RESULTS_DIR)
     out.mkdir(parents=True, exist_ok=True)
     first = results[0]
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -133,9 +133,9 @@ def write_results(results: list[dict], tag: str, out_dir: str | Path = RESULTS_D
     return path
 
 
-def newest_results(profile: str, out_dir: str | Path = RESULTS_DIR) -> tuple[Path, dict[str, float]] | None:
+def newest_results(profile: str, out_dir: str | Path | None = None) -> tuple[Path, dict[str, float]] | None:
     """The newest benchmark file for ``profile`` (a GPU one first), as {arm: lines/s}."""
-    d = C.resolve_path(out_dir)
+    d = C.resolve_path(out_dir or RESULTS_DIR)
     if not d.is_dir():
         return None
     for kind in ("gpu", "cpu"):
@@ -152,39 +152,43 @@ def newest_results(profile: str, out_dir: str | Path = RESULTS_DIR) -> tuple[Pat
 
 
 def arm_of(overrides) -> str:
-    """Which benchmarked arm an experiment's overrides train."""
-    o = " ".join(overrides)
-    if "discriminator.name=dual_modal" in o:
+    """Which benchmarked arm an experiment's overrides train (the cGAN arm is timed as S1, an
+    upper bound: it skips the recognizer update)."""
+    o = dict(str(x).split("=", 1) for x in overrides if "=" in str(x))
+    if o.get("discriminator.name") == "dual_modal":
         return "dual_modal"
-    if "feature_loss.weight=" in o and "feature_loss.weight=0" not in o.replace("0.0", "0"):
+    if float(o.get("train.feature_loss.weight", 0) or 0) > 0:
         return "feature_loss"
-    if "schedule=balanced" in o:
+    schedule = o.get("train.ctc.schedule", "constant")
+    if schedule == "balanced":
         return "balanced"
-    if "train.ctc.schedule=" in o:
+    if schedule != "constant":
         return "annealing"
-    if "scenario=S2" in o:
-        return "baseline_s2"
-    return "baseline_s1"
+    return "baseline_s2" if o.get("train.scenario") == "S2" else "baseline_s1"
 
 
-def plan_estimate(profile: str, seeds: int, gpus: int, jobs_per_gpu: int = 1) -> list[str]:
-    """Lines for a plan's dry run: the estimated wall time of the paper's experiments at
-    ``profile`` x ``seeds`` from the newest training benchmark (training steps only)."""
+def estimate_hours(profile: str, seeds: int, rates: dict[str, float]) -> tuple[float, int]:
+    """Hours of training steps for the paper's experiments at ``profile`` x ``seeds`` at ``rates``
+    ({arm: lines/s}), and the steps per run (the profile's budget; early stopping only shortens it)."""
     from .. import pipeline
 
+    cfg = C.load_config(profile=profile)
+    steps = cfg.train.max_steps or cfg.train.epochs * max(1, cfg.data.n_train // cfg.train.batch_size)
+    lines = steps * cfg.train.batch_size
+    hours = sum(seeds * lines / (rates.get(arm_of(e.overrides)) or min(rates.values())) / 3600
+                for e in pipeline.paper_experiments(profile))
+    return hours, steps
+
+
+def plan_estimate(profile: str, seeds: int, parallel: int = 1) -> list[str]:
+    """Lines for a plan's dry run: the estimated wall time of the paper's experiments at
+    ``profile`` x ``seeds`` from the newest training benchmark (training steps only)."""
     found = newest_results(profile)
     if found is None:
         return [f"# estimate     : no training benchmark for profile {profile} yet; `make bench` (CPU) "
                 "or `make gpu-check` (GPU) measures one"]
     path, rates = found
-    cfg = C.load_config(profile=profile)
-    steps = cfg.train.max_steps or cfg.train.epochs * max(1, cfg.data.n_train // cfg.train.batch_size)
-    lines = steps * cfg.train.batch_size
-    hours = 0.0
-    for exp in pipeline.paper_experiments(profile):
-        rate = rates.get(arm_of(exp.overrides)) or min(rates.values())
-        hours += seeds * lines / rate / 3600
-    parallel = max(1, gpus * jobs_per_gpu)
-    return [f"# estimate     : {hours:.1f} h of training steps in all ({steps} steps x {cfg.train.batch_size} "
-            f"lines per run, {seeds} seed(s), no early stop), ~{hours / parallel:.1f} h on {parallel} slot(s); "
-            f"from {path.name}"]
+    hours, steps = estimate_hours(profile, seeds, rates)
+    parallel = max(1, parallel)
+    return [f"# estimate     : {hours:.1f} h of training steps in all ({steps} steps per run, {seeds} seed(s), "
+            f"no early stop), ~{hours / parallel:.1f} h with {parallel} job(s) at once; from {path.name}"]
