@@ -8,16 +8,18 @@ RUN     := $(UV) run --frozen --no-sync
 PROFILE ?= quick
 PLAN    ?= configs/experiments/paper_$(PROFILE).yaml
 ARGS    ?=
+DETACH  ?=
+BG      := $(if $(DETACH),--background,)
 FONTS   := fonts-joscelyn fonts-dkg-handwriting fonts-bwht fonts-breip fonts-kristi \
            fonts-ecolier-court fonts-femkeklaver fonts-gotico-antiqua fonts-junicode
 
-.PHONY: help setup fonts test test-all lab data pretrain train evaluate experiments status \
-        paper-figures bench mlflow-ui restore clean
+.PHONY: help setup fonts test test-all lab data pretrain train train-status evaluate experiments status \
+        paper-figures paper-figures-status bench gpu-check mlflow-ui restore clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
 	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
-	@echo "  variables: PROFILE=$(PROFILE) (smoke|quick|full), PLAN=..., ARGS='key=value ...'"
+	@echo "  variables: PROFILE=$(PROFILE) (smoke|quick|full), PLAN=..., ARGS='key=value ...', DETACH=1 (train, paper-figures)"
 
 .venv/.synced: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
@@ -47,8 +49,11 @@ data: setup ## synthesise the dataset of PROFILE (docrestore synth)
 pretrain: setup ## pretrain the recognizer on PROFILE's clean lines
 	$(RUN) docrestore pretrain profile=$(PROFILE) $(ARGS)
 
-train: setup ## train the ERB baseline GAN at PROFILE (ARGS='train.ctc.weight=0 ...')
-	$(RUN) docrestore train --config configs/baseline_s1.yaml profile=$(PROFILE) $(ARGS)
+train: setup ## train the ERB baseline GAN at PROFILE (ARGS='...'; DETACH=1: in the background; rerun continues an interrupted run)
+	$(RUN) docrestore train --config configs/baseline_s1.yaml profile=$(PROFILE) $(ARGS) $(BG)
+
+train-status: setup ## the background `make train DETACH=1` job and its run's progress
+	$(RUN) docrestore train --status --config configs/baseline_s1.yaml profile=$(PROFILE) $(ARGS)
 
 experiments: setup ## run PLAN's notebooks headlessly in the background (see --status)
 	$(RUN) docrestore experiments $(PLAN) $(ARGS)
@@ -56,12 +61,19 @@ experiments: setup ## run PLAN's notebooks headlessly in the background (see --s
 status: setup ## show the job table of PLAN
 	$(RUN) docrestore experiments $(PLAN) --status
 
-paper-figures: setup ## every figure and table of the paper (runs missing PROFILE experiments first)
-	$(RUN) python -m docrestore.pipeline paper-figures --profile $(PROFILE)
+paper-figures: setup ## every figure and table of the paper (runs missing PROFILE experiments first; DETACH=1: in the background)
+	$(RUN) python -m docrestore.pipeline paper-figures --profile $(PROFILE) $(BG)
 
-bench: setup ## benchmarks: synthesis lines/s, restoration pages/s (GPU too when present)
+paper-figures-status: setup ## the background `make paper-figures DETACH=1` job
+	$(RUN) python -m docrestore.pipeline paper-figures --profile $(PROFILE) --status
+
+bench: setup ## benchmarks: synthesis lines/s, restoration pages/s, training lines/s per arm (GPU too when present)
 	$(RUN) python benchmarks/bench_synth.py
 	$(RUN) python benchmarks/bench_restore.py
+	$(RUN) python benchmarks/bench_train.py
+
+gpu-check: setup ## <= 5 min on one GPU: every arm in bf16 at full size, page time, bf16 vs fp32, CTC, paper_full time (ARGS='--device cpu' for the CPU)
+	$(RUN) python benchmarks/gpu_check.py $(ARGS)
 
 mlflow-ui: setup ## serve the MLflow UI for runs/mlflow.db on http://127.0.0.1:5000
 	$(RUN) mlflow ui --backend-store-uri sqlite:///$(CURDIR)/runs/mlflow.db --host 127.0.0.1 --port 5000

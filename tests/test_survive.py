@@ -125,3 +125,46 @@ def test_stop_signals_only_raise_a_flag(sig):
         time.sleep(0.01)
         assert s.received == sig
     assert signal.getsignal(sig) is not s._handle
+
+
+def wait_for_exit(name, state_dir, timeout=60):
+    from docrestore import background
+
+    deadline = time.monotonic() + timeout
+    while "exit_code" not in background.read_state(name, state_dir):
+        assert time.monotonic() < deadline, background.status_text(name, state_dir)
+        time.sleep(0.05)
+    return background.read_state(name, state_dir)
+
+
+def test_background_job_log_status_and_stop(tmp_path):
+    from docrestore import background
+
+    state = tmp_path / "bg"
+    assert "no background job" in background.status_text("job", state)
+    background.launch("job", [sys.executable, "-c", "print('hello from the job')"], state, echo=lambda m: None)
+    assert wait_for_exit("job", state)["exit_code"] == 0
+    text = background.status_text("job", state)
+    assert "exit code 0" in text and "hello from the job" in text
+    # a running job refuses a second start; `kill <pid>` reaches the command and its code is recorded
+    proc = background.launch("job", [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+                             state, echo=lambda m: None)
+    deadline = time.monotonic() + 60
+    while "up" not in (state / "job.log").read_text().splitlines():  # the child's line, not the header
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert "running (pid" in background.status_text("job", state)
+    with pytest.raises(RuntimeError, match="still running"):
+        background.launch("job", [sys.executable, "-c", "pass"], state, echo=lambda m: None)
+    os.kill(proc.pid, signal.SIGTERM)
+    assert wait_for_exit("job", state)["exit_code"] == -signal.SIGTERM
+    proc.wait(timeout=10)
+
+
+def test_train_status_without_runs(tmp_path, capsys, monkeypatch):
+    from docrestore import background, cli
+
+    monkeypatch.setattr(background, "STATE_DIR", str(tmp_path / "bg"))
+    assert cli.main(["train", "--status", "profile=smoke", f"runs_dir={tmp_path}/runs"]) == 0
+    out = capsys.readouterr().out
+    assert "train: no background job" in out and "no train run with a status" in out

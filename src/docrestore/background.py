@@ -107,14 +107,22 @@ def _wrap(argv: list[str]) -> int:
     import signal
 
     state_path, cmd = Path(argv[0]), argv[2:]
-    proc = subprocess.Popen(cmd)
+    box: list = []
+    pending: list[int] = []
 
     def _forward(signum, frame):
-        proc.send_signal(signum)
+        if box:
+            box[0].send_signal(signum)
+        else:
+            pending.append(signum)  # arrived before the command started: pass it on at once
 
+    # Installed before the command starts, so a `kill` right after the launch is not lost.
     signal.signal(signal.SIGTERM, _forward)
     signal.signal(signal.SIGINT, _forward)
-    code = proc.wait()
+    box.append(subprocess.Popen(cmd))
+    for signum in pending:
+        box[0].send_signal(signum)
+    code = box[0].wait()
     try:
         st = json.loads(state_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
