@@ -89,8 +89,10 @@ def run_stage(stage: str, cfg: C.Config):
     try:
         run = None
         if info.is_main:
-            previous = continuable(cfg, stage)
-            run = runs.reopen_run(previous, cfg, stage) if previous else runs.start_run(cfg, stage)
+            from .training import survive
+
+            # `train` continues an interrupted run of the same config (train.auto_resume)
+            run = survive.start_or_continue(cfg, stage)
         folder, git, resume = distributed.broadcast_object(
             (str(run.dir), run.git, cfg.train.resume) if run else None, info)
         cfg.train.resume = resume  # the other ranks continue the same checkpoint
@@ -100,21 +102,6 @@ def run_stage(stage: str, cfg: C.Config):
         return fn(cfg, run)
     finally:
         distributed.cleanup()
-
-
-def continuable(cfg: C.Config, stage: str):
-    """For `train` with ``train.auto_resume`` and no ``train.resume``: the folder of an interrupted
-    run of the same config, whose last.pt ``cfg`` now resumes (None: start a new run)."""
-    if stage != "train" or not cfg.train.auto_resume or cfg.train.resume:
-        return None
-    from .training import survive
-
-    previous = survive.find_interrupted(cfg, stage)
-    if previous is not None:
-        cfg.train.resume = str(previous / "last.pt")
-        log.info("continuing the interrupted run %s from its last.pt (train.auto_resume=false starts "
-                 "a new run instead)", previous)
-    return previous
 
 
 def train_background(cfg: C.Config, args) -> int:

@@ -119,7 +119,9 @@ def run_experiment(exp: Experiment, profile: str | None = None, seed: int = 0,
     data = common.open_data(cfg)
     recognizer = ensure_recognizer(cfg, "loss")
     ensure_recognizer(cfg, "reader")
-    run = R.start_run(cfg, "train")
+    from .training import survive
+
+    run = survive.start_or_continue(cfg, "train")  # an interrupted run of this experiment continues
     result = GANTrainer(cfg, run, data, recognizer).fit()
     result.update(git_commit=run.git["commit"], git_dirty=run.git["dirty"])
     name = exp.name + (f"_seed{seed}" if seed else "")

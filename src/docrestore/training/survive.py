@@ -148,3 +148,19 @@ def progress_text(cfg: C.Config, stage: str = "train") -> str:
         state = f"interrupted by {st.get('signal', 'a signal')} (the same command continues it)"
     return (f"newest {stage} run: {d}\n  state: {state}, step {st.get('step', '?')} of "
             f"{st.get('total_steps', '?')} (at {st.get('updated', '?')}; updated at every checkpoint)")
+
+
+def start_or_continue(cfg: C.Config, stage: str = "train"):
+    """The run folder for ``stage``: for `train` with ``train.auto_resume`` and no ``train.resume``,
+    the folder of an interrupted run of the same config, reopened, with ``cfg.train.resume`` set
+    to its last.pt; otherwise a new run folder."""
+    from .. import runs
+
+    if stage == "train" and cfg.train.auto_resume and not cfg.train.resume:
+        previous = find_interrupted(cfg, stage)
+        if previous is not None:
+            cfg.train.resume = str(previous / "last.pt")
+            log.info("continuing the interrupted run %s from its last.pt (train.auto_resume=false starts "
+                     "a new run instead)", previous)
+            return runs.reopen_run(previous, cfg, stage)
+    return runs.start_run(cfg, stage)
