@@ -116,7 +116,7 @@ def train_background(cfg: C.Config, args) -> int:
     cmd = [sys.executable, "-m", "docrestore.cli", "train", *(["--config", args.config] if args.config else []),
            *args.overrides]
     background.launch("train", cmd)
-    print("  progress  : docrestore train --status" + (f" --config {args.config}" if args.config else ""))
+    print("  progress  : docrestore train --status " + " ".join(cmd[4:]))  # the same config: the same runs_dir
     return 0
 
 
