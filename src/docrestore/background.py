@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from . import config as C
+from .experiments import status as S
 
 STATE_DIR = "runs/background"
 
@@ -37,23 +38,13 @@ def read_state(name: str, state_dir=None) -> dict:
         return {}
 
 
-def _write_state(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _alive(pid) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, TypeError, ValueError):
-        return False
-    return True
+def _alive(state: dict) -> bool:
+    return S.pid_alive(state.get("pid"), state.get("pid_start"))
 
 
 def is_running(name: str, state_dir=None) -> bool:
     st = read_state(name, state_dir)
-    return "exit_code" not in st and _alive(st.get("pid"))
+    return "exit_code" not in st and _alive(st)
 
 
 def launch(name: str, cmd: list[str], state_dir=None, echo=print) -> subprocess.Popen:
@@ -72,7 +63,8 @@ def launch(name: str, cmd: list[str], state_dir=None, echo=print) -> subprocess.
                                 cwd=C.PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"})
-    _write_state(state_path, {"name": name, "cmd": cmd, "pid": proc.pid, "started": _now(), "log": str(log_path)})
+    S.write_json_atomic(state_path, {"name": name, "cmd": cmd, "pid": proc.pid, "pid_start": S.process_start_id(proc.pid),
+                                     "started": _now(), "log": str(log_path)})
     echo(f"{name} started in the background (pid {proc.pid}); it goes on after this terminal closes.")
     echo(f"  follow it : tail -f {log_path}")
     echo(f"  stop it   : kill {proc.pid}   (training writes last.pt and stops; the same command continues)")
@@ -88,7 +80,7 @@ def status_text(name: str, state_dir=None, tail: int = 8) -> str:
     if "exit_code" in st:
         state = f"finished {st.get('finished', '')} with exit code {st['exit_code']}" + (
             " (interrupted; rerun the same command to continue)" if st["exit_code"] in (130, 143) else "")
-    elif _alive(st.get("pid")):
+    elif _alive(st):
         state = f"running (pid {st['pid']}, started {st.get('started', '')})"
     else:
         state = f"stopped without an exit code (pid {st.get('pid')} is gone: killed?)"
@@ -128,7 +120,7 @@ def _wrap(argv: list[str]) -> int:
     except (OSError, ValueError):
         st = {}
     st.update(exit_code=code, finished=_now())
-    _write_state(state_path, st)
+    S.write_json_atomic(state_path, st)
     return code
 
 

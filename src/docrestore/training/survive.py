@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from .. import config as C
+from ..experiments import status as S
 
 log = logging.getLogger("docrestore")
 
@@ -79,12 +80,10 @@ class StopSignals:
 
 
 def write_status(run_dir: Path, state: str, **fields) -> None:
-    p = Path(run_dir) / STATUS
-    rec = {"state": state, "pid": os.getpid(), "updated": _dt.datetime.now().isoformat(timespec="seconds"),
-           **fields}
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(json.dumps(rec, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, p)
+    pid = os.getpid()
+    S.write_json_atomic(Path(run_dir) / STATUS, {
+        "state": state, "pid": pid, "pid_start": S.process_start_id(pid),
+        "updated": _dt.datetime.now().isoformat(timespec="seconds"), **fields})
 
 
 def read_status(run_dir: Path) -> dict:
@@ -94,12 +93,9 @@ def read_status(run_dir: Path) -> dict:
         return {}
 
 
-def _alive(pid) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, TypeError, ValueError):
-        return False
-    return True
+def _alive(status: dict) -> bool:
+    """Whether the process that wrote ``status`` still runs (not a later one with its pid)."""
+    return S.pid_alive(status.get("pid"), status.get("pid_start"))
 
 
 def _comparable(cfg_dict: dict) -> dict:
@@ -122,7 +118,7 @@ def find_interrupted(cfg: C.Config, stage: str = "train") -> Path | None:
         state = status.get("state")
         if not (d / "last.pt").exists() or state not in ("interrupted", "running"):
             continue
-        if state == "running" and _alive(status.get("pid")):
+        if state == "running" and _alive(status):
             continue  # another process is training it right now
         try:  # through the typed tree, so YAML's spelling of a value does not matter
             theirs = C.to_dict(C.from_dict(yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8"))))
@@ -142,7 +138,7 @@ def progress_text(cfg: C.Config, stage: str = "train") -> str:
         return f"no {stage} run with a status under {base}"
     d, st = folders[0], read_status(folders[0])
     state = st.get("state", "?")
-    if state == "running" and not _alive(st.get("pid")):
+    if state == "running" and not _alive(st):
         state = "stopped (its process is gone; the same command continues it)"
     elif state == "interrupted":
         state = f"interrupted by {st.get('signal', 'a signal')} (the same command continues it)"
