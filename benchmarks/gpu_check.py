@@ -160,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
               f"({per_run} steps per run, {seeds} seeds, no early stop)"
               + ("" if gpu and profile == "full" else "  [from CPU smoke rates: not a GPU estimate]"), flush=True)
     if gpu and profile == "full":
-        best = min(rates.values())
-        report["goals_met"] = {"lines_per_s": best >= GOALS["lines_per_s"],
+        # the goal is stated for the ERB step (G + D + recognizer): baseline S1
+        report["goals_met"] = {"lines_per_s": rates["baseline_s1"] >= GOALS["lines_per_s"],
                                "page_seconds": report["restore"]["seconds"] < GOALS["page_seconds"]}
     report["wall_seconds"] = time.perf_counter() - t_start
 
