@@ -108,6 +108,9 @@ class CTCConfig:
     steps: int = _f(4, "schedule=step: number of equal stairs in the ramp", 1, 1000)
     alpha: float = _f(1.0, "schedule=balanced: alpha in alpha*std(grad_adv)/std(grad_ctc)", 0.0)
     clip: float = _f(100.0, "CTC values are clipped to this before weighting (0 = no clip)", 0.0)
+    reduction: Literal["sum", "per_char"] = _f(
+        "sum", "sum: each line's CTC summed over its characters, then the batch mean (ERB's code, so "
+               "lambda means ERB's lambda); per_char: each line's CTC divided by its length (10-25x smaller)")
 
 
 @dataclass
@@ -142,6 +145,9 @@ class TrainConfig:
     patience: int = _f(0, "validations without improvement before stopping (never before the CTC warm-up "
                           "and ramp are over); 0 = never stop early", 0)
     max_nonfinite: int = _f(20, "consecutive non-finite steps that stop the run", 1)
+    grad_norms_every: int = _f(5, "every N steps, log the L2 norm of each loss term's gradient at the "
+                                  "generator output (train/gradnorm_<term>); 0 = never (saves the extra "
+                                  "backward passes)", 0)
     grad_clip: float = _f(0.0, "clip gradient norm of G and D; 0 = off", 0.0)
     samples: int = _f(8, "lines in each sample grid", 1, 64)
     resume: str = _f("", "checkpoint to resume from (last.pt of an interrupted run)")
