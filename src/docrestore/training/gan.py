@@ -280,8 +280,10 @@ class GANTrainer:
         lines), every ``train.grad_norms_every`` steps: which term drives G, and how a CTC switch
         or ramp changes that (the diagnostics behind the move to the feature loss). A term that is
         off (None) reads 0."""
-        every = self.cfg.train.grad_norms_every
-        if every <= 0 or not ((self.step + 1) % every == 0 or self.step == 0):
+        every, s = self.cfg.train.grad_norms_every, self.step + 1
+        # the steps whose metrics the history keeps (every 5th, validations, the last)
+        if every <= 0 or not (s % every == 0 or s == 1 or s % self.cfg.train.val_every == 0
+                              or s >= self.total_steps):
             return {}
         out = {}
         for name, term in terms.items():
