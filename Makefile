@@ -12,7 +12,7 @@ FONTS   := fonts-joscelyn fonts-dkg-handwriting fonts-bwht fonts-breip fonts-kri
            fonts-ecolier-court fonts-femkeklaver fonts-gotico-antiqua fonts-junicode
 
 .PHONY: help setup fonts test test-all lab data pretrain train evaluate experiments status \
-        paper-figures bench mlflow-ui restore clean
+        paper-figures paper bench mlflow-ui restore clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -58,6 +58,16 @@ status: setup ## show the job table of PLAN
 
 paper-figures: setup ## every figure and table of the paper (runs missing PROFILE experiments first)
 	$(RUN) python -m docrestore.pipeline paper-figures --profile $(PROFILE)
+
+TEX_PKGS := latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+paper: ## compile paper/main.pdf from PROFILE's tables and figures (installs Debian TeX when missing)
+	@command -v latexmk >/dev/null || { echo "installing TeX: $(TEX_PKGS)"; \
+	  $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $(TEX_PKGS); }
+	cd paper && latexmk -pdf -bibtex -interaction=nonstopmode -halt-on-error -outdir=build \
+	  -usepretex='\def\paperprofile{$(PROFILE)}' main.tex
+	cp paper/build/main.pdf paper/main.pdf
+	@echo "paper/main.pdf ($(PROFILE) profile)"
 
 bench: setup ## benchmarks: synthesis lines/s, restoration pages/s (GPU too when present)
 	$(RUN) python benchmarks/bench_synth.py

@@ -104,3 +104,18 @@ def test_entries_chosen_by_the_held_out_readers_validation_cer_only():
     old["history"] = [{"step": 1, "val/cer": 0.0}]  # the loss recognizer's curve is never used
     chosen, how = E.representative([old, b])
     assert chosen is b
+
+
+def test_every_number_in_main_tex_is_a_ledger_macro_the_pipeline_writes():
+    import re
+
+    tex = (C.PROJECT_ROOT / "paper" / "main.tex").read_text(encoding="utf-8")
+    body = tex[tex.index(r"\begin{document}"):]
+    keys = re.findall(r"\\res\{([^}]*)\}\{([^}]*)\}", body)
+    assert keys
+    known = {e.name for e in P.paper_experiments("quick")} | {"all", "clean", "main"}
+    for exp, key in keys:
+        assert exp in known or exp.startswith("ref-"), exp
+    # the text's own words hold no measured number (percentages and dB come from \res)
+    prose = re.sub(r"\\res\{[^}]*\}\{[^}]*\}", "", body)
+    assert not re.search(r"\d+\.\d+\s*(\\,)?(dB|\\%)", prose)

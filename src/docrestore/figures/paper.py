@@ -117,6 +117,8 @@ def make_all(ledger_dir: str | Path, figures_dir: str | Path, tables_dir: str | 
             continue
         report["tables"][name] = str(tables.write_table(text, tab_dir, name))
         log.info("table %s written to %s", name, tab_dir)
+    # the numbers the paper's text quotes (\res{experiment}{key}), never typed by hand
+    report["macros"] = str(tables.write_table(tables.macros(entries), tab_dir, "macros"))
     return report
 
 
