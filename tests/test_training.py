@@ -172,6 +172,7 @@ def test_raw_ctc_clip_count_and_per_term_gradient_norms(tmp_path, smoke_dataset,
     # The clip hides the raw value and kills the CTC gradient: both are visible in the metrics.
     assert m["train/ctc_raw"] > 0.001 == pytest.approx(m["train/ctc_monitor"])
     assert m["train/ctc_clips_total"] == 1 == t.ctc_clips
+    assert m["train/ctc_raw_peak"] == m["train/ctc_raw"]  # the first step is logged: its own peak
     assert m["train/gradnorm_ctc"] == 0.0 and m["train/gradnorm_feature"] == 0.0
     assert m["train/gradnorm_adv"] > 0 and m["train/gradnorm_pixel"] > 0
     t2 = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, *base, "train.ctc.clip=0"))

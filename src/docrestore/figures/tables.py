@@ -476,8 +476,8 @@ def macros(entries: Sequence[dict]) -> str:
             p, why = p_value(e, base)
             if not why:
                 lines.append(_def(f"{name}@p", format_p(p)))
-        raw = [float(h["train/ctc_raw"]) for h in e.get("history") or []
-               if isinstance(h.get("train/ctc_raw"), (int, float))]
+        raw = [float(h[k]) for h in e.get("history") or [] for k in ("train/ctc_raw", "train/ctc_raw_peak")
+               if isinstance(h.get(k), (int, float))]
         if raw:
             lines.append(_def(f"{name}@ctc-raw-max", f"{max(raw):.0f}"))
         clips = (e.get("train") or {}).get("ctc_clips")

@@ -112,6 +112,7 @@ class GANTrainer:
         self.guard = common.NonFiniteGuard(tc.max_nonfinite)
         self.collapses: list[dict] = []
         self.ctc_clips = 0  # steps whose CTC exceeded train.ctc.clip (its gradient then vanishes)
+        self.ctc_raw_peak = 0.0  # largest unclipped CTC since the last logged step
         self.val_data = common.subset(self.data.val, tc.val_lines)
         per_epoch = common.steps_per_epoch(len(self.data.train), tc.batch_size)
         self.total_steps = tc.max_steps if tc.max_steps > 0 else tc.epochs * per_epoch
@@ -220,6 +221,11 @@ class GANTrainer:
                 logits = self.recognizer(restored).logits
             ctc = ctc_loss(logits.float(), targets, lengths, tc.ctc.reduction)
         ctc_raw = ctc.item()  # before the clip: the spike the clip hides
+        # MLflow and the history get every 5th step: the peak since the last logged one, so no spike is missed
+        self.ctc_raw_peak = max(self.ctc_raw_peak, ctc_raw)
+        ctc_raw_peak = self.ctc_raw_peak
+        if (self.step + 1) % 5 == 0 or self.step == 0:
+            self.ctc_raw_peak = 0.0
         if tc.ctc.clip > 0:
             self.ctc_clips += int(ctc_raw > tc.ctc.clip)
             ctc = ctc.clamp(max=tc.ctc.clip)
@@ -269,7 +275,8 @@ class GANTrainer:
         metrics = {"train/loss_g": loss_g.item(), "train/loss_d": loss_d.item(), "train/adv": adv.item(),
                    "train/pixel": pix.item(), "train/ctc_monitor": ctc.item(), "train/ctc_weight": w_ctc,
                    "train/ctc_term": w_ctc * ctc.item(), "train/feature": feat.item(),
-                   "train/ctc_raw": ctc_raw, "train/ctc_clips_total": self.ctc_clips,
+                   "train/ctc_raw": ctc_raw, "train/ctc_raw_peak": ctc_raw_peak,
+                   "train/ctc_clips_total": self.ctc_clips,
                    "train/nonfinite_total": self.guard.total, **grad_norms}
         if loss_r is not None:
             metrics["train/recognizer_ctc"] = loss_r.item()
