@@ -32,9 +32,9 @@ def profile_dirs(figures_dir: str | Path, tables_dir: str | Path, profile: str) 
     (paper/figures/quick, paper/figures/full), and a smoke run (a test, a curious user) never
     writes under paper/ at all but under runs/paper-smoke/. Any other folder is used as given."""
     out = []
-    for given, default, kind in ((figures_dir, FIGURES_DIR, "figures"), (tables_dir, TABLES_DIR, "tables")):
+    for given, kind in ((figures_dir, "figures"), (tables_dir, "tables")):
         path = C.resolve_path(given)
-        if path.resolve() == C.resolve_path(default).resolve():
+        if path.resolve() == (C.PROJECT_ROOT / "paper" / kind).resolve():
             path = (C.resolve_path("runs") / "paper-smoke" / kind if profile == "smoke" else path / profile)
         out.append(path)
     return out[0], out[1]
