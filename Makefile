@@ -14,7 +14,7 @@ FONTS   := fonts-joscelyn fonts-dkg-handwriting fonts-bwht fonts-breip fonts-kri
            fonts-ecolier-court fonts-femkeklaver fonts-gotico-antiqua fonts-junicode
 
 .PHONY: help setup fonts test test-all lab data pretrain train train-status evaluate experiments status \
-        paper-figures paper-figures-status bench gpu-check mlflow-ui restore clean
+        paper-figures paper-figures-status paper bench gpu-check mlflow-ui restore clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -66,6 +66,16 @@ paper-figures: setup ## every figure and table of the paper (runs missing PROFIL
 
 paper-figures-status: setup ## the background `make paper-figures DETACH=1` job
 	$(RUN) python -m docrestore.pipeline paper-figures --profile $(PROFILE) --status
+
+TEX_PKGS := latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+paper: ## compile paper/main.pdf from PROFILE's tables and figures (installs Debian TeX when missing)
+	@command -v latexmk >/dev/null || { echo "installing TeX: $(TEX_PKGS)"; \
+	  $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $(TEX_PKGS); }
+	cd paper && latexmk -pdf -bibtex -interaction=nonstopmode -halt-on-error -outdir=build \
+	  -usepretex='\def\paperprofile{$(PROFILE)}' main.tex
+	cp paper/build/main.pdf paper/main.pdf
+	@echo "paper/main.pdf ($(PROFILE) profile)"
 
 bench: setup ## benchmarks: synthesis lines/s, restoration pages/s, training lines/s per arm (GPU too when present)
 	$(RUN) python benchmarks/bench_synth.py

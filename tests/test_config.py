@@ -165,3 +165,39 @@ def test_overrides_given_as_one_string_are_split():
     # papermill's -p passes text: "a=1 b=2" or a YAML list written as text
     assert C.load_config(overrides="train.batch_size=3 train.val_every=4").train.val_every == 4
     assert C.load_config(overrides='["train.batch_size=3", "seed=2"]').seed == 2
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["train.ctc.schedule=constant", "train.ctc.ramp=10"], "train.ctc.ramp"),
+    (["train.ctc.schedule=constant", "train.ctc.warmup=10"], "train.ctc.warmup"),
+    (["train.ctc.schedule=switch", "train.ctc.warmup=5", "train.ctc.ramp=10"], "train.ctc.ramp"),
+    (["train.ctc.schedule=linear", "train.ctc.ramp=10", "train.ctc.steps=8"], "train.ctc.steps"),
+    (["train.ctc.alpha=2"], "train.ctc.alpha"),
+    (["discriminator.text_weight=0.5"], "discriminator.text_weight"),
+    (["train.scenario=S1", "train.ctc.weight=0"], "train.scenario"),
+    (["train.scenario=frozen", "train.lr_r=0.01"], "train.lr_r"),
+    (["train.feature_loss.distance=l1"], "train.feature_loss.distance"),
+    (["train.early_stop_metric=none", "train.patience=3"], "train.patience"),
+    (["train.max_steps=10", "train.epochs=3"], "train.epochs"),
+])
+def test_a_setting_with_no_effect_is_an_error_naming_it(overrides, key):
+    with pytest.raises(C.ConfigError, match=re.escape(f"'{key}' has no effect")):
+        C.load_config(overrides=overrides)
+
+
+def test_a_profile_value_with_no_effect_is_a_note_not_an_error(caplog):
+    # quick sets discriminator.text_hidden for the dual-modal arms; with patch it is idle.
+    C._NOTED.clear()
+    with caplog.at_level("INFO", logger="docrestore"):
+        cfg = C.load_config(profile="quick")
+    assert cfg.discriminator.name == "patch"
+    assert "'discriminator.text_hidden' has no effect" in caplog.text
+    assert ("discriminator.text_hidden", "discriminator.name is patch (no text branch)") in C.no_effect(cfg)
+    # the same setting where it acts is no note
+    assert not any(k.startswith("discriminator.")
+                   for k, _ in C.no_effect(C.load_config(profile="quick", overrides=["discriminator.name=dual_modal"])))
+
+
+def test_eval_reader_must_not_be_the_loss_recognizer():
+    with pytest.raises(C.ConfigError, match="eval.reader"):
+        C.load_config(overrides=["recognizer.checkpoint=runs/r.pt", "eval.reader=runs/./r.pt"])

@@ -77,7 +77,10 @@ def _history(quality: float, schedule: str, rng: np.random.Generator) -> list[di
                "train/loss_g": float(12 * math.exp(-step / 15) + 1 + rng.uniform(0, 0.3)),
                "train/loss_d": float(0.25 + 0.05 * rng.standard_normal() ** 2),
                "train/ctc_monitor": float(30 * math.exp(-step * quality / 10) + 2),
-               "train/ctc_weight": 5.0 * ramp}
+               "train/ctc_weight": 5.0 * ramp,
+               "train/gradnorm_adv": float(0.5 + 0.1 * rng.random()), "train/gradnorm_pixel": 2.0 - step / 40,
+               "train/gradnorm_ctc": 5.0 * ramp * float(1 + rng.random()),
+               "train/gradnorm_feature": 0.3 * quality}
         if step % 10 == 0:  # validation only every 10 steps: keys missing elsewhere
             rec["val/psnr"] = 12 + 10 * quality * step / 40
             rec["val/cer"] = max(0.02, 0.8 - quality * step / 40)
@@ -128,6 +131,9 @@ def build_fake_ledger(ledger_dir: Path, experiments=FAKE_EXPERIMENTS, profile: s
             git={"commit": f"{k % 2}bad5eed" + "0" * 32, "dirty": k == 1},
             date="2024-01-01T00:00:00")
         entry["line_ids"] = ids
+        entry["val_reader"] = {"cer": float(max(0.02, 0.8 - q)), "split": "val", "reader": "held-out"}
+        entry["reader_clean"] = _summaries({"cer": list(rng.uniform(0, 0.1, N_LINES)),
+                                            "wer": list(rng.uniform(0, 0.3, N_LINES))})
         L.write_entry(entry, ledger_dir)
         written.append(entry)
     return written

@@ -94,6 +94,20 @@ def test_ctc_loss_matches_torch_and_per_sample_mean():
     assert torch.allclose(raw / lengths, per)
 
 
+def test_ctc_sum_reduction_is_erbs_per_line_sum_then_batch_mean():
+    # ERB's code: Keras ctc_batch_cost (one negative log-likelihood per line), then the batch mean.
+    logits = torch.randn(16, 3, 6)
+    targets = torch.tensor([1, 2, 3, 4, 5, 1, 2, 2])
+    lengths = torch.tensor([3, 2, 3])
+    raw = ctc_loss_per_sample(logits, targets, lengths, normalize=False)
+    summed = ctc_loss(logits, targets, lengths, reduction="sum")
+    assert summed.item() == pytest.approx(raw.mean().item(), rel=1e-5)
+    per_char = ctc_loss(logits, targets, lengths, reduction="per_char")
+    assert summed.item() > 2 * per_char.item()  # lengths 2-3: the sum is 2-3x larger
+    with pytest.raises(ValueError, match="train.ctc.reduction"):
+        ctc_loss(logits, targets, lengths, reduction="mean")
+
+
 def test_ctc_loss_low_for_the_right_reading_and_zero_for_impossible():
     t = torch.full((8, 1, 4), -10.0)
     for frame, k in enumerate([1, 1, 0, 2, 0, 3, 3, 0]):

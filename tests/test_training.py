@@ -69,13 +69,16 @@ def test_ctc_is_monitored_at_weight_zero_and_does_not_reach_the_generator(tmp_pa
                    "train.ctc.schedule=linear", "train.ctc.warmup=100", "train.ctc.ramp=10")
     a, b, ma, mb = twin_steps(cfg)
     assert ma["train/ctc_weight"] == 0.0 and ma["train/ctc_term"] == 0.0
-    assert ma["train/ctc_monitor"] > 0 and ma["train/ctc_monitor"] != pytest.approx(mb["train/ctc_monitor"])
+    # ctc_raw: with ERB's per-line sum a randomised recognizer's CTC can sit above the clip.
+    assert ma["train/ctc_monitor"] > 0 and ma["train/ctc_raw"] != pytest.approx(mb["train/ctc_raw"])
     for pa, pb in zip(a.generator.parameters(), b.generator.parameters()):
         assert torch.equal(pa, pb)
 
 
 def test_ctc_reaches_the_generator_once_its_weight_is_positive(tmp_path, smoke_dataset, trained_recognizer):
-    cfg = make_cfg(tmp_path, smoke_dataset, trained_recognizer, "train.scenario=frozen", "train.ctc.weight=5")
+    # No clip: a clipped CTC (the perturbed recognizer's per-line sum can exceed 100) has no gradient.
+    cfg = make_cfg(tmp_path, smoke_dataset, trained_recognizer, "train.scenario=frozen", "train.ctc.weight=5",
+                   "train.ctc.clip=0")
     a, b, m, _ = twin_steps(cfg)
     assert m["train/ctc_weight"] == 5.0
     assert m["train/ctc_term"] == pytest.approx(5.0 * m["train/ctc_monitor"])
@@ -159,3 +162,20 @@ def test_feature_loss_step_runs_under_bf16_autocast(tmp_path, smoke_dataset, tra
     batch = next(iter(common.loader(t.data.train, cfg, batch_size=4)))
     metrics = t.train_step(batch)
     assert metrics["train/feature"] > 0 and t.guard.total == 0
+
+
+def test_raw_ctc_clip_count_and_per_term_gradient_norms(tmp_path, smoke_dataset, trained_recognizer):
+    base = ("train.scenario=frozen", "train.ctc.weight=5", "train.grad_norms_every=1")
+    t = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, *base, "train.ctc.clip=0.001"))
+    batch = next(iter(common.loader(t.data.train, t.cfg, batch_size=4)))
+    m = t.train_step(batch)
+    # The clip hides the raw value and kills the CTC gradient: both are visible in the metrics.
+    assert m["train/ctc_raw"] > 0.001 == pytest.approx(m["train/ctc_monitor"])
+    assert m["train/ctc_clips_total"] == 1 == t.ctc_clips
+    assert m["train/ctc_raw_peak"] == m["train/ctc_raw"]  # the first step is logged: its own peak
+    assert m["train/gradnorm_ctc"] == 0.0 and m["train/gradnorm_feature"] == 0.0
+    assert m["train/gradnorm_adv"] > 0 and m["train/gradnorm_pixel"] > 0
+    t2 = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, *base, "train.ctc.clip=0"))
+    m2 = t2.train_step(batch)
+    assert m2["train/gradnorm_ctc"] > 0 and m2["train/ctc_clips_total"] == 0
+    assert m2["train/ctc_raw"] == pytest.approx(m2["train/ctc_monitor"])

@@ -108,6 +108,9 @@ class CTCConfig:
     steps: int = _f(4, "schedule=step: number of equal stairs in the ramp", 1, 1000)
     alpha: float = _f(1.0, "schedule=balanced: alpha in alpha*std(grad_adv)/std(grad_ctc)", 0.0)
     clip: float = _f(100.0, "CTC values are clipped to this before weighting (0 = no clip)", 0.0)
+    reduction: Literal["sum", "per_char"] = _f(
+        "sum", "sum: each line's CTC summed over its characters, then the batch mean (ERB's code, so "
+               "lambda means ERB's lambda); per_char: each line's CTC divided by its length (10-25x smaller)")
 
 
 @dataclass
@@ -142,6 +145,9 @@ class TrainConfig:
     patience: int = _f(0, "validations without improvement before stopping (never before the CTC warm-up "
                           "and ramp are over); 0 = never stop early", 0)
     max_nonfinite: int = _f(20, "consecutive non-finite steps that stop the run", 1)
+    grad_norms_every: int = _f(5, "every N steps, log the L2 norm of each loss term's gradient at the "
+                                  "generator output (train/gradnorm_<term>); 0 = never (saves the extra "
+                                  "backward passes)", 0)
     grad_clip: float = _f(0.0, "clip gradient norm of G and D; 0 = off", 0.0)
     samples: int = _f(8, "lines in each sample grid", 1, 64)
     resume: str = _f("", "checkpoint to resume from (last.pt of an interrupted run)")
@@ -176,6 +182,8 @@ class EvalConfig:
     checkpoint: str = _f("", "generator checkpoint evaluated by `docrestore evaluate`")
     experiment: str = _f("", "name of the ledger entry written (paper/results/<profile>/<experiment>.json)")
     ledger_dir: str = _f("paper/results", "folder of the results ledger")
+    allow_dirty: bool = _f(False, "allow a quick/full entry in paper/results from a tree with uncommitted "
+                                  "changes (refused otherwise); it is marked with a dagger in the tables")
 
 
 @dataclass
@@ -308,8 +316,13 @@ def _apply(obj, mapping: dict, prefix: str = "") -> None:
             setattr(obj, key, _coerce(value, tp, full))
 
 
-def validate(cfg: Config) -> Config:
-    """Range checks and cross-field rules; raises ConfigError."""
+def validate(cfg: Config, explicit: set[str] | None = None) -> Config:
+    """Range checks and cross-field rules; raises ConfigError.
+
+    ``explicit``: the dotted keys set by the experiment file or the overrides (not the profile).
+    Such a key that would have no effect in this configuration is an error; a profile's value
+    that has none is a logged note (see :func:`no_effect`).
+    """
 
     def walk(obj, prefix):
         for f in dataclasses.fields(obj):
@@ -331,11 +344,79 @@ def validate(cfg: Config) -> Config:
                           f"'train.feature_loss.taps' has {len(fl.taps)}; give one weight per tap or none")
     if cfg.eval.ssim_window % 2 == 0:
         raise ConfigError(f"'eval.ssim_window' must be odd, got {cfg.eval.ssim_window}")
+    if cfg.eval.reader and cfg.recognizer.checkpoint and (
+            resolve_path(cfg.eval.reader).resolve() == resolve_path(cfg.recognizer.checkpoint).resolve()):
+        raise ConfigError(f"'eval.reader' is the loss recognizer itself ({cfg.eval.reader}): the paper's "
+                          "CER/WER must be read by a network no loss was trained against; leave eval.reader "
+                          "empty (a held-out reader is trained) or give another checkpoint")
+    _check_effect(cfg, explicit)
     from .device import DEVICE_CHOICES, is_valid_request
 
     if not is_valid_request(cfg.device):
         raise ConfigError(f"'device' must be {DEVICE_CHOICES}, got {cfg.device!r}")
     return cfg
+
+
+def no_effect(cfg: Config) -> list[tuple[str, str]]:
+    """``(dotted key, why)`` for every setting that differs from its default but does nothing in
+    this configuration (e.g. a CTC ramp with the constant schedule)."""
+    base = flatten(to_dict(Config()))
+    now = flatten(to_dict(cfg))
+    out: list[tuple[str, str]] = []
+
+    def idle(keys, why):
+        out.extend((k, why) for k in keys if now[k] != base[k])
+
+    ctc, tc = cfg.train.ctc, cfg.train
+    uses_ctc = ctc.weight > 0 or ctc.schedule == "balanced"
+    if not uses_ctc:
+        idle(["train.ctc.schedule", "train.ctc.warmup", "train.ctc.ramp", "train.ctc.steps", "train.ctc.alpha"],
+             "train.ctc.weight is 0 (CTC is only monitored)")
+    else:
+        if ctc.schedule == "constant":
+            idle(["train.ctc.warmup", "train.ctc.ramp"], "train.ctc.schedule is constant")
+        if ctc.schedule in ("switch", "balanced"):
+            idle(["train.ctc.ramp"], f"train.ctc.schedule is {ctc.schedule} (no ramp)")
+        if ctc.schedule != "step":
+            idle(["train.ctc.steps"], "only train.ctc.schedule=step has stairs")
+        if ctc.schedule != "balanced":
+            idle(["train.ctc.alpha"], "only train.ctc.schedule=balanced uses alpha")
+    if not (uses_ctc and tc.scenario in ("S1", "S2")):
+        idle(["train.lr_r"], "no recognizer is updated (scenario frozen, or CTC weight 0)")
+    if not uses_ctc and tc.scenario in ("S1", "S2"):
+        out.append(("train.scenario", f"{tc.scenario} updates the recognizer only for the CTC term, and "
+                                      "train.ctc.weight is 0: the run is scenario frozen"))
+    if cfg.discriminator.name == "patch":
+        idle(["discriminator.image_weight", "discriminator.text_weight", "discriminator.text_input",
+              "discriminator.text_hidden"], "discriminator.name is patch (no text branch)")
+    if tc.feature_loss.weight == 0:
+        idle(["train.feature_loss.taps", "train.feature_loss.tap_weights", "train.feature_loss.distance",
+              "train.feature_loss.normalize"], "train.feature_loss.weight is 0")
+    if tc.early_stop_metric == "none":
+        idle(["train.patience"], "train.early_stop_metric is none")
+    if tc.max_steps > 0:
+        idle(["train.epochs"], "train.max_steps > 0 decides the length")
+    if cfg.recognizer_train.max_steps > 0:
+        idle(["recognizer_train.epochs"], "recognizer_train.max_steps > 0 decides the length")
+    if cfg.recognizer.checkpoint and cfg.eval.reader:
+        idle([k for k in now if k.startswith("recognizer_train.")],
+             "both recognizer.checkpoint and eval.reader are given: nothing is pretrained")
+    return out
+
+
+_NOTED: set[str] = set()
+
+
+def _check_effect(cfg: Config, explicit: set[str] | None) -> None:
+    import logging
+
+    for key, why in no_effect(cfg):
+        if explicit and key in explicit:
+            raise ConfigError(f"'{key}' has no effect here: {why}. Remove it, or change what makes it idle")
+        note = f"note: '{key}' has no effect here ({why})"
+        if explicit is not None and note not in _NOTED:  # a profile's value or a default: said once, not an error
+            _NOTED.add(note)
+            logging.getLogger("docrestore").info(note)
 
 
 def override_list(overrides: str | list | tuple | None) -> list[str]:
@@ -428,7 +509,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
     _apply(cfg, file_data)
     _apply(cfg, over)
     cfg.profile = chosen
-    return validate(cfg)
+    explicit = set(flatten(file_data)) | set(flatten(over))
+    return validate(cfg, explicit)
 
 
 def to_dict(cfg) -> dict:

@@ -53,20 +53,56 @@ def baseline(arm: str, ctc_weight: float = 1.0, pixel_weight: float = 10.0) -> E
     raise ValueError(f"baseline arm must be cgan, S1 or S2, got {arm!r}")
 
 
-def annealing(schedule: str, target_weight: float, warmup: int, ramp: int) -> Experiment:
+NOTES_WEIGHT = 10.0  # the research notes' CTC weight (ramp target and abrupt switch)
+
+
+def annealing(schedule: str, target_weight: float, warmup: int, ramp: int, steps: int | None = None,
+              name: str | None = None, method: str | None = None) -> Experiment:
+    """An annealing arm: ``schedule`` to ``target_weight`` (ERB's lambda: ``train.ctc.reduction=sum``).
+    ``constant`` is the control at the same weight (no warm-up, no ramp); ``switch`` and
+    ``balanced`` have no ramp. Arms at a weight other than 5 carry it in their name."""
     names = {"linear": "linear ramp", "cosine": "cosine ramp", "step": "step ramp",
              "switch": "abrupt switch", "balanced": "gradient-balanced", "constant": "constant"}
     if schedule not in names:
         raise ValueError(f"schedule must be one of {sorted(names)}, got {schedule!r}")
-    return Experiment(f"anneal_{schedule}", f"CTC {names[schedule]}", "annealing",
-                      ("train.scenario=S1", f"train.ctc.weight={target_weight}", f"train.ctc.schedule={schedule}",
-                       f"train.ctc.warmup={warmup}", f"train.ctc.ramp={ramp}"))
+    if schedule == "constant":
+        warmup, ramp = 0, 0
+    elif schedule in ("switch", "balanced"):
+        ramp = 0
+    w = f"{target_weight:g}"
+    overrides = ["train.scenario=S1", f"train.ctc.weight={target_weight}", f"train.ctc.schedule={schedule}"]
+    overrides += [f"train.ctc.warmup={warmup}"] if warmup else []
+    overrides += [f"train.ctc.ramp={ramp}"] if ramp else []
+    overrides += [f"train.ctc.steps={steps}"] if steps is not None and schedule == "step" else []
+    return Experiment(name or (f"anneal_{schedule}" + ("" if target_weight == 5.0 else f"_w{w}")),
+                      method or f"CTC {names[schedule]} (λ={w})", "annealing", tuple(overrides))
+
+
+def notes_epoch(total_steps: int) -> float:
+    """One epoch of the research notes, in generator steps of this profile: the notes' schedule
+    counts epochs of the full profile's run (``train.epochs`` of configs/profiles/full.yaml), so a
+    shorter profile keeps the same shares of its training."""
+    full = C.load_config(profile="full").train.epochs
+    return total_steps / full
+
+
+def notes_arms(total_steps: int) -> list[Experiment]:
+    """The user's own CTC settings (research notes), at ERB's lambda semantics: λ = 0 for 10
+    epochs then +1 per epoch up to 10 (the step schedule with 10 stairs over 10 epochs), the
+    abrupt switch to 10 after a 3-epoch warm-up, and the constant control at 10."""
+    e = notes_epoch(total_steps)
+    w = NOTES_WEIGHT
+    return [annealing("step", w, round(10 * e), round(10 * e), steps=10, name="notes_ramp",
+                      method="CTC ramp +1/epoch to 10 (notes)"),
+            annealing("switch", w, round(3 * e), 0, name="notes_switch", method="CTC switch to 10 (notes)"),
+            annealing("constant", w, 0, 0, name="notes_constant", method="CTC constant 10 (control)")]
 
 
 def feature_loss(weight: float, tap: str = "cnn_last", distance: str = "mse",
-                 discriminator: str = "patch") -> Experiment:
+                 discriminator: str = "patch", pixel: str = "bce") -> Experiment:
     """The recognition feature loss at ``weight`` (the weight sweep at the last CNN block, the tap
-    sweep at other taps), optionally with the dual-modal discriminator."""
+    sweep at other taps), optionally with the dual-modal discriminator, and with the L1 pixel loss
+    the user's own runs used (``pixel="l1"``) beside ERB's BCE."""
     w = f"{weight:g}"
     name = f"feature_w{w}_{tap}" + (f"_{distance}" if distance != "mse" else "")
     method = f"feature loss w={w} ({tap})"
@@ -74,23 +110,47 @@ def feature_loss(weight: float, tap: str = "cnn_last", distance: str = "mse",
     if discriminator == "dual_modal":
         name, group = f"dual_modal_w{w}" + (f"_{tap}" if tap != "cnn_last" else ""), "dual_modal"
         method = "dual-modal D" if weight == 0 else f"dual-modal D + feature loss w={w}"
-    return Experiment(name, method, group,
-                      ("train.scenario=frozen", "train.ctc.weight=0", f"train.feature_loss.weight={weight}",
-                       f"train.feature_loss.taps=[{tap}]", f"train.feature_loss.distance={distance}",
-                       f"discriminator.name={discriminator}"))
+    overrides = ("train.scenario=frozen", "train.ctc.weight=0", f"train.feature_loss.weight={weight}")
+    if weight > 0:  # with weight 0 the feature settings have no effect (config.no_effect)
+        overrides += (f"train.feature_loss.taps=[{tap}]", f"train.feature_loss.distance={distance}")
+    overrides += (f"discriminator.name={discriminator}",)
+    if pixel != "bce":
+        name, method = f"{name}_pix{pixel}", f"{method}, {pixel.upper()} pixel loss"
+        overrides += (f"train.pixel_loss={pixel}",)
+    return Experiment(name, method, group, overrides)
 
 
-def paper_experiments(profile: str) -> list[Experiment]:
-    """Every experiment the paper's figures and tables need."""
+# The arms of the main table that the plans run with 3 seeds (mean and sd over seeds).
+SEEDED = ("baseline_cgan", "baseline_s1", "baseline_s2", "feature_w5_cnn_last", "dual_modal_w5")
+SEEDS = (0, 1, 2)
+
+
+def training_steps(cfg: C.Config) -> int:
+    return cfg.train.max_steps or cfg.train.epochs * max(1, cfg.data.n_train // cfg.train.batch_size)
+
+
+def paper_experiments(profile: str, seeds: bool = False) -> list[Experiment]:
+    """Every experiment the paper's figures and tables need; with ``seeds`` as (experiment, seed)
+    pairs, the :data:`SEEDED` arms once per seed of :data:`SEEDS`."""
     cfg = C.load_config(profile=profile)
-    total = cfg.train.max_steps or cfg.train.epochs * max(1, cfg.data.n_train // cfg.train.batch_size)
+    total = training_steps(cfg)
     warmup, ramp = default_annealing(total)
     exps = [baseline("cgan"), baseline("S1"), baseline("S2")]
-    exps += [annealing(s, 5.0, warmup, ramp) for s in ("linear", "cosine", "step", "switch", "balanced")]
+    exps += [annealing(s, 5.0, warmup, ramp) for s in ("linear", "cosine", "step", "switch", "balanced", "constant")]
+    exps += notes_arms(total)
     exps += [feature_loss(w) for w in (0.0, 1.0, 5.0, 10.0)]
+    exps += [feature_loss(5.0, pixel="l1")]
     exps += [feature_loss(5.0, tap) for tap in TAPS[:-1]]
     exps += [feature_loss(0.0, discriminator="dual_modal"), feature_loss(5.0, discriminator="dual_modal")]
-    return exps
+    if not seeds:
+        return exps
+    seeded = SEEDS if profile != "smoke" else (0,)  # smoke checks the mechanics, one seed
+    return [(e, s) for e in exps for s in (seeded if e.name in SEEDED else (0,))]
+
+
+def entry_name(exp: Experiment, seed: int = 0) -> str:
+    """The ledger name of ``exp`` trained with ``seed`` (seed 0 keeps the plain name)."""
+    return exp.name + (f"_seed{seed}" if seed else "")
 
 
 def default_annealing(total_steps: int) -> tuple[int, int]:
@@ -114,8 +174,12 @@ def run_experiment(exp: Experiment, profile: str | None = None, seed: int = 0,
     from .training.gan import GANTrainer
     from .training.recognizer import ensure_recognizer
 
+    from .evaluation import ledger as L
+
     cfg = make_config(exp, profile, seed, overrides, config)
     R.setup_logging()
+    # Refused before minutes of training, not after: a paper entry from a dirty tree.
+    L.check_clean_tree(cfg.profile, cfg.eval.ledger_dir, cfg.eval.allow_dirty)
     data = common.open_data(cfg)
     recognizer = ensure_recognizer(cfg, "loss")
     ensure_recognizer(cfg, "reader")
@@ -124,7 +188,7 @@ def run_experiment(exp: Experiment, profile: str | None = None, seed: int = 0,
     run = survive.start_or_continue(cfg, "train")  # an interrupted run of this experiment continues
     result = GANTrainer(cfg, run, data, recognizer).fit()
     result.update(git_commit=run.git["commit"], git_dirty=run.git["dirty"])
-    name = exp.name + (f"_seed{seed}" if seed else "")
+    name = entry_name(exp, seed)
     entry = evaluate_checkpoint(cfg, Path(result["best"]), experiment=name, method=exp.method,
                                 group=exp.group, train_result=result)
     run.write_json("ledger_entry.json", {k: v for k, v in entry.items() if k != "per_line"})
@@ -186,11 +250,11 @@ def run_or_reuse(exp: Experiment, profile: str | None = None, seed: int = 0,
     from .evaluation import ledger as L
 
     cfg = make_config(exp, profile, seed, overrides)
-    name = exp.name + (f"_seed{seed}" if seed else "")
+    name = entry_name(exp, seed)
     path = L.entry_path(C.resolve_path(cfg.eval.ledger_dir), cfg.profile, name)
     if reuse and path.exists():
         entry = json.loads(path.read_text(encoding="utf-8"))
-        if _same_config(entry.get("config", {}), C.to_dict(cfg)):
+        if _same_config(entry.get("config", {}), C.to_dict(cfg)) and all(k in entry for k in CURRENT_FIELDS):
             log.info("reusing the ledger entry %s (same config)", path)
             return entry
         log.info("ledger entry %s was made with other settings: training again", path)
@@ -216,22 +280,30 @@ def run_baseline(profile: str | None = None, scenario: str = "both", ctc_weight:
 def run_annealing(profile: str | None = None, schedules: list[str] | tuple = ("linear",),
                   target_weight: float = 5.0, warmup: int | None = None, ramp: int | None = None,
                   seed: int = 0, overrides: list[str] | tuple = (), reuse: bool = True) -> list[dict]:
-    """Notebook 02: one run per CTC-weight schedule (warm-up/ramp default to 20 %/40 % of training)."""
+    """Notebook 02: one run per CTC-weight schedule (warm-up/ramp default to 20 %/40 % of training);
+    ``constant`` is the control at ``target_weight``; ``notes_ramp``, ``notes_switch`` and
+    ``notes_constant`` are the research notes' own settings at weight 10 (:func:`notes_arms`)."""
     cfg = C.load_config(None, list(overrides), profile=auto_profile(profile))
-    total = cfg.train.max_steps or cfg.train.epochs * max(1, cfg.data.n_train // cfg.train.batch_size)
+    total = training_steps(cfg)
     dw, dr = default_annealing(total)
     warmup = dw if warmup is None else warmup
     ramp = dr if ramp is None else ramp
-    return [run_or_reuse(annealing(s, target_weight, warmup, ramp), profile, seed, overrides, reuse)
-            for s in schedules]
+    notes = {e.name: e for e in notes_arms(total)}
+    exps = [notes[s] if s in notes else annealing(s, target_weight, warmup, ramp) for s in schedules]
+    return [run_or_reuse(e, profile, seed, overrides, reuse) for e in exps]
 
 
 def run_feature_loss(profile: str | None = None, weight: float = 5.0, tap: str = "cnn_last",
                      distance: str = "mse", discriminator: str = "patch",
                      sweep_weights: list[float] | tuple = (), sweep_taps: list[str] | tuple = (),
                      seed: int = 0, overrides: list[str] | tuple = (), reuse: bool = True) -> dict[str, list[dict]]:
-    """Notebook 03: the method at ``weight``, then the weight sweep and the tap sweep."""
-    main = run_or_reuse(feature_loss(weight, tap, distance, discriminator), profile, seed, overrides, reuse)
+    """Notebook 03: the method at ``weight``, then the weight sweep and the tap sweep.
+    An override ``train.pixel_loss=l1`` makes the L1-pixel arm (its own ledger name)."""
+    overrides = C.override_list(overrides) if isinstance(overrides, str) else list(overrides)
+    pixel = next((o.split("=", 1)[1].strip() for o in overrides if o.startswith("train.pixel_loss=")), "bce")
+    overrides = [o for o in overrides if not o.startswith("train.pixel_loss=")]
+    main = run_or_reuse(feature_loss(weight, tap, distance, discriminator, pixel), profile, seed, overrides,
+                        reuse)
     weights = [run_or_reuse(feature_loss(w, tap, distance), profile, seed, overrides, reuse)
                for w in sweep_weights]
     taps = [run_or_reuse(feature_loss(weight, t, distance), profile, seed, overrides, reuse)
@@ -240,14 +312,16 @@ def run_feature_loss(profile: str | None = None, weight: float = 5.0, tap: str =
 
 
 SCHEDULES = ("linear", "cosine", "step", "switch", "balanced")
+CONTROLS = ("constant", "notes_ramp", "notes_switch", "notes_constant")
 
 
 def schedules(choice: str) -> list[str]:
-    """'all' or one schedule name -> the list of annealing arms to run."""
+    """'all' or one schedule name -> the list of annealing arms to run ('all' = the five ramps
+    and the constant control at the same weight)."""
     if choice == "all":
-        return list(SCHEDULES)
-    if choice not in SCHEDULES + ("constant",):
-        raise ValueError(f"schedule must be one of {list(SCHEDULES)} or 'all', got {choice!r}")
+        return list(SCHEDULES) + ["constant"]
+    if choice not in SCHEDULES + CONTROLS:
+        raise ValueError(f"schedule must be one of {list(SCHEDULES + CONTROLS)} or 'all', got {choice!r}")
     return [choice]
 
 
@@ -258,17 +332,27 @@ def with_baseline(entries: list[dict], profile: str | None = None, seed: int = 0
 
 
 # -------------------------------------------------------------------------------- paper figures
+# Fields a ledger entry made by older code lacks: such an entry is stale and is made again.
+CURRENT_FIELDS = ("val_reader", "eval_git_commit", "train_git_commit")
+
+
 def missing_experiments(profile: str, ledger_dir: Path, overrides: list[str] | tuple = ()) -> list[Experiment]:
-    """The paper's experiments with no ledger entry, or with one made under other settings
-    (a stale entry is never counted as done)."""
+    """The paper's experiments (one per seed of the seeded arms, named as in the ledger) with no
+    ledger entry, with one made under other settings, or with one made by older code that lacks
+    :data:`CURRENT_FIELDS` (a stale entry is never counted as done)."""
+    import dataclasses
+
     from .evaluation import ledger as L
 
     have = {e["experiment"]: e for e in L.read_ledger(ledger_dir, profile=profile)} if ledger_dir.exists() else {}
     missing = []
-    for exp in paper_experiments(profile):
-        entry = have.get(exp.name)
-        if entry is None or not _same_config(entry.get("config", {}), C.to_dict(make_config(exp, profile, overrides=overrides))):
-            missing.append(exp)
+    for exp, seed in paper_experiments(profile, seeds=True):
+        name = entry_name(exp, seed)
+        entry = have.get(name)
+        fresh = entry is not None and all(k in entry for k in CURRENT_FIELDS) and _same_config(
+            entry.get("config", {}), C.to_dict(make_config(exp, profile, seed, overrides=overrides)))
+        if not fresh:
+            missing.append(dataclasses.replace(exp, name=name))
     return missing
 
 
@@ -322,7 +406,10 @@ def paper_figures(profile: str = "quick", ledger_dir: str = "paper/results") -> 
               f"{', '.join(e.name for e in todo)}\npaper-figures: running the plan {plan_path.name} "
               f"(job logs under runs/experiments/; follow with `docrestore experiments {plan_path} --status`)",
               flush=True)
-        code = runner.run_plan(PL.load_plan(plan_path), echo=lambda msg: print(f"paper-figures: {msg}", flush=True))
+        # force: a job whose state says "done" but whose entry was deleted or is stale runs again;
+        # its notebook reuses every entry still valid (run_or_reuse), so only the missing ones train.
+        code = runner.run_plan(PL.load_plan(plan_path), force=True,
+                               echo=lambda msg: print(f"paper-figures: {msg}", flush=True))
         still = missing_experiments(profile, ledger)
         if still:
             raise RuntimeError(f"after the plan ran (exit {code}), the ledger still lacks "
@@ -335,9 +422,12 @@ def paper_figures(profile: str = "quick", ledger_dir: str = "paper/results") -> 
     print(f"paper-figures: drawing figures and tables from the ledger (notebook {nb.name})", flush=True)
     pm.execute_notebook(str(nb), str(out), parameters={"profile": profile, "ledger_dir": ledger_dir},
                         cwd=str(nb.parent), progress_bar=False)
+    from .figures.paper import FIGURES_DIR, TABLES_DIR, profile_dirs
+
+    fig_dir, tab_dir = profile_dirs(FIGURES_DIR, TABLES_DIR, profile)
     print(f"paper-figures: done in {(time.time() - t0) / 60:.1f} min.\n"
-          f"  figures : {C.PROJECT_ROOT / 'paper' / 'figures'}\n"
-          f"  tables  : {C.PROJECT_ROOT / 'paper' / 'tables'}\n"
+          f"  figures : {fig_dir}\n"
+          f"  tables  : {tab_dir}\n"
           f"  notebook: {out}\n  ledger  : {ledger / profile}", flush=True)
     return out
 

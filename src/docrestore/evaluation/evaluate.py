@@ -102,6 +102,36 @@ def evaluate_generator(cfg: C.Config, generator, data: common.Data, reader, loss
             "images": images}
 
 
+@torch.no_grad()
+def validation_by_reader(cfg: C.Config, generator, data: common.Data, reader, device) -> dict:
+    """The restored validation split read by the held-out reader: what the tables choose arms by
+    (the test split is never used to choose, nor a recognizer any loss was trained against)."""
+    refs, hyps, psnrs = [], [], []
+    generator.eval()
+    for batch in common.loader(data.val, cfg, batch_size=32):
+        with D.autocast(device):
+            restored = generator(batch["degraded"].to(device)).float().clamp(0, 1)
+        hyps += _read(reader, restored, data.charset, device)
+        refs += batch["texts"]
+        psnrs += [M.psnr(r, c) for r, c in zip(common.to_numpy_images(restored),
+                                                common.to_numpy_images(batch["clean"]))]
+    return {"cer": M.cer_corpus(refs, hyps), "wer": M.wer_corpus(refs, hyps),
+            "psnr": float(np.mean(psnrs)), "n": len(refs), "split": "val", "reader": "held-out"}
+
+
+@torch.no_grad()
+def clean_reading(cfg: C.Config, data: common.Data, reader, device) -> dict[str, list[float]]:
+    """Per-line CER/WER of the held-out reader on the clean test lines: the upper bound of any
+    restoration (the "clean line" row), in the test lines' order."""
+    test = common.subset(data.test, cfg.eval.lines)
+    out = {"cer": [], "wer": []}
+    for batch in common.loader(test, cfg, batch_size=32):
+        for ref, hyp in zip(batch["texts"], _read(reader, batch["clean"], data.charset, device)):
+            out["cer"].append(float(M.cer(ref, hyp)))
+            out["wer"].append(float(M.wer(ref, hyp)))
+    return out
+
+
 def summarize(per_line: dict[str, list[float]], cfg: C.Config) -> dict[str, dict]:
     return {m: S.summarize(np.asarray(v, dtype=float), n_resamples=cfg.eval.bootstrap, seed=cfg.seed)
             for m, v in per_line.items()}
@@ -124,6 +154,9 @@ def build_entry(cfg: C.Config, *, experiment: str, method: str, group: str, eval
                                   "degraded": {"image": paths["degraded"]},
                                   "clean": {"image": paths["clean"]}}})
     history = _thin(train_result.get("history", []), 200)
+    eval_git = R.git_info()
+    train_git = {"commit": train_result.get("git_commit") or eval_git["commit"],
+                 "dirty": train_result.get("git_dirty", eval_git["dirty"])}
     return {
         "experiment": experiment, "method": method, "group": group, "profile": cfg.profile,
         "seed": cfg.seed,
@@ -134,10 +167,14 @@ def build_entry(cfg: C.Config, *, experiment: str, method: str, group: str, eval
         "samples": samples,
         "history": history,
         "train": {k: train_result.get(k) for k in ("steps", "best_metric", "best_value", "nonfinite",
-                                                   "collapses", "best", "recognizer_checkpoint")},
+                                                   "collapses", "best", "recognizer_checkpoint",
+                                                   "ctc_clips")},
         "config": C.to_dict(cfg),
-        "git_commit": train_result.get("git_commit") or R.git_info()["commit"],
-        "git_dirty": train_result.get("git_dirty", R.git_info()["dirty"]),
+        # git_commit: the commit that trained it; eval_git_commit: the one that measured it.
+        "git_commit": train_git["commit"],
+        "git_dirty": bool(train_git["dirty"] or eval_git["dirty"]),
+        "train_git_commit": train_git["commit"], "train_git_dirty": train_git["dirty"],
+        "eval_git_commit": eval_git["commit"], "eval_git_dirty": eval_git["dirty"],
         "mlflow_run_id": train_result.get("mlflow_run_id", ""),
         "run_dir": _rel(train_result.get("run_dir", "")),
         "device": D.describe(device),
@@ -200,9 +237,13 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
         cached_refs = None
     evaluation = evaluate_generator(cfg, generator, data, reader, loss_recognizer, device,
                                     with_references=cached_refs is None)
+    val_reader = validation_by_reader(cfg, generator, data, reader, device)
+    clean = clean_reading(cfg, data, reader, device)
     ledger_dir = C.resolve_path(cfg.eval.ledger_dir)
     entry = build_entry(cfg, experiment=experiment, method=method, group=group, evaluation=evaluation,
                         train_result=result, device=device, ledger_dir=ledger_dir)
+    entry["val_reader"] = val_reader
+    entry["reader_clean"] = summarize(clean, cfg)
     if cached_refs is None:
         ref_cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = ref_cache.with_suffix(f".{os.getpid()}.tmp")  # parallel jobs: write whole, then rename
@@ -215,6 +256,8 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
              experiment, m["psnr"]["mean"], m["ssim"]["mean"], m["cer"]["mean"], m["wer"]["mean"],
              entry["references"]["degraded"]["psnr"]["mean"], entry["references"]["degraded"]["cer"]["mean"])
     if write:
+        L.check_clean_tree(cfg.profile, ledger_dir, cfg.eval.allow_dirty,
+                           {"commit": entry["eval_git_commit"], "dirty": entry["git_dirty"]})
         path = L.write_entry(entry, ledger_dir)
         log.info("ledger entry written: %s", path)
     return entry

@@ -25,7 +25,7 @@ from .. import config as C
 __all__ = [
     "LedgerError", "REQUIRED_FIELDS", "REQUIRED_METRICS", "REFERENCE_METHODS", "SUMMARY_KEYS",
     "validate_entry", "write_entry", "read_ledger", "entry_path", "find", "entry_label",
-    "make_entry", "save_sample_images",
+    "make_entry", "save_sample_images", "meant_for_paper", "check_clean_tree",
 ]
 
 REQUIRED_FIELDS = (
@@ -219,6 +219,31 @@ def _prepared(entry: Mapping) -> dict:
 def entry_path(ledger_dir: str | Path, profile: str, experiment: str) -> Path:
     """Where the entry of ``experiment`` in ``profile`` lives."""
     return C.resolve_path(ledger_dir) / profile / f"{experiment}.json"
+
+
+PAPER_LEDGER = "paper/results"
+
+
+def meant_for_paper(profile: str, ledger_dir: str | Path) -> bool:
+    """An entry of a paper profile (quick, full) written into the project's paper/results."""
+    return profile != "smoke" and C.resolve_path(ledger_dir).resolve() == (C.PROJECT_ROOT / PAPER_LEDGER).resolve()
+
+
+def check_clean_tree(profile: str, ledger_dir: str | Path, allow_dirty: bool, git: Mapping | None = None) -> None:
+    """Refuse an entry meant for the paper from a tree with uncommitted changes (its numbers
+    could not be re-made from any commit) unless ``eval.allow_dirty`` allows it; such an entry is
+    marked ``git_dirty`` and its table rows carry a dagger."""
+    if allow_dirty or not meant_for_paper(profile, ledger_dir):
+        return
+    if git is None:
+        from ..runs import git_info
+
+        git = git_info()
+    if git.get("dirty"):
+        raise LedgerError(
+            f"the working tree has uncommitted changes (commit {str(git.get('commit'))[:10]}): a {profile} "
+            f"entry in {PAPER_LEDGER} must be re-makeable from a commit. Commit first, write elsewhere "
+            "(eval.ledger_dir=...), or set eval.allow_dirty=true (the entry is then marked in the tables)")
 
 
 def write_entry(entry: Mapping, ledger_dir: str | Path) -> Path:

@@ -8,6 +8,7 @@ that need a group the ledger lacks raise :class:`MissingResults`, which names wh
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -127,9 +128,23 @@ def best_history_value(entry: dict, key: str = "val/cer", higher: bool = False) 
     return max(vals) if higher else min(vals)
 
 
+def validation_cer(entry: dict) -> float | None:
+    """The entry's validation CER read by the held-out reader (``val_reader``, recorded at
+    evaluation), or None for an entry made before it was recorded."""
+    v = (entry.get("val_reader") or {}).get("cer")
+    return float(v) if _finite(v) else None
+
+
+SELECTION = ("chosen by the lowest validation CER read by the held-out reader (a network no loss "
+             "was trained against); the test split is not used to choose")
+
+
 def representative(entries: Sequence[dict]) -> tuple[dict, str]:
-    """One entry standing for a group: the lowest validation CER (the test set is not used to
-    choose). Falls back to the lowest test CER when no entry has a validation history.
+    """One entry standing for a group: the lowest validation CER read by the held-out reader
+    (mean over the arm's seeds when several are given). Never the test split, never the loss
+    recognizer (the network the feature-loss and dual-modal arms optimise against): an entry
+    without ``val_reader`` cannot be chosen, so a group of only such entries falls back to its
+    first arm in name order and says so.
 
     Returns (entry, how it was chosen).
     """
@@ -137,14 +152,12 @@ def representative(entries: Sequence[dict]) -> tuple[dict, str]:
         raise ValueError("representative() of an empty group")
     if len(entries) == 1:
         return entries[0], "only arm"
-    scored = [(best_history_value(e), e) for e in entries]
-    if all(v is not None for v, _ in scored):
-        return min(scored, key=lambda t: t[0])[1], "lowest validation CER"
-    by_test = [(metric(e.get("metrics"), "cer"), e) for e in entries]
-    by_test = [(m[0], e) for m, e in by_test if m is not None]
-    if by_test:
-        return min(by_test, key=lambda t: t[0])[1], "lowest test CER (no validation history)"
-    return entries[0], "first arm (no CER recorded)"
+    scored = [(validation_cer(e), e) for e in entries]
+    scored = [(v, e) for v, e in scored if v is not None]
+    if scored:
+        return min(scored, key=lambda t: t[0])[1], "lowest validation CER (held-out reader)"
+    first = sorted(entries, key=lambda e: str(e.get("experiment")))[0]
+    return first, "first arm by name (no held-out validation CER recorded)"
 
 
 def baseline_entry(entries: Sequence[dict]) -> dict:
@@ -331,3 +344,58 @@ def sample_image_path(entry: dict, rel: str, ledger_dir: str | Path | None = Non
         if (b / p).exists():
             return b / p
     return None
+
+
+# ------------------------------------------------------------------------------- seeds
+_SEED_SUFFIX = re.compile(r"^(?P<arm>.+)_seed(?P<seed>\d+)$")
+
+
+def arm_name(entry: dict) -> str:
+    """The experiment without its ``_seed<N>`` suffix: entries of one arm differ only in seed."""
+    m = _SEED_SUFFIX.match(str(entry.get("experiment")))
+    return m.group("arm") if m else str(entry.get("experiment"))
+
+
+def merge_seeds(entries: Sequence[dict]) -> list[dict]:
+    """One entry per arm: an arm run with several seeds becomes one entry whose ``metrics`` are
+    the mean over seeds (``evaluation.stats.mean_over_seeds``) with ``lo``/``hi`` = mean ∓ the sd
+    over seeds (``sd`` and ``n_seeds`` kept), whose ``per_line`` values are each line's mean over
+    seeds, whose ``val_reader`` CER is the mean over seeds and whose ``seed_metrics`` keeps each
+    seed's metric means (for a test over seeds). Its other fields (history, samples, provenance)
+    are the lowest seed's; ``seed_entries`` names the merged entries. Single-seed arms pass
+    through unchanged."""
+    from docrestore.evaluation.stats import mean_over_seeds
+
+    groups: dict[str, list[dict]] = {}
+    for e in entries:
+        groups.setdefault(arm_name(e), []).append(e)
+    out = []
+    for arm, group in groups.items():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        group = sorted(group, key=lambda e: int(e.get("seed") or 0))
+        merged = dict(group[0])
+        names = set.intersection(*(set(e["metrics"]) for e in group))
+        over = mean_over_seeds([{k: e["metrics"][k] for k in names} for e in group])
+        merged["metrics"] = {k: {"mean": v["mean"], "lo": v["mean"] - v["std"], "hi": v["mean"] + v["std"],
+                                 "n": group[0]["metrics"][k]["n"], "sd": v["std"], "n_seeds": v["n_seeds"]}
+                             for k, v in over.items()}
+        merged["seed_metrics"] = {k: v["values"] for k, v in over.items()}
+        same_lines = all(e.get("line_ids") == group[0].get("line_ids") for e in group)
+        if same_lines and all(e.get("per_line") for e in group):
+            merged["per_line"] = {k: [sum(vals) / len(group) for vals in zip(*(e["per_line"][k] for e in group))]
+                                  for k in names if all(k in e["per_line"] for e in group)}
+        vals = [validation_cer(e) for e in group]
+        if all(v is not None for v in vals):
+            merged["val_reader"] = {**(group[0].get("val_reader") or {}), "cer": sum(vals) / len(vals)}
+        merged["experiment"] = arm
+        merged["seeds"] = [int(e.get("seed") or 0) for e in group]
+        merged["seed_entries"] = [e["experiment"] for e in group]
+        merged["git_dirty"] = any(e.get("git_dirty") for e in group)
+        out.append(merged)
+    return out
+
+
+def n_seeds(entry: dict) -> int:
+    return len(entry.get("seeds") or [0])

@@ -26,6 +26,20 @@ FIGURES_DIR = "paper/figures"
 TABLES_DIR = "paper/tables"
 
 
+def profile_dirs(figures_dir: str | Path, tables_dir: str | Path, profile: str) -> tuple[Path, Path]:
+    """Where ``profile``'s figures and tables go, so that no profile's output replaces another's:
+    the paper's folders (paper/figures, paper/tables) get a subfolder per paper profile
+    (paper/figures/quick, paper/figures/full), and a smoke run (a test, a curious user) never
+    writes under paper/ at all but under runs/paper-smoke/. Any other folder is used as given."""
+    out = []
+    for given, kind in ((figures_dir, "figures"), (tables_dir, "tables")):
+        path = C.resolve_path(given)
+        if path.resolve() == (C.PROJECT_ROOT / "paper" / kind).resolve():
+            path = (C.resolve_path("runs") / "paper-smoke" / kind if profile == "smoke" else path / profile)
+        out.append(path)
+    return out[0], out[1]
+
+
 class EmptyLedgerError(FileNotFoundError):
     """The ledger holds no entry for the requested profile: the experiments have not run."""
 
@@ -53,23 +67,24 @@ def load_entries(ledger_dir: str | Path, profile: str | None = None) -> list[dic
         e = dict(e)
         e[E.SOURCE_KEY] = str(L.entry_path(root, e["profile"], e["experiment"]))
         out.append(e)
-    return out
+    return E.merge_seeds(out)  # one entry per arm: seeds are averaged, never separate rows
 
 
 def make_all(ledger_dir: str | Path, figures_dir: str | Path, tables_dir: str | Path,
              profile: str | None = None) -> dict:
     """Draw every figure and table the ledger has results for.
 
-    Paths are resolved against the project root (:func:`docrestore.config.resolve_path`).
+    Paths are resolved against the project root (:func:`docrestore.config.resolve_path`); the
+    paper's own folders get the profile's subfolder (:func:`profile_dirs`).
     Returns a JSON-ready report: ``{"profile", "profile_label", "ledger_dir", "figures_dir",
     "tables_dir", "experiments", "figures": {name: [paths]}, "tables": {name: path},
     "skipped": {name: reason}}``. A figure or table whose group is missing is skipped with the
     reason (naming the group); any other error propagates.
     """
     ledger_root = C.resolve_path(ledger_dir)
-    fig_dir, tab_dir = C.resolve_path(figures_dir), C.resolve_path(tables_dir)
     entries = load_entries(ledger_root, profile)
     prof = entries[0]["profile"]
+    fig_dir, tab_dir = profile_dirs(figures_dir, tables_dir, prof)
     report: dict = {
         "profile": prof,
         "profile_label": style.profile_label([prof]),
@@ -102,12 +117,14 @@ def make_all(ledger_dir: str | Path, figures_dir: str | Path, tables_dir: str | 
             continue
         report["tables"][name] = str(tables.write_table(text, tab_dir, name))
         log.info("table %s written to %s", name, tab_dir)
+    # the numbers the paper's text quotes (\res{experiment}{key}), never typed by hand
+    report["macros"] = str(tables.write_table(tables.macros(entries), tab_dir, "macros"))
     return report
 
 
 def make_figures(cfg: C.Config, run) -> dict:
     """The `docrestore figures` stage: every figure and table of ``cfg.profile`` from the
-    ledger at ``cfg.eval.ledger_dir`` into paper/figures and paper/tables.
+    ledger at ``cfg.eval.ledger_dir`` into paper/figures/<profile> and paper/tables/<profile>.
 
     Writes the report to the run folder (figures_report.json) and returns it.
     """

@@ -359,6 +359,72 @@ def ablation_bars(entries: Sequence[dict]) -> Figure:
     return S.add_footer(fig, [e for _, e, _ in arms])
 
 
+# ----------------------------------------------------------------------- gradient norms
+GRAD_TERMS = [("adv", "adversarial"), ("pixel", "pixel"), ("ctc", "CTC"), ("feature", "feature")]
+
+
+def _grad_arms(entries: Sequence[dict]) -> list[tuple[str, dict]]:
+    """(panel title, entry): the abrupt switch, the ramp and the feature-loss arm, the research
+    notes' own settings first where the ledger has them."""
+    by_name = {str(e.get("experiment")): e for e in entries}
+    sched = lambda e: E.cfg_get(e, "train.ctc.schedule")  # noqa: E731
+    anneal = [e for e in entries if e.get("group") == E.ANNEALING and _has_grad_norms(e)]
+    feat = [e for e in entries if e.get("group") in (E.FEATURE_WEIGHT, E.FEATURE_TAP)
+            and float(E.cfg_get(e, "train.feature_loss.weight", 0) or 0) > 0 and _has_grad_norms(e)]
+    picks = [
+        ("abrupt switch", [by_name.get("notes_switch")] + [e for e in anneal if sched(e) == "switch"]),
+        ("ramp", [by_name.get("notes_ramp")] + [e for e in anneal if sched(e) in ("step", "linear", "cosine")]),
+        ("feature loss", [by_name.get("feature_w5_cnn_last")] + feat),
+    ]
+    out = []
+    for title, cands in picks:
+        found = next((e for e in cands if e is not None and _has_grad_norms(e)), None)
+        if found is not None:
+            out.append((title, found))
+    return out
+
+
+def _has_grad_norms(entry: dict) -> bool:
+    return any("train/gradnorm_adv" in h for h in entry.get("history") or [])
+
+
+def gradient_norms(entries: Sequence[dict]) -> Figure:
+    """Per arm (abrupt CTC switch, CTC ramp, feature loss): the L2 norm of each weighted loss
+    term's gradient at the generator output against the step (log scale), with the CTC weight
+    on a second axis: which term drives the generator, and how abruptly the CTC takes over."""
+    arms = _grad_arms(entries)
+    if not arms:
+        raise E.MissingResults("the gradient-norm figure", [E.ANNEALING, E.FEATURE_WEIGHT],
+                               "no switch, ramp or feature-loss entry records train/gradnorm_* in its history")
+    names = [label for _, label in GRAD_TERMS]
+    colors = S.method_colors(names)
+    fig, axes = S.new_figure(S.DOUBLE_COLUMN_IN, 2.4, nrows=1, ncols=len(arms), sharex=False)
+    axes = np.atleast_1d(axes)
+    for ax, (title, e) in zip(axes, arms):
+        for key, label in GRAD_TERMS:
+            steps, vals = _series(e, f"train/gradnorm_{key}")
+            keep = vals > 0
+            if keep.any():
+                ax.plot(steps[keep], vals[keep], color=colors[label], label=label, lw=1.0, marker=".", ms=3)
+        ax.set_yscale("log")
+        ax.set_title(f"{title}: {E.arm_label(e)}", fontsize=S.SMALL_FONT_PT)
+        ax.set_xlabel("generator step")
+        steps, w = _series(e, "train/ctc_weight")
+        if steps.size and w.max() > 0:
+            tw = ax.twinx()
+            tw.plot(steps, w, color="0.5", ls=":", lw=1.0)
+            tw.set_ylabel("CTC weight \u03bb", color="0.5")
+    axes[0].set_ylabel("\u2016\u2207 term\u2016 at G's output")
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="outside upper center", ncols=4, frameon=False)
+    return S.add_footer(fig, [e for _, e in arms])
+
+
 FIGURES = {
     "qualitative_grid": qualitative_grid,
     "training_curves": training_curves,
@@ -366,5 +432,6 @@ FIGURES = {
     "feature_weight_sweep": feature_weight_sweep,
     "feature_tap_sweep": feature_tap_sweep,
     "ablation_bars": ablation_bars,
+    "gradient_norms": gradient_norms,
 }
 """Every paper figure: file stem -> function (entries) -> Figure."""

@@ -30,6 +30,7 @@ _LATEX_SPECIAL = {
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
     "\u2014": "---", "\u2013": "--", "\u201c": "``", "\u201d": "''", "\u03bb": r"$\lambda$",
     "\u03b1": r"$\alpha$", "\u03b2": r"$\beta$", "\u2026": r"\ldots{}", "\u00b1": r"$\pm$",
+    "\u2020": r"\dag{}",
 }
 
 
@@ -90,14 +91,33 @@ def paired_values(entry: dict, base: dict, metric: str = P_METRIC) -> tuple[list
     return list(a), list(b), ""
 
 
+def seed_test(entry: dict, base: dict, metric: str = P_METRIC) -> float | None:
+    """Welch's two-sided t-test of the seed means of ``metric`` (entry vs base), when both were
+    run with at least two seeds: a test whose unit is the training run, so it accounts for the
+    variance between seeds (which a per-line test over one run cannot see). None otherwise."""
+    a = (entry.get("seed_metrics") or {}).get(metric) or []
+    b = (base.get("seed_metrics") or {}).get(metric) or []
+    if len(a) < 2 or len(b) < 2:
+        return None
+    from scipy.stats import ttest_ind
+
+    if len(set(a)) == 1 and len(set(b)) == 1:
+        return 1.0 if a[0] == b[0] else 0.0
+    return float(ttest_ind(a, b, equal_var=False).pvalue)
+
+
 def p_value(entry: dict, base: dict, metric: str = P_METRIC) -> tuple[float | None, str]:
-    """Two-sided paired Wilcoxon p-value of ``metric`` per line, entry vs base.
+    """p-value of ``metric``, entry vs base: Welch's t-test over seeds when both ran with several
+    seeds (:func:`seed_test`), else the two-sided paired Wilcoxon test per line.
 
     Returns (p, "") or (None, why not): "reference" for the base itself, else why the lines
     cannot be paired (see :func:`paired_values`).
     """
     if entry is base:
         return None, "reference"
+    over_seeds = seed_test(entry, base, metric)
+    if over_seeds is not None:
+        return over_seeds, ""
     a, b, why = paired_values(entry, base, metric)
     if why:
         return None, why
@@ -129,11 +149,13 @@ class Row:
     extra: list[str] = field(default_factory=list)
     p: str = ""
     rule_after: bool = False
+    interval: str | None = None  # "pm" for a row averaged over seeds (mean +- sd over seeds)
+    ranked: bool = True  # False: never bold (the clean-line upper bound is no method)
 
 
 def _best(rows: Sequence[Row], metric: str) -> float | None:
     vals = [round(r.stats[metric][0], E.metric_decimals(metric)) for r in rows
-            if r.stats.get(metric) is not None]
+            if r.stats.get(metric) is not None and r.ranked]
     if not vals:
         return None
     return max(vals) if E.higher_is_better(metric) else min(vals)
@@ -175,6 +197,8 @@ def render_table(rows: Sequence[Row], metrics: Sequence[str], caption: str, labe
         r"\footnotesize",
         rf"\caption{{{caption}}}",
         rf"\label{{{label}}}",
+        # never wider than the page: shrunk to the text width when its natural width exceeds it
+        r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
         rf"\begin{{tabular}}{{@{{}}{cols}@{{}}}}",
         r"\toprule",
         " & ".join(heads) + r" \\",
@@ -184,27 +208,33 @@ def render_table(rows: Sequence[Row], metrics: Sequence[str], caption: str, labe
         cells = [latex_escape(r.label), *r.extra]
         for m in metrics:
             s = r.stats.get(m)
-            bold = (bold_best and s is not None and best.get(m) is not None
+            bold = (bold_best and r.ranked and s is not None and best.get(m) is not None
                     and round(s[0], E.metric_decimals(m)) == best[m])
-            cells.append(_cell(s, m, bold, interval))
+            cells.append(_cell(s, m, bold, r.interval or interval))
         if with_p:
             cells.append(r.p or "--")
         out.append(r.comment)
         out.append(" & ".join(cells) + r" \\")
         if r.rule_after:
             out.append(r"\midrule")
-    out += [r"\bottomrule", r"\end{tabular}", r"\end{table*}", ""]
+    out += [r"\bottomrule", r"\end{tabular}}", r"\end{table*}", ""]
     return "\n".join(out)
 
 
 def _entry_row(entry: dict, metrics: Sequence[str], base: dict | None, label: str | None = None,
                extra: Sequence[str] = ()) -> Row:
     p, why = p_value(entry, base) if base is not None else (None, "no baseline")
+    k = E.n_seeds(entry)
     comment = entry_comment(entry) + (f" p: {why}" if why else "")
-    return Row(label=label or E.display_name(entry),
+    if k > 1:
+        comment += f" seeds={entry.get('seeds')} entries={','.join(entry.get('seed_entries') or [])}"
+    seeded = base is not None and seed_test(entry, base) is not None
+    name = (label or E.display_name(entry)) + (f" ({k} seeds)" if k > 1 else "")
+    return Row(label=name + ("\u2020" if entry.get("git_dirty") else ""),
                stats={m: E.metric(entry.get("metrics"), m) for m in metrics},
                comment=comment, extra=list(extra),
-               p=format_p(p) if why != "reference" else "(ref.)")
+               p=(format_p(p) + (r"$^{t}$" if seeded else "")) if why != "reference" else "(ref.)",
+               interval="pm" if k > 1 else None)
 
 
 def _n_lines(entries: Sequence[dict]) -> str:
@@ -217,13 +247,21 @@ def _caption(title: str, entries: Sequence[dict], base: dict | None, with_p: boo
     profile = S.profile_label(e.get("profile", "unknown") for e in entries)
     hashes = sorted({str(e.get("data_hash"))[:8] for e in entries})
     synthetic = all(not E.cfg_get(e, "data.manifest") for e in entries)
+    seeds = sorted({E.n_seeds(e) for e in entries})
     text = (f"{title} Mean over {_n_lines(entries)} {'synthetic ' if synthetic else ''}test lines "
             "with the 95\\% bootstrap "
             "interval in brackets; CER and WER in percent, read by a held-out reader that no loss "
             "was trained against. Best value per column in bold.")
+    if max(seeds, default=1) > 1:
+        text += (" Rows marked ($k$ seeds) are the mean over $k$ training seeds $\\pm$ the standard "
+                 "deviation over seeds.")
     if with_p and base is not None:
-        text += (f" $p$: two-sided paired Wilcoxon signed-rank test of per-line CER against "
-                 f"{latex_escape(E.display_name(base))} (uncorrected).")
+        text += (f" $p$: two-sided test of CER against {latex_escape(E.display_name(base))} "
+                 "(uncorrected): Welch's $t$-test over the seed means where both rows have several "
+                 "seeds (marked $^{t}$; it accounts for training variance), else the paired Wilcoxon "
+                 "signed-rank test of per-line CER of one run (line sampling only).")
+    if any(e.get("git_dirty") for e in entries):
+        text += " \\dag: trained or evaluated from a tree with uncommitted changes."
     if extra:
         text += " " + extra
     text += (f" Test set (data hash): {latex_escape(', '.join(hashes))}."
@@ -258,15 +296,21 @@ def main_table(entries: Sequence[dict]) -> str:
             rows.append(Row(label=label, stats={m: E.metric(refs[key], m) for m in MAIN_METRICS},
                             comment=_comment(f"reference={key} (computed once per test set) from "
                                              + entry_comment(entry=ref_entry)[2:]), p="--"))
+    clean = ref_entry.get("reader_clean") or base.get("reader_clean")
+    if clean:
+        rows.insert(0, Row(label="Clean line (upper bound)",
+                           stats={m: E.metric(clean, m) for m in MAIN_METRICS},
+                           comment=_comment("the held-out reader on the clean test lines, from "
+                                            + entry_comment(ref_entry)[2:]), p="--", ranked=False))
     if rows:
         rows[-1].rule_after = True
     chosen = E.headline_entries(entries)
     for e, how in chosen:
         rows.append(_entry_row(e, MAIN_METRICS, base))
         rows[-1].comment += f" chosen: {how}"
-    title = ("Restoration quality and readability on the test set: reference methods, "
-             "the ERB baseline re-implementation and our methods (one arm per method group, "
-             "chosen by validation CER; all arms are in the ablation tables).")
+    title = ("Restoration quality and readability on the test set: the clean line (what the "
+             "reader reads at best), reference methods, the ERB baseline re-implementation and our "
+             f"methods (one arm per method group, {E.SELECTION}; all arms are in the ablation tables).")
     return render_table(rows, MAIN_METRICS, _caption(title, [e for e, _ in chosen], base),
                         "tab:main", header_comment="main comparison")
 
@@ -365,7 +409,7 @@ def ablation_table(entries: Sequence[dict]) -> str:
     for r, (_, _, how) in zip(rows, arms):
         r.comment += f" chosen: {how}"
     title = ("Ablation: the ERB baseline and each component on its own and combined (one arm per "
-             "component, chosen by validation CER).")
+             f"component, {E.SELECTION}).")
     shown = [e for _, e, _ in arms]
     return render_table(rows, MAIN_METRICS, _caption(title, shown, base), "tab:ablation",
                         ["Method"], header_comment="ablation summary", first_header="Arm")
@@ -390,3 +434,78 @@ def write_table(text: str, tables_dir: str | Path, name: str) -> Path:
     p = out / f"{name}.tex"
     p.write_text(text, encoding="utf-8")
     return p
+
+
+# ------------------------------------------------------------------------------ macros
+MACRO_METRICS = ("psnr", "ssim", "cer", "wer", "cer_loss_reader")
+
+
+def _def(name: str, value: str) -> str:
+    return rf"\expandafter\def\csname res@{name}\endcsname{{{value}}}"
+
+
+def _fmt(metric: str, value: float) -> str:
+    return f"{value:.{E.metric_decimals(metric)}f}"
+
+
+def macros(entries: Sequence[dict]) -> str:
+    """Every number the paper's text quotes, as LaTeX macros read from the ledger:
+    ``\\res{<experiment>}{<key>}`` (e.g. ``\\res{baseline_s1}{psnr}``, ``\\res{baseline_s1}{cer-sd}``,
+    ``\\res{notes_switch}{ctc-raw-max}``, ``\\res{ref-degraded}{psnr}``, ``\\res{clean}{cer}``,
+    ``\\res{main}{experiment}``). main.tex prints a bold ?? for a key the ledger lacks, never a
+    number typed by hand. Seeded arms give the mean over seeds; ``<metric>-sd`` their sd."""
+    lines = ["% Generated by docrestore.figures.tables.macros from the results ledger; do not edit by hand.",
+             "% Use \\res{experiment}{key}; see docs/paper.md."]
+    base = _baseline_or_none(entries)
+    for e in sorted(entries, key=lambda e: str(e.get("experiment"))):
+        name = str(e.get("experiment"))
+        lines.append(entry_comment(e))
+        for m in MACRO_METRICS:
+            s = E.metric(e.get("metrics"), m)
+            if s is None:
+                continue
+            lines.append(_def(f"{name}@{m}", _fmt(m, s[0])))
+            sd = (e.get("metrics") or {}).get(m, {}).get("sd")
+            if sd is not None:
+                lines.append(_def(f"{name}@{m}-sd", _fmt(m, sd * E.metric_scale(m))))
+        lines.append(_def(f"{name}@seeds", str(E.n_seeds(e))))
+        vc = E.validation_cer(e)
+        if vc is not None:
+            lines.append(_def(f"{name}@val-cer", _fmt("cer", vc * E.metric_scale("cer"))))
+        if base is not None:
+            p, why = p_value(e, base)
+            if not why:
+                lines.append(_def(f"{name}@p", format_p(p)))
+        raw = [float(h[k]) for h in e.get("history") or [] for k in ("train/ctc_raw", "train/ctc_raw_peak")
+               if isinstance(h.get(k), (int, float))]
+        if raw:
+            lines.append(_def(f"{name}@ctc-raw-max", f"{max(raw):.0f}"))
+        clips = (e.get("train") or {}).get("ctc_clips")
+        if clips is not None:
+            lines.append(_def(f"{name}@ctc-clips", str(int(clips))))
+    try:
+        refs, ref_entry = _references(entries, base)
+    except E.MissingResults:
+        refs, ref_entry = {}, {}
+    for key, stats in refs.items():
+        for m in MACRO_METRICS:
+            s = E.metric(stats, m)
+            if s is not None:
+                lines.append(_def(f"ref-{key}@{m}", _fmt(m, s[0])))
+    clean = (ref_entry or {}).get("reader_clean") or {}
+    for m in ("cer", "wer"):
+        s = E.metric(clean, m)
+        if s is not None:
+            lines.append(_def(f"clean@{m}", _fmt(m, s[0])))
+    if entries:
+        lines.append(_def("all@lines", _n_lines(entries)))
+        lines.append(_def("all@profile", latex_escape(S.profile_label(e.get("profile", "?") for e in entries))))
+        lines.append(_def("all@arms", str(len(entries))))
+        lines.append(_def("all@runs", str(sum(E.n_seeds(e) for e in entries))))
+    try:
+        main = E.main_method(entries)
+        lines.append(_def("main@experiment", latex_escape(E.display_name(main))))
+        lines.append(_def("main@name", str(main.get("experiment"))))
+    except E.MissingResults:
+        pass
+    return "\n".join(lines) + "\n"

@@ -20,14 +20,31 @@ def _ctc(logits: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tens
                       reduction=reduction, zero_infinity=True)
 
 
-def ctc_loss(logits: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of each line's CTC loss divided by its target length.
+REDUCTIONS = ("sum", "per_char")
+
+
+def ctc_loss(logits: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor,
+             reduction: str = "per_char") -> torch.Tensor:
+    """CTC of a batch of lines as one number.
+
+    ``reduction``:
+
+    * ``"sum"``: each line's CTC (the negative log-likelihood of its whole transcription), then
+      the mean over the batch: ERB's code (Keras ``ctc_batch_cost`` averaged over the batch), so a
+      weight lambda means ERB's lambda (``train.ctc.reduction=sum``).
+    * ``"per_char"``: each line's CTC divided by its target length, then the batch mean
+      (PyTorch's ``reduction="mean"``): 10-25x smaller than ``sum`` on 10-25 character lines.
 
     ``targets`` are the concatenated label ids (1-D, as ``collate_lines`` gives them) or a padded
     (B,S) tensor; ``zero_infinity`` turns impossible alignments (a line longer than the frames
     allow) into 0 instead of inf.
     """
-    return _ctc(logits, targets, target_lengths, "mean")
+    if reduction == "per_char":
+        return _ctc(logits, targets, target_lengths, "mean")
+    if reduction == "sum":
+        return _ctc(logits, targets, target_lengths, "none").mean()
+    raise ValueError(f"unknown CTC reduction {reduction!r}; choose one of {list(REDUCTIONS)} "
+                     "(train.ctc.reduction)")
 
 
 def ctc_loss_per_sample(logits: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor,

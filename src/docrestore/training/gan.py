@@ -14,7 +14,11 @@ Generator loss
 CTC is computed on the restored lines at every step and logged as ``train/ctc_monitor`` even
 while its weight is 0; what enters the generator's loss is logged separately as
 ``train/ctc_term`` = ``train/ctc_weight`` x monitor. At weight 0 it is computed without a graph,
-so the generator's gradient cannot depend on it.
+so the generator's gradient cannot depend on it. ``train/ctc_raw`` is the CTC before the clip
+(``train.ctc.clip``), ``train/ctc_clips_total`` counts the steps it was clipped, and every
+``train.grad_norms_every`` steps ``train/gradnorm_<adv|pixel|ctc|feature>`` is each weighted
+term's gradient norm at the generator output. ``train.ctc.reduction=sum`` is ERB's CTC (per-line
+sum, batch mean), so lambda = 1 is ERB's lambda.
 """
 
 from __future__ import annotations
@@ -108,6 +112,8 @@ class GANTrainer:
                                        tc.patience if tc.early_stop_metric != "none" else 0)
         self.guard = common.NonFiniteGuard(tc.max_nonfinite)
         self.collapses: list[dict] = []
+        self.ctc_clips = 0  # steps whose CTC exceeded train.ctc.clip (its gradient then vanishes)
+        self.ctc_raw_peak = 0.0  # largest unclipped CTC since the last logged step
         self.val_data = common.subset(self.data.val, tc.val_lines)
         per_epoch = common.steps_per_epoch(len(self.data.train), tc.batch_size)
         self.total_steps = tc.max_steps if tc.max_steps > 0 else tc.epochs * per_epoch
@@ -133,7 +139,7 @@ class GANTrainer:
                 "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "models": models, "optimizers": opts, "scaler": None, "rng": CK.capture_rng(),
                 "best": self.best.state(), "history": self.history.records,
-                "nonfinite": self.guard.total, "collapses": self.collapses,
+                "nonfinite": self.guard.total, "collapses": self.collapses, "ctc_clips": self.ctc_clips,
                 "recognizer_checkpoint": project_relative(self.recognizer_path), "data_hash": self.data.data_hash}
 
     def save(self, path: Path) -> None:
@@ -158,6 +164,7 @@ class GANTrainer:
         self.history.records = list(ck.get("history", []))
         self.guard.total = ck.get("nonfinite", 0)
         self.collapses = list(ck.get("collapses", []))
+        self.ctc_clips = int(ck.get("ctc_clips", 0))
         # The best model so far lives in the interrupted run's folder: carry it over, so this run's
         # best_*.pt is never the last state merely named best.
         old_best = Path(path).parent / common.metric_file_name(self.best.metric)
@@ -213,8 +220,15 @@ class GANTrainer:
         with (contextlib.nullcontext() if ctc_needs_graph else torch.no_grad()):
             with D.autocast(dev):
                 logits = self.recognizer(restored).logits
-            ctc = ctc_loss(logits.float(), targets, lengths)
+            ctc = ctc_loss(logits.float(), targets, lengths, tc.ctc.reduction)
+        ctc_raw = ctc.item()  # before the clip: the spike the clip hides
+        # MLflow and the history get every 5th step: the peak since the last logged one, so no spike is missed
+        self.ctc_raw_peak = max(self.ctc_raw_peak, ctc_raw)
+        ctc_raw_peak = self.ctc_raw_peak
+        if (self.step + 1) % 5 == 0 or self.step == 0:
+            self.ctc_raw_peak = 0.0
         if tc.ctc.clip > 0:
+            self.ctc_clips += int(ctc_raw > tc.ctc.clip)
             ctc = ctc.clamp(max=tc.ctc.clip)
         if self.balanced:
             w_ctc = 0.0
@@ -232,6 +246,10 @@ class GANTrainer:
         loss_g = tc.adv_weight * adv + tc.pixel_weight * pix + tc.feature_loss.weight * feat
         if w_ctc > 0:
             loss_g = loss_g + w_ctc * ctc
+        grad_norms = self.term_grad_norms(restored, {
+            "adv": tc.adv_weight * adv, "pixel": tc.pixel_weight * pix,
+            "ctc": w_ctc * ctc if w_ctc > 0 else None,
+            "feature": tc.feature_loss.weight * feat if self.feature_loss is not None else None})
         # The guard counts each step once, whichever loss was non-finite.
         g_ok = self.guard.ok(distributed.across_ranks(loss_g, self.dist), loss_d_all.detach(), step=self.step)
         self.opt_g.zero_grad(set_to_none=True)
@@ -248,7 +266,7 @@ class GANTrainer:
             source = clean if tc.scenario == "S1" else restored.detach()
             with D.autocast(dev):
                 r_logits = self.r_train(source).logits
-            loss_r = ctc_loss(r_logits.float(), targets, lengths)
+            loss_r = ctc_loss(r_logits.float(), targets, lengths, tc.ctc.reduction)
             self.opt_r.zero_grad(set_to_none=True)
             if torch.isfinite(distributed.across_ranks(loss_r, self.dist)):
                 loss_r.backward()
@@ -259,7 +277,9 @@ class GANTrainer:
         metrics = {"train/loss_g": loss_g.item(), "train/loss_d": loss_d.item(), "train/adv": adv.item(),
                    "train/pixel": pix.item(), "train/ctc_monitor": ctc.item(), "train/ctc_weight": w_ctc,
                    "train/ctc_term": w_ctc * ctc.item(), "train/feature": feat.item(),
-                   "train/nonfinite_total": self.guard.total}
+                   "train/ctc_raw": ctc_raw, "train/ctc_raw_peak": ctc_raw_peak,
+                   "train/ctc_clips_total": self.ctc_clips,
+                   "train/nonfinite_total": self.guard.total, **grad_norms}
         if loss_r is not None:
             metrics["train/recognizer_ctc"] = loss_r.item()
         # Under torchrun: the BatchNorm statistics each rank gathered on its share, averaged.
@@ -269,6 +289,24 @@ class GANTrainer:
     def trained_modules(self) -> list[torch.nn.Module]:
         """The modules this run updates (the frozen recognizer is not one of them)."""
         return [self.generator, self.discriminator] + ([self.recognizer] if self.train_recognizer else [])
+
+    def term_grad_norms(self, restored: torch.Tensor, terms: dict) -> dict[str, float]:
+        """L2 norm of each weighted loss term's gradient at the generator output (the restored
+        lines), every ``train.grad_norms_every`` steps: which term drives G, and how a CTC switch
+        or ramp changes that (the diagnostics behind the move to the feature loss). A term that is
+        off (None) reads 0."""
+        every, s = self.cfg.train.grad_norms_every, self.step + 1
+        # the steps whose metrics the history keeps (every 5th, validations, the last)
+        if every <= 0 or not (s % every == 0 or s == 1 or s % self.cfg.train.val_every == 0
+                              or s >= self.total_steps):
+            return {}
+        out = {}
+        for name, term in terms.items():
+            grad = None
+            if term is not None and term.requires_grad and torch.isfinite(term):
+                grad = torch.autograd.grad(term, restored, retain_graph=True, allow_unused=True)[0]
+            out[f"train/gradnorm_{name}"] = float(grad.float().norm()) if grad is not None else 0.0
+        return out
 
     def schedule_active(self) -> bool:
         return self.step >= self.cfg.train.ctc.warmup
@@ -432,7 +470,7 @@ class GANTrainer:
             result = {"last": str(last_path), "best": str(best_path), "best_metric": self.best.metric,
                       "best_value": self.best.best, "steps": self.step, "val": last_val,
                       "nonfinite": self.guard.total, "collapses": self.collapses,
-                      "mlflow_run_id": tracker.run_id, "run_dir": str(self.run.dir),
+                      "ctc_clips": self.ctc_clips, "mlflow_run_id": tracker.run_id, "run_dir": str(self.run.dir),
                       "recognizer_checkpoint": project_relative(self.recognizer_path),
                       "data_hash": self.data.data_hash,
                       "history": self.history.records}

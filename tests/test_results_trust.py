@@ -1,0 +1,121 @@
+"""Results a reviewer can trust: recipes that load without idle settings, the notes' schedules,
+seeds averaged with a test over seeds, dirty paper entries refused, per-profile output folders."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from docrestore import config as C
+from docrestore import pipeline as P
+from docrestore.evaluation import ledger as L
+from docrestore.figures import entries as E
+from docrestore.figures import paper, tables
+from docrestore.losses import CTCWeightSchedule
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
+def test_every_paper_recipe_loads_with_no_idle_setting(profile):
+    for exp, seed in P.paper_experiments(profile, seeds=True):
+        cfg = P.make_config(exp, profile, seed)  # an idle explicit setting would raise ConfigError
+        assert cfg.train.ctc.reduction == "sum"  # the paper's lambda is ERB's lambda
+        set_by_recipe = {o.split("=", 1)[0] for o in exp.overrides}
+        assert not [k for k, _ in C.no_effect(cfg) if k in set_by_recipe], exp.name
+
+
+def test_quick_plan_seeds_the_main_table_arms():
+    pairs = P.paper_experiments("quick", seeds=True)
+    names = [P.entry_name(e, s) for e, s in pairs]
+    assert len(names) == len(set(names))
+    for arm in P.SEEDED:
+        assert {arm, f"{arm}_seed1", f"{arm}_seed2"} <= set(names)
+    assert {"anneal_constant", "notes_ramp", "notes_switch", "notes_constant",
+            "feature_w5_cnn_last_pixl1"} <= set(names)
+
+
+def test_notes_ramp_is_plus_one_per_epoch_after_ten_epochs():
+    total = 400  # the full profile trains 40 epochs: one notes epoch = 10 steps here
+    ramp, switch, const = P.notes_arms(total)
+    sched = CTCWeightSchedule(P.make_config(ramp, "quick").train.ctc)
+    e = P.notes_epoch(total)
+    assert e == pytest.approx(total / C.load_config(profile="full").train.epochs)
+    assert [sched.weight(round(k * e)) for k in (0, 9, 10, 11, 15, 19, 25)] == [0, 0, 1, 2, 6, 10, 10]
+    sw = CTCWeightSchedule(P.make_config(switch, "quick").train.ctc)
+    assert sw.weight(round(3 * e) - 1) == 0 and sw.weight(round(3 * e)) == 10
+    assert CTCWeightSchedule(P.make_config(const, "quick").train.ctc).weight(0) == 10
+
+
+def _entry(name, seed, cer, psnr=20.0):
+    metrics = {m: {"mean": v, "lo": v, "hi": v, "n": 2} for m, v in
+               {"psnr": psnr, "ssim": 0.8, "cer": cer, "wer": 0.5, "cer_loss_reader": cer,
+                "wer_loss_reader": 0.5}.items()}
+    return {"experiment": name + (f"_seed{seed}" if seed else ""), "seed": seed, "group": "baseline",
+            "method": name, "metrics": metrics, "line_ids": ["a", "b"],
+            "per_line": {m: [metrics[m]["mean"]] * 2 for m in metrics}, "val_reader": {"cer": cer}}
+
+
+def test_seeds_are_averaged_into_one_row_with_a_test_over_seeds():
+    es = [_entry("arm", s, c) for s, c in ((0, 0.30), (1, 0.34), (2, 0.32))]
+    es += [_entry("base", s, c) for s, c in ((0, 0.50), (1, 0.52), (2, 0.55))]
+    es += [_entry("single", 0, 0.40)]
+    merged = {e["experiment"]: e for e in E.merge_seeds(es)}
+    assert set(merged) == {"arm", "base", "single"}
+    arm = merged["arm"]
+    assert arm["metrics"]["cer"]["mean"] == pytest.approx(0.32)
+    assert arm["metrics"]["cer"]["sd"] == pytest.approx(0.02)
+    assert arm["seeds"] == [0, 1, 2] and E.n_seeds(arm) == 3
+    assert arm["val_reader"]["cer"] == pytest.approx(0.32)
+    p = tables.seed_test(arm, merged["base"])
+    assert p is not None and p < 0.01  # Welch's t over 3 vs 3 seed means
+    assert tables.seed_test(merged["single"], merged["base"]) is None
+    row = tables._entry_row(arm, tables.MAIN_METRICS, merged["base"])
+    assert row.label.endswith("(3 seeds)") and row.interval == "pm" and row.p.endswith("$^{t}$")
+
+
+def test_a_paper_entry_from_a_dirty_tree_is_refused_unless_allowed(tmp_path):
+    dirty = {"commit": "a" * 40, "dirty": True}
+    with pytest.raises(L.LedgerError, match="eval.allow_dirty"):
+        L.check_clean_tree("quick", "paper/results", False, dirty)
+    L.check_clean_tree("quick", "paper/results", True, dirty)  # allowed: marked instead
+    L.check_clean_tree("smoke", "paper/results", False, dirty)  # smoke is never the paper
+    L.check_clean_tree("quick", tmp_path, False, dirty)  # another ledger folder
+    L.check_clean_tree("quick", "paper/results", False, {"commit": "a" * 40, "dirty": False})
+
+
+def test_a_profile_never_writes_over_another_profiles_figures(tmp_path):
+    fig, tab = paper.profile_dirs(paper.FIGURES_DIR, paper.TABLES_DIR, "quick")
+    assert fig == C.PROJECT_ROOT / "paper" / "figures" / "quick" and tab.name == "quick"
+    full, _ = paper.profile_dirs("paper/figures", "paper/tables", "full")
+    assert full.name == "full"
+    smoke, smoke_tab = paper.profile_dirs("paper/figures", "paper/tables", "smoke")
+    assert C.PROJECT_ROOT / "paper" not in smoke.parents and C.PROJECT_ROOT / "paper" not in smoke_tab.parents
+    assert paper.profile_dirs(tmp_path / "f", tmp_path / "t", "smoke") == (tmp_path / "f", tmp_path / "t")
+
+
+def test_entries_chosen_by_the_held_out_readers_validation_cer_only():
+    a, b = _entry("a", 0, 0.2), _entry("b", 0, 0.1)
+    a["metrics"]["cer"]["mean"], b["metrics"]["cer"]["mean"] = 0.9, 0.05  # test CER must not matter
+    a["val_reader"]["cer"], b["val_reader"]["cer"] = 0.1, 0.3
+    chosen, how = E.representative([a, b])
+    assert chosen is a and "held-out reader" in how
+    old = copy.deepcopy(b)
+    del old["val_reader"]
+    old["history"] = [{"step": 1, "val/cer": 0.0}]  # the loss recognizer's curve is never used
+    chosen, how = E.representative([old, b])
+    assert chosen is b
+
+
+def test_every_number_in_main_tex_is_a_ledger_macro_the_pipeline_writes():
+    import re
+
+    tex = (C.PROJECT_ROOT / "paper" / "main.tex").read_text(encoding="utf-8")
+    body = tex[tex.index(r"\begin{document}"):]
+    keys = re.findall(r"\\res\{([^}]*)\}\{([^}]*)\}", body)
+    assert keys
+    known = {e.name for e in P.paper_experiments("quick")} | {"all", "clean", "main"}
+    for exp, key in keys:
+        assert exp in known or exp.startswith("ref-"), exp
+    # the text's own words hold no measured number (percentages and dB come from \res)
+    prose = re.sub(r"\\res\{[^}]*\}\{[^}]*\}", "", body)
+    assert not re.search(r"\d+\.\d+\s*(\\,)?(dB|\\%)", prose)
