@@ -407,9 +407,11 @@ def test_restore_files_reports_non_finite_output(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ CLI
-def _args(inputs, checkpoint, out, dry_run=False):
+def _args(inputs, checkpoint, out, dry_run=False, text_height="off"):
+    # off: these tests are about files and errors; the text-size step has its own tests
+    # (tests/test_restore_scale.py), and measuring a checkpoint's scale renders lines.
     return argparse.Namespace(inputs=[str(i) for i in inputs], checkpoint=str(checkpoint),
-                              out=str(out), dry_run=dry_run)
+                              out=str(out), dry_run=dry_run, text_height=text_height)
 
 
 @pytest.fixture

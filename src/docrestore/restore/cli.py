@@ -10,6 +10,12 @@ or ``restore.tile_width`` set in a config file or on the command line, i.e. one 
 the value the profile alone gives, wins over the checkpoint's (per side; tiles must be multiples
 of 16). Setting it to exactly the profile's value therefore has no effect.
 
+Text size: by default (``--text-height auto``) each page is resized so that its writing has the
+size of the checkpoint's training lines (``restore/scale.py``), restored, and resized back; the
+estimate and the factor are logged per page. ``--text-height PIXELS`` gives the pages' text height
+instead, ``--text-height off`` restores at native scale. A checkpoint trained on page patches
+restores at native scale.
+
 Exit status: 0 all pages restored; 1 some pages failed (each named); 2 nothing to do or a usage
 error (no inputs, missing input path, missing or unreadable checkpoint, bad tile size).
 """
@@ -23,6 +29,7 @@ from typing import Any
 
 from .. import config as C
 from .. import device as D
+from . import scale as S
 from .io import IMAGE_EXTENSIONS, find_images
 from .tiling import check_tile, restore_files
 
@@ -66,6 +73,12 @@ def resolve_restore_config(cfg: C.Config, ckpt_cfg: Any) -> tuple[C.RestoreConfi
     return dataclasses.replace(r, tile_height=h, tile_width=w), f"{h} x {w} ({src_h}, {src_w})"
 
 
+def text_height_mode(cfg: C.Config, args) -> str | float:
+    """``--text-height`` when given, else ``restore.text_height``; ValueError when malformed."""
+    value = getattr(args, "text_height", None)
+    return S.parse_text_height(cfg.restore.text_height if value is None else value)
+
+
 def _peek_checkpoint(path: Path) -> tuple[Any, str]:
     """The checkpoint's config for the dry run (read on the CPU) and what is wrong with it, if
     anything, without building the generator."""
@@ -94,12 +107,21 @@ def dry_run_text(cfg: C.Config, args, paths: list[Path]) -> tuple[str, list[str]
         check_tile((restore_cfg.tile_height, restore_cfg.tile_width))
     except ValueError as exc:
         problems.append(str(exc))
+    try:
+        mode = text_height_mode(cfg, args)
+    except ValueError as exc:
+        problems.append(str(exc))
+        mode = "?"
+    on_pages = ckpt_cfg is not None and S.trained_on_pages(ckpt_cfg)
+    scale_line = ("native (the checkpoint was trained on pages)" if on_pages and mode != "off"
+                  else f"{mode} (off = native; auto = estimated per page)")
     lines = [
         f"# {PROG} --dry-run",
         f"# checkpoint : {ckpt}" + ("  (PROBLEM, see below)" if ckpt_problem else ""),
         f"# device     : {D.describe(device)}",
         f"# tile       : {tile_src}",
         f"# overlap    : {restore_cfg.overlap}  batch_size: {restore_cfg.batch_size} tiles",
+        f"# text height: {scale_line}",
         f"# output     : {Path(args.out)}/<stem>.png (8-bit grayscale, input size)",
         f"# {len(paths)} image(s) would be restored:",
     ]
@@ -143,12 +165,22 @@ def main_cli(cfg: C.Config, args) -> int:
     restore_cfg, tile_src = resolve_restore_config(cfg, ckpt_cfg)
     try:
         check_tile((restore_cfg.tile_height, restore_cfg.tile_width))
+        mode = text_height_mode(cfg, args)
     except ValueError as exc:
         return _error(str(exc))
+    on_pages = S.trained_on_pages(ckpt_cfg)
+    trained = None
+    if mode != "off" and not on_pages:
+        try:
+            trained = S.trained_text_height(ckpt_cfg)
+        except ValueError as exc:
+            return _error(str(exc))
     print(f"{PROG}: {len(paths)} image(s) on {D.describe(device)}, tile {tile_src}, "
-          f"overlap {restore_cfg.overlap}", file=sys.stderr)
+          f"overlap {restore_cfg.overlap}, text height {mode}"
+          + (f" (trained: {trained:.1f} px)" if trained else ""), file=sys.stderr)
     try:
-        report = restore_files(generator, paths, args.out, device, restore_cfg)
+        report = restore_files(generator, paths, args.out, device, restore_cfg, text_height=mode,
+                               trained_height=trained, on_pages=on_pages)
     except ValueError as exc:  # e.g. the output would overwrite an input
         return _error(str(exc))
 
@@ -156,6 +188,8 @@ def main_cli(cfg: C.Config, args) -> int:
     if report.failed:
         summary += ": " + ", ".join(p.name for p, _ in report.failed)
     print(summary)
+    for p, decision in report.scales.items():
+        print(f"  {p.name}: {decision.reason}", file=sys.stderr)
     for p, reason in report.failed:
         print(f"  failed {p}: {reason}", file=sys.stderr)
     if report.ok:

@@ -32,6 +32,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from .. import device as D
 from ..config import RestoreConfig
 from .io import ImageReadError, read_image, write_image
+from . import scale as S
 
 log = logging.getLogger("docrestore.restore")
 
@@ -51,6 +52,7 @@ class RestoreReport:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     seconds: float = 0.0
     tiles: int = 0
+    scales: dict[Path, S.ScaleDecision] = field(default_factory=dict)
 
 
 def tile_positions(length: int, tile: int, overlap: float) -> list[int]:
@@ -204,10 +206,27 @@ class _PageError(Exception):
     """A page that was read but could not be restored."""
 
 
+def restore_scaled(model: nn.Module, image: np.ndarray, device: torch.device, restore_cfg: RestoreConfig,
+                   factor: float = 1.0, progress: Callable[[int], object] | None = None) -> np.ndarray:
+    """Restore ``image`` resized by ``factor`` (so its writing has the size the generator was
+    trained at) and resize the result back: the output always has the input's shape."""
+    tile = (restore_cfg.tile_height, restore_cfg.tile_width)
+    work = image if factor == 1.0 else S.resize(image, S.scaled_shape(image.shape, factor))
+    out = restore_image(model, work, device, tile=tile, overlap=restore_cfg.overlap,
+                        batch_size=restore_cfg.batch_size, progress=progress)
+    return out if factor == 1.0 else S.resize(out, image.shape)
+
+
 def restore_files(model: nn.Module, paths: Sequence[str | Path], out_dir: str | Path,
                   device: torch.device, restore_cfg: RestoreConfig,
-                  progress: bool = True) -> RestoreReport:
+                  progress: bool = True, text_height: str | float = "off",
+                  trained_height: float | None = None, on_pages: bool = False) -> RestoreReport:
     """Restore each image file into ``out_dir/<stem>.png`` (same size as the input).
+
+    ``text_height`` (``"auto"``, ``"off"`` or the pages' text height in px), ``trained_height``
+    (the checkpoint's text height, :func:`scale.trained_text_height`) and ``on_pages`` (a
+    checkpoint trained on pages: native scale) decide per page how it is resized before
+    restoring (:func:`scale.decide`); each decision is logged and kept in ``report.scales``.
 
     ``restore_cfg`` is a ``RestoreConfig`` (tile_height, tile_width, overlap, batch_size). Pages
     are processed one at a time, tiles in batches, so memory stays that of one page. A file that
@@ -233,10 +252,13 @@ def restore_files(model: nn.Module, paths: Sequence[str | Path], out_dir: str | 
             pages.set_postfix_str(p.name, refresh=False)
             try:
                 image = read_image(p)
-                n_tiles = count_tiles(image.shape, tile, restore_cfg.overlap)
+                decision = S.decide(image, text_height, trained_height, on_pages)
+                log.info("%s: %s", p.name, decision.reason)
+                report.scales[p] = decision
+                n_tiles = count_tiles(S.scaled_shape(image.shape, decision.factor), tile, restore_cfg.overlap)
                 with tqdm(total=n_tiles, unit="tile", leave=False, disable=not progress) as bar:
-                    restored = restore_image(model, image, device, tile=tile, overlap=restore_cfg.overlap,
-                                             batch_size=restore_cfg.batch_size, progress=bar.update)
+                    restored = restore_scaled(model, image, device, restore_cfg, decision.factor,
+                                              progress=bar.update)
                 if not np.isfinite(restored).all():
                     raise _PageError("the generator produced NaN or infinite values on this page "
                                      "(a broken checkpoint?)")
