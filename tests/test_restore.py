@@ -77,8 +77,11 @@ def test_blend_window_is_positive_and_neighbouring_ramps_sum_to_one():
     w = blend_window(n, overlap)
     assert w.min() > 0 and w.max() == 1.0
     ramp = round(overlap * n)
-    # the next tile starts ramp pixels before this one ends: falling + rising ramp == 1
-    np.testing.assert_allclose(w[n - ramp:] + w[:ramp], 1.0, atol=1e-12)
+    # the next tile starts ramp pixels before this one ends: falling + rising ramp == 1 (up to
+    # the floor weight of the margins)
+    np.testing.assert_allclose(w[n - ramp:] + w[:ramp], 1.0, atol=2e-3)
+    # the outermost pixels (zero-padding artefacts of a conv net) get only the floor weight
+    assert w[:ramp // 8].max() <= 1e-3 and w[n - ramp // 8:].max() <= 1e-3
 
 
 def test_a_2000_by_3000_page_at_128_by_1024_is_about_100_tiles():

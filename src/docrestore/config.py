@@ -183,6 +183,10 @@ class RestoreConfig:
     text_height: str = _f("auto", "fit the page's writing to the checkpoint's training scale: auto "
                                   "(estimate per page), off (native scale) or the text height in px "
                                   "(a number > 0); a checkpoint trained on pages restores at native scale")
+    runtime: Literal["auto", "torch", "onnx"] = _f("auto", "inference runtime: onnx (the generator exported "
+                                                          "and run by ONNX Runtime, checked against PyTorch "
+                                                          "within 1e-3), torch, or auto (onnx on a CPU, "
+                                                          "where it measured faster; torch on a GPU)")
 
 
 @dataclass

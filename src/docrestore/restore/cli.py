@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,14 @@ def resolve_restore_config(cfg: C.Config, ckpt_cfg: Any) -> tuple[C.RestoreConfi
     src_h = "restore.tile_height" if user_h else "checkpoint data.height"
     src_w = "restore.tile_width" if user_w else "checkpoint data.width"
     return dataclasses.replace(r, tile_height=h, tile_width=w), f"{h} x {w} ({src_h}, {src_w})"
+
+
+def pick_runtime(requested: str, device) -> str:
+    """``torch`` or ``onnx``: ``auto`` is ONNX Runtime on a CPU (faster there, see
+    restore/runtime.py) and PyTorch on a GPU."""
+    if requested == "auto":
+        return "onnx" if device.type == "cpu" else "torch"
+    return requested
 
 
 def text_height_mode(cfg: C.Config, args) -> str | float:
@@ -122,6 +131,7 @@ def dry_run_text(cfg: C.Config, args, paths: list[Path]) -> tuple[str, list[str]
         f"# tile       : {tile_src}",
         f"# overlap    : {restore_cfg.overlap}  batch_size: {restore_cfg.batch_size} tiles",
         f"# text height: {scale_line}",
+        f"# runtime    : {pick_runtime(restore_cfg.runtime, device)} (restore.runtime={restore_cfg.runtime})",
         f"# output     : {Path(args.out)}/<stem>.png (8-bit grayscale, input size)",
         f"# {len(paths)} image(s) would be restored:",
     ]
@@ -175,14 +185,28 @@ def main_cli(cfg: C.Config, args) -> int:
             trained = S.trained_text_height(ckpt_cfg)
         except ValueError as exc:
             return _error(str(exc))
-    print(f"{PROG}: {len(paths)} image(s) on {D.describe(device)}, tile {tile_src}, "
+    runtime = pick_runtime(restore_cfg.runtime, device)
+    print(f"{PROG}: {len(paths)} image(s) on {D.describe(device)} ({runtime}), tile {tile_src}, "
           f"overlap {restore_cfg.overlap}, text height {mode}"
           + (f" (trained: {trained:.1f} px)" if trained else ""), file=sys.stderr)
-    try:
-        report = restore_files(generator, paths, args.out, device, restore_cfg, text_height=mode,
-                               trained_height=trained, on_pages=on_pages)
-    except ValueError as exc:  # e.g. the output would overwrite an input
-        return _error(str(exc))
+    with tempfile.TemporaryDirectory(prefix="docrestore-onnx-") as tmp:
+        model = generator
+        if runtime == "onnx":
+            from .runtime import onnx_for
+
+            if device.type != "cpu":
+                print(f"{PROG}: restore.runtime=onnx runs on the CPU", file=sys.stderr)
+                device = D.pick_device("cpu")
+                generator = generator.to(device)
+            try:
+                model = onnx_for(generator, (restore_cfg.tile_height, restore_cfg.tile_width), folder=tmp)
+            except Exception as exc:  # export or check failed: PyTorch gives the same pages, slower
+                print(f"{PROG}: ONNX Runtime not used ({exc}); running PyTorch", file=sys.stderr)
+        try:
+            report = restore_files(model, paths, args.out, device, restore_cfg, text_height=mode,
+                                   trained_height=trained, on_pages=on_pages)
+        except ValueError as exc:  # e.g. the output would overwrite an input
+            return _error(str(exc))
 
     summary = f"restored {len(report.ok)}, failed {len(report.failed)}"
     if report.failed:

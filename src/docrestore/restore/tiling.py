@@ -75,14 +75,21 @@ def tile_positions(length: int, tile: int, overlap: float) -> list[int]:
 def blend_window(size: int, overlap: float) -> np.ndarray:
     """1-D blending weights for a tile of ``size`` pixels, never exactly 0.
 
-    Flat (1.0) in the middle; across the first and last ``round(overlap * size)`` pixels a
-    raised-cosine ramp sampled at pixel centres, so the falling ramp of one tile and the rising
-    ramp of its neighbour (which starts where the overlap starts) add up to one.
+    Across the first and last ``ramp = round(overlap * size)`` pixels: a margin of ``ramp // 8``
+    pixels at (almost) zero weight, then a raised-cosine rise sampled at pixel centres, then flat
+    1.0. A convolutional generator sees zero padding at a tile's border and its outermost pixels
+    come out different (darker or lighter); even a small weight there draws a faint straight line
+    where tiles meet, so the margin leaves them to the neighbour. The falling side of one tile and
+    the rising side of its neighbour (which starts where the overlap starts) still add up to one.
     """
     ramp = min(round(overlap * size), size // 2)
     w = np.ones(size, dtype=np.float64)
     if ramp > 0:
-        rise = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
+        margin = ramp // 8
+        rise_len = ramp - 2 * margin
+        rise = np.concatenate([np.zeros(margin),
+                               0.5 - 0.5 * np.cos(np.pi * (np.arange(rise_len) + 0.5) / rise_len),
+                               np.ones(margin)])
         w[:ramp] = rise
         w[size - ramp:] = rise[::-1]
     return np.maximum(w, _MIN_WEIGHT)
@@ -105,7 +112,7 @@ def check_tile(tile: tuple[int, int], multiple: int = TILE_MULTIPLE) -> None:
                 f"generator needs; use e.g. restore.{name}={down} or {down + multiple}")
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def restore_image(model: nn.Module, image: np.ndarray, device: torch.device,
                   tile: tuple[int, int] = (128, 1024), overlap: float = 0.25, batch_size: int = 8,
                   progress: Callable[[int], object] | None = None,
@@ -113,7 +120,7 @@ def restore_image(model: nn.Module, image: np.ndarray, device: torch.device,
     """Restore a gray ``(H, W)`` image of any size; returns a ``float32`` array of the same shape.
 
     ``model`` maps ``(B, 1, th, tw)`` to ``(B, 1, th, tw)`` and already lives on ``device``; it is
-    run in eval mode (its previous mode is restored afterwards) under ``torch.no_grad`` and the
+    run in eval mode (its previous mode is restored afterwards) under ``torch.inference_mode`` and the
     device's autocast, ``batch_size`` tiles at a time. ``progress(n)`` is called after each batch
     with the number of tiles just done (pass a tqdm bar's ``update``). An image smaller than a
     tile is centred on a ``pad_value`` canvas (white paper) and cropped back. The output is not
