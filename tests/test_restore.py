@@ -516,3 +516,30 @@ def test_cli_returns_0_when_every_page_is_restored(tmp_path, capsys, tiny_checkp
     rc = restore_cli.main_cli(C.load_config(overrides=["device=cpu"]),
                               _args([src / "p1.png", src / "p2.jpg"], tiny_checkpoint, tmp_path / "out"))
     assert rc == 0 and "restored 2, failed 0" in capsys.readouterr().out
+
+
+def test_a_rerun_keeps_the_first_output_unless_overwrite(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.full((20, 40), 200, np.uint8)).save(src / "p.png")
+    out = tmp_path / "out"
+    first = restore_files(Identity(), [src / "p.png"], out, CPU, restore_cfg(), progress=False)
+    assert first.ok and not first.kept
+    (out / "p.png").write_bytes(b"first output, edited by hand")
+    again = restore_files(AddConstant(-0.5), [src / "p.png"], out, CPU, restore_cfg(), progress=False)
+    assert not again.ok and again.kept == [(src / "p.png", out / "p.png")]
+    assert (out / "p.png").read_bytes() == b"first output, edited by hand"
+    forced = restore_files(Identity(), [src / "p.png"], out, CPU, restore_cfg(), progress=False, overwrite=True)
+    assert forced.ok and read_image(out / "p.png").shape == (20, 40)
+
+
+def test_an_unwritable_output_folder_stops_before_any_page(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.full((20, 40), 200, np.uint8)).save(src / "p.png")
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the output folder should be")
+    model = RecordsMode()
+    with pytest.raises(ValueError, match="cannot write into the output folder"):
+        restore_files(model, [src / "p.png"], blocker / "out", CPU, restore_cfg(), progress=False)
+    assert model.batches == []  # nothing computed

@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="resize each page so its writing matches the checkpoint's training scale: auto "
                         "(estimate per page, the default), PIXELS (the pages' text height) or off "
                         "(native scale); sets restore.text_height")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace outputs that already exist (default: keep them and say so)")
     _common(r)
 
     e = sub.add_parser("experiments", help="run an experiment plan of notebooks in the background")

@@ -2,7 +2,9 @@
 
     docrestore restore scans/ folio_3.tif --checkpoint runs/<run>/best_val_cer.pt --out restored/
 
-Each input becomes ``<out>/<stem>.png`` (8-bit grayscale, same size as the input).
+Each input becomes ``<out>/<stem>.png`` (8-bit grayscale, same size as the input). The output
+folder is checked writable before any page is computed; an output that already exists is kept
+(and counted in the summary) unless ``--overwrite``.
 
 Tile size: by default the generator's own training size, read from the checkpoint's config
 (``data.height`` x ``data.width``), because that is what it learned on. A ``restore.tile_height``
@@ -204,11 +206,14 @@ def main_cli(cfg: C.Config, args) -> int:
                 print(f"{PROG}: ONNX Runtime not used ({exc}); running PyTorch", file=sys.stderr)
         try:
             report = restore_files(model, paths, args.out, device, restore_cfg, text_height=mode,
-                                   trained_height=trained, on_pages=on_pages)
+                                   trained_height=trained, on_pages=on_pages,
+                                   overwrite=bool(getattr(args, "overwrite", False)))
         except ValueError as exc:  # e.g. the output would overwrite an input
             return _error(str(exc))
 
     summary = f"restored {len(report.ok)}, failed {len(report.failed)}"
+    if report.kept:
+        summary += f", kept {len(report.kept)} existing output(s) (--overwrite replaces them)"
     if report.failed:
         summary += ": " + ", ".join(p.name for p, _ in report.failed)
     print(summary)

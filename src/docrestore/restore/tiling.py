@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class RestoreReport:
     seconds: float = 0.0
     tiles: int = 0
     scales: dict[Path, S.ScaleDecision] = field(default_factory=dict)
+    kept: list[tuple[Path, Path]] = field(default_factory=list)  # outputs that existed, left alone
 
 
 def tile_positions(length: int, tile: int, overlap: float) -> list[int]:
@@ -227,13 +229,17 @@ def restore_scaled(model: nn.Module, image: np.ndarray, device: torch.device, re
 def restore_files(model: nn.Module, paths: Sequence[str | Path], out_dir: str | Path,
                   device: torch.device, restore_cfg: RestoreConfig,
                   progress: bool = True, text_height: str | float = "off",
-                  trained_height: float | None = None, on_pages: bool = False) -> RestoreReport:
+                  trained_height: float | None = None, on_pages: bool = False,
+                  overwrite: bool = False) -> RestoreReport:
     """Restore each image file into ``out_dir/<stem>.png`` (same size as the input).
 
     ``text_height`` (``"auto"``, ``"off"`` or the pages' text height in px), ``trained_height``
     (the checkpoint's text height, :func:`scale.trained_text_height`) and ``on_pages`` (a
     checkpoint trained on pages: native scale) decide per page how it is resized before
     restoring (:func:`scale.decide`); each decision is logged and kept in ``report.scales``.
+
+    ``out_dir`` is checked writable before any page is computed (ValueError naming it). An
+    output that already exists is kept (listed in ``report.kept``) unless ``overwrite``.
 
     ``restore_cfg`` is a ``RestoreConfig`` (tile_height, tile_width, overlap, batch_size). Pages
     are processed one at a time, tiles in batches, so memory stays that of one page. A file that
@@ -251,12 +257,17 @@ def restore_files(model: nn.Module, paths: Sequence[str | Path], out_dir: str | 
             raise ValueError(f"restoring {p} into {out_dir} would overwrite the input file "
                              f"{names[p]}; choose another --out folder")
 
+    check_writable(out_dir)
     report = RestoreReport()
     t0 = time.perf_counter()
     with _bars_and_logs(progress):
         pages = tqdm(paths, unit="page", desc="restore", disable=not progress)
         for p in pages:
             pages.set_postfix_str(p.name, refresh=False)
+            if not overwrite and (out_dir / names[p]).exists():
+                log.info("kept %s: it exists (--overwrite replaces it)", out_dir / names[p])
+                report.kept.append((p, out_dir / names[p]))
+                continue
             try:
                 image = read_image(p)
                 decision = S.decide(image, text_height, trained_height, on_pages)
@@ -288,6 +299,19 @@ def restore_files(model: nn.Module, paths: Sequence[str | Path], out_dir: str | 
             log.info("restored %s -> %s (%d x %d, %d tiles)", p, out, image.shape[0], image.shape[1], n_tiles)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def check_writable(out_dir: Path) -> None:
+    """Create ``out_dir`` and write a probe file into it, so a read-only or impossible output
+    folder stops the run before any page is computed (ValueError naming it)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".docrestore-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"cannot write into the output folder {out_dir} ({exc.strerror or exc}); "
+                         "choose another --out or fix its permissions") from None
 
 
 def _bars_and_logs(progress: bool):
