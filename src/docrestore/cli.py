@@ -137,6 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("inputs", nargs="+", help="image files or folders (PNG, JPEG, TIFF)")
     r.add_argument("--checkpoint", required=True, help="generator checkpoint (last.pt / best_*.pt)")
     r.add_argument("--out", required=True, help="output folder")
+    r.add_argument("--text-height", default=None, metavar="auto|PIXELS|off",
+                   help="resize each page so its writing matches the checkpoint's training scale: auto "
+                        "(estimate per page, the default), PIXELS (the pages' text height) or off "
+                        "(native scale); sets restore.text_height")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace outputs that already exist (default: keep them and say so)")
     _common(r)
 
     e = sub.add_parser("experiments", help="run an experiment plan of notebooks in the background")

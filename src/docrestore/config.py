@@ -192,6 +192,13 @@ class RestoreConfig:
     tile_width: int = _f(1024, "tile width fed to the generator", 16)
     overlap: float = _f(0.25, "overlap between neighbouring tiles, as a share of the tile", 0.0, 0.75)
     batch_size: int = _f(8, "tiles per forward pass", 1, 1024)
+    text_height: str = _f("auto", "fit the page's writing to the checkpoint's training scale: auto "
+                                  "(estimate per page), off (native scale) or the text height in px "
+                                  "(a number > 0); a checkpoint trained on pages restores at native scale")
+    runtime: Literal["auto", "torch", "onnx"] = _f("auto", "inference runtime: onnx (the generator exported "
+                                                          "and run by ONNX Runtime, checked against PyTorch "
+                                                          "within 1e-3), torch, or auto (onnx on a CPU, "
+                                                          "where it measured faster; torch on a GPU)")
 
 
 @dataclass
@@ -342,6 +349,15 @@ def validate(cfg: Config, explicit: set[str] | None = None) -> Config:
     if fl.tap_weights and len(fl.tap_weights) != len(fl.taps):
         raise ConfigError(f"'train.feature_loss.tap_weights' has {len(fl.tap_weights)} values but "
                           f"'train.feature_loss.taps' has {len(fl.taps)}; give one weight per tap or none")
+    th = str(cfg.restore.text_height).strip().lower()
+    if th not in ("auto", "off"):
+        try:
+            ok = float(th) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"'restore.text_height' must be auto, off or a positive number of pixels, "
+                              f"got {cfg.restore.text_height!r}")
     if cfg.eval.ssim_window % 2 == 0:
         raise ConfigError(f"'eval.ssim_window' must be odd, got {cfg.eval.ssim_window}")
     if cfg.eval.reader and cfg.recognizer.checkpoint and (

@@ -2,13 +2,21 @@
 
     docrestore restore scans/ folio_3.tif --checkpoint runs/<run>/best_val_cer.pt --out restored/
 
-Each input becomes ``<out>/<stem>.png`` (8-bit grayscale, same size as the input).
+Each input becomes ``<out>/<stem>.png`` (8-bit grayscale, same size as the input). The output
+folder is checked writable before any page is computed; an output that already exists is kept
+(and counted in the summary) unless ``--overwrite``.
 
 Tile size: by default the generator's own training size, read from the checkpoint's config
 (``data.height`` x ``data.width``), because that is what it learned on. A ``restore.tile_height``
 or ``restore.tile_width`` set in a config file or on the command line, i.e. one that differs from
 the value the profile alone gives, wins over the checkpoint's (per side; tiles must be multiples
 of 16). Setting it to exactly the profile's value therefore has no effect.
+
+Text size: by default (``--text-height auto``) each page is resized so that its writing has the
+size of the checkpoint's training lines (``restore/scale.py``), restored, and resized back; the
+estimate and the factor are logged per page. ``--text-height PIXELS`` gives the pages' text height
+instead, ``--text-height off`` restores at native scale. A checkpoint trained on page patches
+restores at native scale.
 
 Exit status: 0 all pages restored; 1 some pages failed (each named); 2 nothing to do or a usage
 error (no inputs, missing input path, missing or unreadable checkpoint, bad tile size).
@@ -18,11 +26,13 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from .. import config as C
 from .. import device as D
+from . import scale as S
 from .io import IMAGE_EXTENSIONS, find_images
 from .tiling import check_tile, restore_files
 
@@ -66,6 +76,20 @@ def resolve_restore_config(cfg: C.Config, ckpt_cfg: Any) -> tuple[C.RestoreConfi
     return dataclasses.replace(r, tile_height=h, tile_width=w), f"{h} x {w} ({src_h}, {src_w})"
 
 
+def pick_runtime(requested: str, device) -> str:
+    """``torch`` or ``onnx``: ``auto`` is ONNX Runtime on a CPU (faster there, see
+    restore/runtime.py) and PyTorch on a GPU."""
+    if requested == "auto":
+        return "onnx" if device.type == "cpu" else "torch"
+    return requested
+
+
+def text_height_mode(cfg: C.Config, args) -> str | float:
+    """``--text-height`` when given, else ``restore.text_height``; ValueError when malformed."""
+    value = getattr(args, "text_height", None)
+    return S.parse_text_height(cfg.restore.text_height if value is None else value)
+
+
 def _peek_checkpoint(path: Path) -> tuple[Any, str]:
     """The checkpoint's config for the dry run (read on the CPU) and what is wrong with it, if
     anything, without building the generator."""
@@ -94,12 +118,22 @@ def dry_run_text(cfg: C.Config, args, paths: list[Path]) -> tuple[str, list[str]
         check_tile((restore_cfg.tile_height, restore_cfg.tile_width))
     except ValueError as exc:
         problems.append(str(exc))
+    try:
+        mode = text_height_mode(cfg, args)
+    except ValueError as exc:
+        problems.append(str(exc))
+        mode = "?"
+    on_pages = ckpt_cfg is not None and S.trained_on_pages(ckpt_cfg)
+    scale_line = ("native (the checkpoint was trained on pages)" if on_pages and mode != "off"
+                  else f"{mode} (off = native; auto = estimated per page)")
     lines = [
         f"# {PROG} --dry-run",
         f"# checkpoint : {ckpt}" + ("  (PROBLEM, see below)" if ckpt_problem else ""),
         f"# device     : {D.describe(device)}",
         f"# tile       : {tile_src}",
         f"# overlap    : {restore_cfg.overlap}  batch_size: {restore_cfg.batch_size} tiles",
+        f"# text height: {scale_line}",
+        f"# runtime    : {pick_runtime(restore_cfg.runtime, device)} (restore.runtime={restore_cfg.runtime})",
         f"# output     : {Path(args.out)}/<stem>.png (8-bit grayscale, input size)",
         f"# {len(paths)} image(s) would be restored:",
     ]
@@ -143,19 +177,48 @@ def main_cli(cfg: C.Config, args) -> int:
     restore_cfg, tile_src = resolve_restore_config(cfg, ckpt_cfg)
     try:
         check_tile((restore_cfg.tile_height, restore_cfg.tile_width))
+        mode = text_height_mode(cfg, args)
     except ValueError as exc:
         return _error(str(exc))
-    print(f"{PROG}: {len(paths)} image(s) on {D.describe(device)}, tile {tile_src}, "
-          f"overlap {restore_cfg.overlap}", file=sys.stderr)
-    try:
-        report = restore_files(generator, paths, args.out, device, restore_cfg)
-    except ValueError as exc:  # e.g. the output would overwrite an input
-        return _error(str(exc))
+    on_pages = S.trained_on_pages(ckpt_cfg)
+    trained = None
+    if mode != "off" and not on_pages:
+        try:
+            trained = S.trained_text_height(ckpt_cfg)
+        except ValueError as exc:
+            return _error(str(exc))
+    runtime = pick_runtime(restore_cfg.runtime, device)
+    print(f"{PROG}: {len(paths)} image(s) on {D.describe(device)} ({runtime}), tile {tile_src}, "
+          f"overlap {restore_cfg.overlap}, text height {mode}"
+          + (f" (trained: {trained:.1f} px)" if trained else ""), file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="docrestore-onnx-") as tmp:
+        model = generator
+        if runtime == "onnx":
+            from .runtime import onnx_for
+
+            if device.type != "cpu":
+                print(f"{PROG}: restore.runtime=onnx runs on the CPU", file=sys.stderr)
+                device = D.pick_device("cpu")
+                generator = generator.to(device)
+            try:
+                model = onnx_for(generator, (restore_cfg.tile_height, restore_cfg.tile_width), folder=tmp)
+            except Exception as exc:  # export or check failed: PyTorch gives the same pages, slower
+                print(f"{PROG}: ONNX Runtime not used ({exc}); running PyTorch", file=sys.stderr)
+        try:
+            report = restore_files(model, paths, args.out, device, restore_cfg, text_height=mode,
+                                   trained_height=trained, on_pages=on_pages,
+                                   overwrite=bool(getattr(args, "overwrite", False)))
+        except ValueError as exc:  # e.g. the output would overwrite an input
+            return _error(str(exc))
 
     summary = f"restored {len(report.ok)}, failed {len(report.failed)}"
+    if report.kept:
+        summary += f", kept {len(report.kept)} existing output(s) (--overwrite replaces them)"
     if report.failed:
         summary += ": " + ", ".join(p.name for p, _ in report.failed)
     print(summary)
+    for p, decision in report.scales.items():
+        print(f"  {p.name}: {decision.reason}", file=sys.stderr)
     for p, reason in report.failed:
         print(f"  failed {p}: {reason}", file=sys.stderr)
     if report.ok:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from .. import device as D
 from ..config import RestoreConfig
 from .io import ImageReadError, read_image, write_image
+from . import scale as S
 
 log = logging.getLogger("docrestore.restore")
 
@@ -51,6 +53,8 @@ class RestoreReport:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     seconds: float = 0.0
     tiles: int = 0
+    scales: dict[Path, S.ScaleDecision] = field(default_factory=dict)
+    kept: list[tuple[Path, Path]] = field(default_factory=list)  # outputs that existed, left alone
 
 
 def tile_positions(length: int, tile: int, overlap: float) -> list[int]:
@@ -73,14 +77,21 @@ def tile_positions(length: int, tile: int, overlap: float) -> list[int]:
 def blend_window(size: int, overlap: float) -> np.ndarray:
     """1-D blending weights for a tile of ``size`` pixels, never exactly 0.
 
-    Flat (1.0) in the middle; across the first and last ``round(overlap * size)`` pixels a
-    raised-cosine ramp sampled at pixel centres, so the falling ramp of one tile and the rising
-    ramp of its neighbour (which starts where the overlap starts) add up to one.
+    Across the first and last ``ramp = round(overlap * size)`` pixels: a margin of ``ramp // 8``
+    pixels at (almost) zero weight, then a raised-cosine rise sampled at pixel centres, then flat
+    1.0. A convolutional generator sees zero padding at a tile's border and its outermost pixels
+    come out different (darker or lighter); even a small weight there draws a faint straight line
+    where tiles meet, so the margin leaves them to the neighbour. The falling side of one tile and
+    the rising side of its neighbour (which starts where the overlap starts) still add up to one.
     """
     ramp = min(round(overlap * size), size // 2)
     w = np.ones(size, dtype=np.float64)
     if ramp > 0:
-        rise = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
+        margin = ramp // 8
+        rise_len = ramp - 2 * margin
+        rise = np.concatenate([np.zeros(margin),
+                               0.5 - 0.5 * np.cos(np.pi * (np.arange(rise_len) + 0.5) / rise_len),
+                               np.ones(margin)])
         w[:ramp] = rise
         w[size - ramp:] = rise[::-1]
     return np.maximum(w, _MIN_WEIGHT)
@@ -103,7 +114,7 @@ def check_tile(tile: tuple[int, int], multiple: int = TILE_MULTIPLE) -> None:
                 f"generator needs; use e.g. restore.{name}={down} or {down + multiple}")
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def restore_image(model: nn.Module, image: np.ndarray, device: torch.device,
                   tile: tuple[int, int] = (128, 1024), overlap: float = 0.25, batch_size: int = 8,
                   progress: Callable[[int], object] | None = None,
@@ -111,7 +122,7 @@ def restore_image(model: nn.Module, image: np.ndarray, device: torch.device,
     """Restore a gray ``(H, W)`` image of any size; returns a ``float32`` array of the same shape.
 
     ``model`` maps ``(B, 1, th, tw)`` to ``(B, 1, th, tw)`` and already lives on ``device``; it is
-    run in eval mode (its previous mode is restored afterwards) under ``torch.no_grad`` and the
+    run in eval mode (its previous mode is restored afterwards) under ``torch.inference_mode`` and the
     device's autocast, ``batch_size`` tiles at a time. ``progress(n)`` is called after each batch
     with the number of tiles just done (pass a tqdm bar's ``update``). An image smaller than a
     tile is centred on a ``pad_value`` canvas (white paper) and cropped back. The output is not
@@ -204,10 +215,31 @@ class _PageError(Exception):
     """A page that was read but could not be restored."""
 
 
+def restore_scaled(model: nn.Module, image: np.ndarray, device: torch.device, restore_cfg: RestoreConfig,
+                   factor: float = 1.0, progress: Callable[[int], object] | None = None) -> np.ndarray:
+    """Restore ``image`` resized by ``factor`` (so its writing has the size the generator was
+    trained at) and resize the result back: the output always has the input's shape."""
+    tile = (restore_cfg.tile_height, restore_cfg.tile_width)
+    work = image if factor == 1.0 else S.resize(image, S.scaled_shape(image.shape, factor))
+    out = restore_image(model, work, device, tile=tile, overlap=restore_cfg.overlap,
+                        batch_size=restore_cfg.batch_size, progress=progress)
+    return out if factor == 1.0 else S.resize(out, image.shape)
+
+
 def restore_files(model: nn.Module, paths: Sequence[str | Path], out_dir: str | Path,
                   device: torch.device, restore_cfg: RestoreConfig,
-                  progress: bool = True) -> RestoreReport:
+                  progress: bool = True, text_height: str | float = "off",
+                  trained_height: float | None = None, on_pages: bool = False,
+                  overwrite: bool = False) -> RestoreReport:
     """Restore each image file into ``out_dir/<stem>.png`` (same size as the input).
+
+    ``text_height`` (``"auto"``, ``"off"`` or the pages' text height in px), ``trained_height``
+    (the checkpoint's text height, :func:`scale.trained_text_height`) and ``on_pages`` (a
+    checkpoint trained on pages: native scale) decide per page how it is resized before
+    restoring (:func:`scale.decide`); each decision is logged and kept in ``report.scales``.
+
+    ``out_dir`` is checked writable before any page is computed (ValueError naming it). An
+    output that already exists is kept (listed in ``report.kept``) unless ``overwrite``.
 
     ``restore_cfg`` is a ``RestoreConfig`` (tile_height, tile_width, overlap, batch_size). Pages
     are processed one at a time, tiles in batches, so memory stays that of one page. A file that
@@ -225,18 +257,26 @@ def restore_files(model: nn.Module, paths: Sequence[str | Path], out_dir: str | 
             raise ValueError(f"restoring {p} into {out_dir} would overwrite the input file "
                              f"{names[p]}; choose another --out folder")
 
+    check_writable(out_dir)
     report = RestoreReport()
     t0 = time.perf_counter()
     with _bars_and_logs(progress):
         pages = tqdm(paths, unit="page", desc="restore", disable=not progress)
         for p in pages:
             pages.set_postfix_str(p.name, refresh=False)
+            if not overwrite and (out_dir / names[p]).exists():
+                log.info("kept %s: it exists (--overwrite replaces it)", out_dir / names[p])
+                report.kept.append((p, out_dir / names[p]))
+                continue
             try:
                 image = read_image(p)
-                n_tiles = count_tiles(image.shape, tile, restore_cfg.overlap)
+                decision = S.decide(image, text_height, trained_height, on_pages)
+                log.info("%s: %s", p.name, decision.reason)
+                report.scales[p] = decision
+                n_tiles = count_tiles(S.scaled_shape(image.shape, decision.factor), tile, restore_cfg.overlap)
                 with tqdm(total=n_tiles, unit="tile", leave=False, disable=not progress) as bar:
-                    restored = restore_image(model, image, device, tile=tile, overlap=restore_cfg.overlap,
-                                             batch_size=restore_cfg.batch_size, progress=bar.update)
+                    restored = restore_scaled(model, image, device, restore_cfg, decision.factor,
+                                              progress=bar.update)
                 if not np.isfinite(restored).all():
                     raise _PageError("the generator produced NaN or infinite values on this page "
                                      "(a broken checkpoint?)")
@@ -259,6 +299,19 @@ def restore_files(model: nn.Module, paths: Sequence[str | Path], out_dir: str | 
             log.info("restored %s -> %s (%d x %d, %d tiles)", p, out, image.shape[0], image.shape[1], n_tiles)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def check_writable(out_dir: Path) -> None:
+    """Create ``out_dir`` and write a probe file into it, so a read-only or impossible output
+    folder stops the run before any page is computed (ValueError naming it)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".docrestore-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"cannot write into the output folder {out_dir} ({exc.strerror or exc}); "
+                         "choose another --out or fix its permissions") from None
 
 
 def _bars_and_logs(progress: bool):
