@@ -8,6 +8,7 @@ RUN     := $(UV) run --frozen --no-sync
 PROFILE ?= quick
 PLAN    ?= configs/experiments/paper_$(PROFILE).yaml
 ARGS    ?=
+DIBCO   ?=
 FONTS   := fonts-joscelyn fonts-dkg-handwriting fonts-bwht fonts-breip fonts-kristi \
            fonts-ecolier-court fonts-femkeklaver fonts-gotico-antiqua fonts-junicode
 
@@ -17,7 +18,7 @@ FONTS   := fonts-joscelyn fonts-dkg-handwriting fonts-bwht fonts-breip fonts-kri
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
 	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
-	@echo "  variables: PROFILE=$(PROFILE) (smoke|quick|full), PLAN=..., ARGS='key=value ...'"
+	@echo "  variables: PROFILE=$(PROFILE) (smoke|quick|full), PLAN=..., ARGS='key=value ...', DIBCO=PATH (page pairs)"
 
 .venv/.synced: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
@@ -56,8 +57,8 @@ experiments: setup ## run PLAN's notebooks headlessly in the background (see --s
 status: setup ## show the job table of PLAN
 	$(RUN) docrestore experiments $(PLAN) --status
 
-paper-figures: setup ## every figure and table of the paper (runs missing PROFILE experiments first)
-	$(RUN) python -m docrestore.pipeline paper-figures --profile $(PROFILE)
+paper-figures: setup ## every figure and table of the paper (runs missing PROFILE experiments first; DIBCO=PATH for the pages)
+	$(RUN) python -m docrestore.pipeline paper-figures --profile $(PROFILE) $(if $(DIBCO),--dibco $(DIBCO))
 
 bench: setup ## benchmarks: synthesis lines/s, restoration pages/s (GPU too when present)
 	$(RUN) python benchmarks/bench_synth.py

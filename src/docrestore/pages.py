@@ -124,11 +124,15 @@ def run_pages(profile: str | None = None, arms=("supervised", "cgan"), train_set
               init_from: str | None = None, steps: int | None = None, root: str | None = None,
               seed: int = 0, overrides=(), reuse: bool = True) -> list[dict]:
     """Notebook 05: each arm fine-tuned (or trained from scratch) on the training pages and
-    measured on the test pages; one page-ledger entry per arm."""
-    from .data.pages import open_pages
+    measured on the test pages; one page-ledger entry per arm. With ``pages.root=auto`` and no
+    pages at ../shared/data/dibco it says where the data comes from and returns no entries."""
+    from .data.pages import data_hint, open_pages
 
     over = page_overrides(train_sets, test_sets, init_from, steps, root, overrides)
     cfg = C.load_config(None, over, profile=auto_profile(profile))
+    if cfg.pages.root in ("", "auto") and not data_available("auto"):
+        print(data_hint(), flush=True)
+        return []
     splits = open_pages(cfg)  # read once, shared by the arms
     return [run_or_reuse_page(page_experiment(a, cfg.pages.test_sets), profile, seed, over, reuse, splits)
             for a in C.override_list(arms) if a]
@@ -151,11 +155,16 @@ def results_table(entries: list[dict]):
     return pd.DataFrame(rows)
 
 
-def page_outputs(profile: str = "quick", ledger_dir: str = "paper/results") -> list[Path]:
-    """paper/tables/dibco.tex and paper/figures/dibco_crops.* from the page ledger."""
+def page_outputs(entries: list[dict]) -> list[Path]:
+    """paper/tables/dibco.tex and paper/figures/dibco_crops.* from the page ledger of the entries'
+    profile, for their test sets (nothing when there are no entries)."""
     from .evaluation.dibco import write_outputs
 
-    return write_outputs(ledger_dir, profile)
+    if not entries:
+        print("(no page entries: no DIBCO table)")
+        return []
+    e = entries[0]
+    return write_outputs(e["config"]["eval"]["ledger_dir"], e["profile"], test_sets=e["test_sets"])
 
 
 def data_available(root: str = "auto") -> bool:

@@ -314,8 +314,8 @@ def dibco_table(entries: Sequence[Mapping]) -> str:
     rows += [(entry_label(e), e["metrics"]) for e in entries]
     best = {m: (max if HIGHER_IS_BETTER[m] else min)(r[1][m]["mean"] for r in rows) for m in PAGE_METRICS}
     n = len(first["pages"])
-    lines = [entry_comment({**e, "_ledger_file": f"paper/results/{e['profile']}/pages/{e['experiment']}.json"})
-             for e in entries]
+    lines = [entry_comment({**e, "_ledger_file": str(pages_dir(e["config"]["eval"]["ledger_dir"], e["profile"])
+                                                     / f"{e['experiment']}.json")}) for e in entries]
     lines += [
         "\\begin{table}[t]", "\\centering", "\\small",
         f"\\caption{{DIBCO benchmark: trained on {_sets(first['train_sets'])}, tested on "
@@ -388,11 +388,13 @@ def crops_figure(entries: Sequence[Mapping], ledger_dir: str | Path, out_dir: st
 
 
 def write_outputs(ledger_dir: str | Path, profile: str, tables_dir: str | Path = "paper/tables",
-                  figures_dir: str | Path = "paper/figures") -> list[Path]:
-    """The DIBCO table and the crops figure from the page ledger of ``profile``."""
+                  figures_dir: str | Path = "paper/figures", test_sets: Sequence[str] | None = None) -> list[Path]:
+    """The DIBCO table and the crops figure from the page ledger of ``profile`` (only the entries
+    tested on ``test_sets`` when given)."""
     from ..figures.tables import write_table
 
-    entries = read_page_entries(ledger_dir, profile)
+    entries = [e for e in read_page_entries(ledger_dir, profile)
+               if test_sets is None or list(e["test_sets"]) == list(test_sets)]
     if not entries:
         raise ValueError(f"no page ledger entries in {pages_dir(ledger_dir, profile)}; run notebook 05 first")
     out = [write_table(dibco_table(entries), C.resolve_path(tables_dir), "dibco")]
