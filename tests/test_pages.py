@@ -209,3 +209,17 @@ def test_smoke_run_writes_page_entry_and_table(tmp_path):
     assert (tmp_path / "tables" / "dibco.tex").exists() and any(p.suffix == ".png" for p in paths)
     prov = json.loads((tmp_path / "figures" / "dibco_crops.provenance.json").read_text())
     assert {x["experiment"] for x in prov["entries"]} == {"pages_supervised_TE", "pages_cgan_TE"}
+
+
+def test_notebook_05_is_thin_and_parameterised():
+    import nbformat
+
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "notebooks" / "05_real_pages.ipynb", as_version=4)
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1
+    for name in ("profile", "train_sets", "test_sets", "init_from", "arms", "steps", "data_root", "overrides"):
+        assert f"\n{name} = " in "\n" + params[0].source, name
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    for banned in ("def ", "class ", "for ", "while ", "cuda", "/work/", "/tmp/"):
+        assert banned not in code, banned
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")  # no outputs committed

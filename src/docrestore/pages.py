@@ -167,6 +167,17 @@ def page_outputs(entries: list[dict]) -> list[Path]:
     return write_outputs(e["config"]["eval"]["ledger_dir"], e["profile"], test_sets=e["test_sets"])
 
 
+def show_outputs(paths: list[Path]) -> None:
+    """Display the PNG figures among ``paths`` (notebook 05) and name the table."""
+    from IPython.display import Image, display
+
+    for p in paths:
+        if p.suffix == ".png":
+            display(Image(filename=str(p)))
+        elif p.suffix == ".tex":
+            print(f"table: {p}")
+
+
 def data_available(root: str = "auto") -> bool:
     from .data.pages import resolve_root
 
