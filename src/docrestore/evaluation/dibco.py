@@ -310,7 +310,8 @@ def dibco_table(entries: Sequence[Mapping]) -> str:
         raise ValueError(f"page entries measured on different test pages ({sorted(tests)}); one table per test set")
     test_sets = list(tests.pop())
     first = entries[0]
-    rows = [(f"{REFERENCE_LABELS.get(k, k)} (reference)", v) for k, v in first["references"].items()]
+    order = [k for k in first["config"]["pages"]["references"] if k in first["references"]]
+    rows = [(f"{REFERENCE_LABELS.get(k, k)} (reference)", first["references"][k]) for k in order]
     rows += [(entry_label(e), e["metrics"]) for e in entries]
     best = {m: (max if HIGHER_IS_BETTER[m] else min)(r[1][m]["mean"] for r in rows) for m in PAGE_METRICS}
     n = len(first["pages"])
@@ -350,7 +351,8 @@ def crops_figure(entries: Sequence[Mapping], ledger_dir: str | Path, out_dir: st
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    from ..evaluation.ledger import entry_label
+    import textwrap
+
     from ..figures import style
 
     entries = [e for e in entries if e["samples"]]
@@ -360,7 +362,8 @@ def crops_figure(entries: Sequence[Mapping], ledger_dir: str | Path, out_dir: st
     first = entries[0]
     pages = [s["page"] for s in first["samples"]]
     columns = [("Input", first, "input"), ("Sauvola", first, "sauvola")]
-    columns += [(entry_label(e), e, "restored") for e in entries]
+    # plain method names, wrapped: the footer says which profile and runs they come from
+    columns += [(textwrap.fill(str(e["method"]), 22), e, "restored") for e in entries]
     columns += [("Ground truth", first, "gt")]
     style.apply_style()
     width = style.DOUBLE_COLUMN_IN
