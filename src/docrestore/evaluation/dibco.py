@@ -263,18 +263,16 @@ def _relative(path) -> str:
     return _relative_to_project(path)
 
 
-def save_crops(shown, cfg: C.Config, experiment: str, with_references: bool = True) -> list[dict]:
-    """Write the figure's crops (input, Sauvola, this method, ground truth) into the ledger's
-    samples folder; returns the entry's ``samples`` records."""
+def save_crops(shown, cfg: C.Config, experiment: str) -> list[dict]:
+    """Write this method's binarised crops into the ledger's samples folder; returns the entry's
+    ``samples`` records (page, box, image). The input, Sauvola and ground-truth crops are cut from
+    the page data when the figure is drawn: DIBCO images are never copied into the project."""
     from .ledger import save_sample_images
 
     samples = []
     for page, box, pred in shown:
-        images = {"restored": (~pred).astype(np.float32)}
-        if with_references:
-            images.update(input=_cut(page.image, box), sauvola=(~_cut(reference_ink("sauvola", page.image), box))
-                          .astype(np.float32), gt=_cut(page.clean, box))
-        paths = save_sample_images(images, cfg.eval.ledger_dir, cfg.profile, f"pages-{experiment}", page.name)
+        paths = save_sample_images({"restored": (~pred).astype(np.float32)}, cfg.eval.ledger_dir, cfg.profile,
+                                   f"pages-{experiment}", page.name)
         samples.append({"page": page.name, "box": list(box), "images": paths})
     return samples
 
@@ -358,9 +356,20 @@ def crops_figure(entries: Sequence[Mapping], ledger_dir: str | Path, out_dir: st
     entries = [e for e in entries if e["samples"]]
     if not entries:
         raise ValueError("no page entry holds crops")
+    from ..data.pages import find_pairs, resolve_root
+
     root = C.resolve_path(ledger_dir)
     first = entries[0]
     pages = [s["page"] for s in first["samples"]]
+    pc = first["config"]["pages"]
+    by_name = {p.name: p for p in find_pairs(resolve_root(pc["root"]), pc["layout"]) if p.name in pages}
+
+    def crop(page: str, key: str, box) -> np.ndarray:
+        pair = by_name[page].load()
+        img = {"input": pair.image, "gt": pair.clean}.get(key)
+        if img is None:  # sauvola
+            img = (~reference_ink("sauvola", pair.image)).astype(np.float32)
+        return np.round(_cut(img, box) * 255)
     columns = [("Input", first, "input"), ("Sauvola", first, "sauvola")]
     # plain method names, wrapped: the footer says which profile and runs they come from
     columns += [(textwrap.fill(str(e["method"]), 22), e, "restored") for e in entries]
@@ -373,9 +382,10 @@ def crops_figure(entries: Sequence[Mapping], ledger_dir: str | Path, out_dir: st
         for c, (title, entry, key) in enumerate(columns):
             ax = axes[r, c]
             sample = next((s for s in entry["samples"] if s["page"] == page), None)
-            if sample is not None and key in sample["images"]:
-                ax.imshow(np.asarray(Image.open(root / sample["images"][key])), cmap="gray", vmin=0, vmax=255,
-                          interpolation="nearest")
+            if sample is not None:
+                img = (np.asarray(Image.open(root / sample["images"][key])) if key == "restored"
+                       else crop(page, key, sample["box"]))
+                ax.imshow(img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             ax.grid(False)
