@@ -223,3 +223,26 @@ def test_notebook_05_is_thin_and_parameterised():
     for banned in ("def ", "class ", "for ", "while ", "cuda", "/work/", "/tmp/"):
         assert banned not in code, banned
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")  # no outputs committed
+
+
+def test_init_from_loads_generator_weights_and_checks_the_architecture(tmp_path):
+    import torch
+
+    from docrestore import checkpoint as CK
+    from docrestore.models import build_generator
+
+    cfg = C.load_config(profile="smoke")
+    src = build_generator(cfg.generator)
+    with torch.no_grad():
+        for p in src.parameters():
+            p.add_(0.5)
+    path = tmp_path / "g.pt"
+    CK.save_checkpoint(path, {"kind": "gan", "config": C.to_dict(cfg), "models": {"generator": src.state_dict()}})
+    dst = build_generator(cfg.generator)
+    CK.init_generator(dst, path, cfg.generator)
+    assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), dst.state_dict().values()))
+    wider = C.load_config(profile="smoke", overrides=["generator.width=0.25"])
+    with pytest.raises(CK.CheckpointError, match="generator.width=0.125"):
+        CK.init_generator(build_generator(wider.generator), path, wider.generator)
+    with pytest.raises(CK.CheckpointError, match="file not found"):
+        CK.init_generator(dst, tmp_path / "none.pt", cfg.generator)
