@@ -10,6 +10,7 @@ PLAN    ?= configs/experiments/paper_$(PROFILE).yaml
 ARGS    ?=
 DETACH  ?=
 BG      := $(if $(DETACH),--background,)
+DIBCO   ?=
 FONTS   := fonts-joscelyn fonts-dkg-handwriting fonts-bwht fonts-breip fonts-kristi \
            fonts-ecolier-court fonts-femkeklaver fonts-gotico-antiqua fonts-junicode
 
@@ -19,7 +20,7 @@ FONTS   := fonts-joscelyn fonts-dkg-handwriting fonts-bwht fonts-breip fonts-kri
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
 	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
-	@echo "  variables: PROFILE=$(PROFILE) (smoke|quick|full), PLAN=..., ARGS='key=value ...', DETACH=1 (train, paper-figures)"
+	@echo "  variables: PROFILE=$(PROFILE) (smoke|quick|full), PLAN=..., ARGS='key=value ...', DETACH=1 (train, paper-figures), DIBCO=PATH (page pairs)"
 
 .venv/.synced: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
@@ -61,8 +62,8 @@ experiments: setup ## run PLAN's notebooks headlessly in the background (see --s
 status: setup ## show the job table of PLAN
 	$(RUN) docrestore experiments $(PLAN) --status
 
-paper-figures: setup ## every figure and table of the paper (runs missing PROFILE experiments first; DETACH=1: in the background)
-	$(RUN) python -m docrestore.pipeline paper-figures --profile $(PROFILE) $(BG)
+paper-figures: setup ## every figure and table of the paper (runs missing PROFILE experiments first; DIBCO=PATH for the pages; DETACH=1: in the background)
+	$(RUN) python -m docrestore.pipeline paper-figures --profile $(PROFILE) $(if $(DIBCO),--dibco $(DIBCO)) $(BG)
 
 paper-figures-status: setup ## the background `make paper-figures DETACH=1` job
 	$(RUN) python -m docrestore.pipeline paper-figures --profile $(PROFILE) --status

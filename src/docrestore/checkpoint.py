@@ -202,6 +202,24 @@ def load_generator(path: str | Path, device: torch.device) -> tuple[nn.Module, C
     return generator.to(device).eval(), cfg
 
 
+def init_generator(generator: nn.Module, path: str | Path, generator_cfg) -> None:
+    """Start ``generator`` from the generator weights of the GAN checkpoint ``path``
+    (``train.init_from``); its architecture (name, width) must equal ``generator_cfg``'s."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"train.init_from={path}: file not found; give a GAN checkpoint (best_*.pt or last.pt)")
+    ckpt = load_checkpoint(path)
+    if "generator" not in (ckpt.get("models") or {}):
+        raise CheckpointError(f"train.init_from={path} holds no generator (kind={ckpt.get('kind')!r}); "
+                              "give a GAN checkpoint of the train stage")
+    theirs = _config(ckpt, path).generator
+    if (theirs.name, theirs.width) != (generator_cfg.name, generator_cfg.width):
+        raise CheckpointError(f"train.init_from={path} holds a {theirs.name} generator of width {theirs.width} but "
+                              f"this run builds {generator_cfg.name} of width {generator_cfg.width}; set "
+                              f"generator.width={theirs.width}")
+    _load_weights(generator, ckpt["models"]["generator"], "generator", path)
+
+
 def load_recognizer(path: str | Path, device: torch.device) -> tuple[nn.Module, list[str], Config]:
     """The recognizer of a checkpoint (a pretrained recognizer, or one trained in a GAN run), on
     ``device`` in eval mode, its charset characters (index 1 first) and the run's config.

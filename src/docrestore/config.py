@@ -155,6 +155,8 @@ class TrainConfig:
                                          "validations); SIGTERM/SIGINT always write one", 0.0, 1440.0)
     auto_resume: bool = _f(True, "`docrestore train` continues the newest interrupted run of the same config "
                                  "in its folder and MLflow run; false = always a new run")
+    init_from: str = _f("", "GAN checkpoint whose generator weights start this run (e.g. a synthetic-line model "
+                            "fine-tuned on pages); empty = from scratch. Only the generator is taken")
 
 
 @dataclass
@@ -202,6 +204,37 @@ class RestoreConfig:
 
 
 @dataclass
+class PagesConfig:
+    """Real degraded pages with binary ground truth (DIBCO): training on page patches and the
+    page-level benchmark. Used by the page stage only (docrestore.training.pages, notebook 05)."""
+
+    root: str = _f("auto", "folder of page pairs; 'auto' = ../shared/data/dibco beside the project (make DIBCO=PATH)")
+    layout: Literal["auto", "dibco", "folders"] = _f(
+        "auto", "dibco: <SET>_<ID>_source/_target files; folders: imgs/ + gt/ with matching stems "
+                "(the root, or one sub-folder per set); auto: whichever the root holds")
+    train_sets: list[str] = _f(["DIBCO2009", "DIBCO2010", "DIBCO2011", "DIBCO2012", "DIBCO2013", "DIBCO2014"],
+                               "sets whose pages train the model (and give the validation pages)")
+    test_sets: list[str] = _f(["DIBCO2017"], "sets the benchmark is measured on; never used in training or validation")
+    val_pages: int = _f(3, "training pages held out for validation: the last page (by id) of the first N "
+                           "training sets", 1, 100)
+    test_pages: int = _f(0, "test pages evaluated (in name order); 0 = all", 0)
+    patch_height: int = _f(0, "training patch height; 0 = data.height (the recognizer's line height)", 0, 2048)
+    patch_width: int = _f(0, "training patch width; 0 = data.width", 0, 4096)
+    patches_per_page: int = _f(64, "random patches drawn per training page in one epoch", 1, 100000)
+    max_steps: int = _f(0, "generator steps of a page run (replaces train.max_steps there); 0 = train.max_steps", 0)
+    val_every: int = _f(0, "validate on the whole validation pages every N steps (replaces train.val_every "
+                           "there); 0 = train.val_every", 0)
+    tile: int = _f(256, "side of the square tiles a whole page is restored in (multiple of 16); 0 = the patch size",
+                   0, 4096)
+    binarize: Literal["fixed", "otsu"] = _f(
+        "fixed", "how a restored page becomes binary before the DIBCO metrics: fixed = ink below 0.5, "
+                 "otsu = Otsu's threshold of the restored page")
+    references: list[str] = _f(["otsu", "sauvola", "wolf", "nick", "isauvola", "su"],
+                               "classical binarisers (doxapy) measured beside the methods")
+    crop: int = _f(256, "side of the page crops in the figure (pixels)", 32, 4096)
+
+
+@dataclass
 class TrackingConfig:
     uri: str = _f("", "MLflow tracking URI; empty = $MLFLOW_TRACKING_URI or sqlite:///runs/mlflow.db")
     experiment: str = _f("docrestore", "MLflow experiment name")
@@ -223,6 +256,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     restore: RestoreConfig = field(default_factory=RestoreConfig)
+    pages: PagesConfig = field(default_factory=PagesConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 

@@ -385,7 +385,27 @@ def prepare(profile: str | None = None, seed: int = 0) -> None:
             raise RuntimeError("pretraining the held-out reader failed (its log is above)")
 
 
-def paper_figures(profile: str = "quick", ledger_dir: str = "paper/results") -> Path:
+def page_figures(profile: str, dibco: str | None = None) -> Path | None:
+    """Notebook 05 (the DIBCO table and crops) when the page data is there; else one line saying
+    where it comes from and how to point at it."""
+    import papermill as pm
+
+    from .data.pages import data_hint, resolve_root
+
+    if not resolve_root(dibco or "auto").is_dir():
+        print(f"paper-figures: {data_hint()}" if not dibco else
+              f"paper-figures: DIBCO={dibco} is not a folder; no DIBCO table", flush=True)
+        return None
+    nb = C.PROJECT_ROOT / "notebooks" / "05_real_pages.ipynb"
+    out = C.resolve_path("runs") / "notebooks" / f"05_real_pages-{profile}.ipynb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    print(f"paper-figures: the DIBCO benchmark (notebook {nb.name}, pages {resolve_root(dibco or 'auto')})", flush=True)
+    pm.execute_notebook(str(nb), str(out), parameters={"profile": profile, "data_root": dibco},
+                        cwd=str(nb.parent), progress_bar=False)
+    return out
+
+
+def paper_figures(profile: str = "quick", ledger_dir: str = "paper/results", dibco: str | None = None) -> Path:
     """Run the experiments the ledger lacks (the plan configs/experiments/paper_<profile>.yaml, in
     the foreground, jobs side by side), then execute notebook 04 to draw every figure and table."""
     import time
@@ -425,6 +445,7 @@ def paper_figures(profile: str = "quick", ledger_dir: str = "paper/results") -> 
     from .figures.paper import FIGURES_DIR, TABLES_DIR, profile_dirs
 
     fig_dir, tab_dir = profile_dirs(FIGURES_DIR, TABLES_DIR, profile)
+    page_figures(profile, dibco)
     print(f"paper-figures: done in {(time.time() - t0) / 60:.1f} min.\n"
           f"  figures : {fig_dir}\n"
           f"  tables  : {tab_dir}\n"
@@ -440,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--background", action="store_true",
                    help="run detached; log in runs/background/paper-figures-<profile>.log")
     f.add_argument("--status", action="store_true", help="show the background paper-figures job")
+    f.add_argument("--dibco", default=None, help="folder of DIBCO page pairs (default ../shared/data/dibco)")
     ls = sub.add_parser("list", help="list the paper's experiments and whether the ledger has them")
     ls.add_argument("--profile", default="quick", choices=C.PROFILES)
     args = p.parse_args(argv)
@@ -452,9 +474,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"experiment jobs: docrestore experiments configs/experiments/paper_{args.profile}.yaml --status")
         else:
             background.launch(name, [sys.executable, "-m", "docrestore.pipeline", "paper-figures",
-                                     "--profile", args.profile])
+                                     "--profile", args.profile] + (["--dibco", args.dibco] if args.dibco else []))
     elif args.cmd == "paper-figures":
-        paper_figures(args.profile)
+        paper_figures(args.profile, dibco=args.dibco or None)
     else:
         missing = {e.name for e in missing_experiments(args.profile, C.resolve_path("paper/results"))}
         for e in paper_experiments(args.profile):

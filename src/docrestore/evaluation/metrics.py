@@ -264,13 +264,26 @@ def _nubn(gt: np.ndarray, block: int = 8) -> int:
     return int(np.count_nonzero((ink > 0) & (ink < block * block)))
 
 
-def drd(pred_ink, gt_ink) -> float:
+def _nubn_doxa(gt: np.ndarray, block: int = 8) -> int:
+    """NUBN as Doxa (doxapy) counts it: only the complete 8×8 cells of the grid, each judged on its
+    top-left 7×7 pixels (Doxa's block loop stops one pixel short)."""
+    h, w = gt.shape
+    g = gt[:h // block * block, :w // block * block]
+    cells = g.reshape(h // block, block, w // block, block)[:, :block - 1, :, :block - 1].sum(axis=(1, 3))
+    return int(np.count_nonzero((cells > 0) & (cells < (block - 1) ** 2)))
+
+
+def drd(pred_ink, gt_ink, nubn: str = "edge") -> float:
     """Distance-reciprocal distortion (Lu, Kot and Shi 2004), as in DIBCO.
 
     For each flipped pixel k, DRD_k = Σ W(i, j)·|GT(i, j) − B(k)| over the 5×5 ground-truth block
     centred on k (W = :func:`drd_weights`; neighbours outside the image count 0).
     DRD = Σ_k DRD_k / NUBN. A ground truth without any non-uniform block (NUBN = 0) divides by 1.
+    ``nubn="edge"`` counts the cut blocks at the right and bottom edges too; ``nubn="doxa"``
+    counts blocks as doxapy does (used for pages, so the numbers match that tool; docs/metrics.md).
     """
+    if nubn not in ("edge", "doxa"):
+        raise ValueError(f"nubn must be 'edge' or 'doxa', got {nubn!r}")
     pred, gt = _masks(pred_ink, gt_ink)
     flipped = pred != gt
     if not flipped.any():
@@ -284,7 +297,8 @@ def drd(pred_ink, gt_ink) -> float:
     area_around = ndimage.correlate(inside, w, mode="constant", cval=0.0)
     # A pixel predicted as ink differs from the paper around it; one predicted as paper from the ink.
     per_pixel = np.where(pred, area_around - ink_around, ink_around)
-    return float(per_pixel[flipped].sum() / max(_nubn(gt), 1))
+    blocks = _nubn(gt) if nubn == "edge" else _nubn_doxa(gt)
+    return float(per_pixel[flipped].sum() / max(blocks, 1))
 
 
 def psnr_binary(pred_ink, gt_ink) -> float:

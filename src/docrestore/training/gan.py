@@ -46,6 +46,8 @@ log = logging.getLogger("docrestore")
 
 def project_relative(path: Path) -> str:
     """A path inside the project as relative text, so checkpoints survive a moved checkout."""
+    if path is None:  # no recognizer (page mode without text-reading losses)
+        return ""
     try:
         return str(Path(path).resolve().relative_to(C.PROJECT_ROOT))
     except ValueError:
@@ -59,6 +61,12 @@ def set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
 
 class GANTrainer:
     """Holds the models, optimisers and counters of one GAN run; `fit()` trains it."""
+
+    # Lines carry transcriptions: CTC is monitored (and weighted). The page trainer turns it off.
+    reads_text = True
+
+    def needs_recognizer(self, cfg: C.Config) -> bool:
+        return True
 
     def __init__(self, cfg: C.Config, run: R.Run, data: common.Data | None = None,
                  recognizer_path: Path | None = None):
@@ -74,18 +82,21 @@ class GANTrainer:
         tc = cfg.train
         with distributed.main_first(self.dist):  # rank 0 synthesises / pretrains what is missing
             self.data = data or common.open_data(cfg)
-            self.recognizer_path = Path(recognizer_path or ensure_recognizer(cfg, "loss"))
+            self.recognizer_path = (Path(recognizer_path or ensure_recognizer(cfg, "loss"))
+                                    if self.needs_recognizer(cfg) else None)
         # Again: a recognizer pretrained just now consumed the RNG; the models must not depend on
         # whether it was cached.
         D.seed_everything(cfg.seed)
-        recognizer, chars, _ = CK.load_recognizer(self.recognizer_path, self.device)
-        if list(chars) != list(self.data.charset.chars):
-            raise ValueError(
-                f"the recognizer {self.recognizer_path} was trained with another charset than the data "
-                f"({len(chars)} vs {len(self.data.charset.chars)} characters); pretrain one on this "
-                "data (leave recognizer.checkpoint empty)")
+        recognizer = None
+        if self.recognizer_path is not None:
+            recognizer, chars, _ = CK.load_recognizer(self.recognizer_path, self.device)
+            if list(chars) != list(self.data.charset.chars):
+                raise ValueError(
+                    f"the recognizer {self.recognizer_path} was trained with another charset than the data "
+                    f"({len(chars)} vs {len(self.data.charset.chars)} characters); pretrain one on this "
+                    "data (leave recognizer.checkpoint empty)")
         # A frozen copy is the fixed yardstick: validation CER, feature loss, dual-modal text branch.
-        self.frozen_recognizer = freeze(copy.deepcopy(recognizer))
+        self.frozen_recognizer = freeze(copy.deepcopy(recognizer)) if recognizer is not None else None
         self.ctc_target = tc.ctc.weight
         self.balanced = tc.ctc.schedule == "balanced"
         uses_ctc = self.ctc_target > 0 or self.balanced
@@ -93,6 +104,8 @@ class GANTrainer:
         self.train_recognizer = tc.scenario in ("S1", "S2") and uses_ctc
         self.recognizer = recognizer if self.train_recognizer else self.frozen_recognizer
         self.generator = build_generator(cfg.generator).to(self.device)
+        if tc.init_from:
+            CK.init_generator(self.generator, C.resolve_path(tc.init_from), cfg.generator)
         self.discriminator = build_discriminator(cfg.discriminator, recognizer=self.frozen_recognizer).to(self.device)
         self.gan_loss = GANLoss(tc.adv_loss)
         self.branch_weights = getattr(self.discriminator, "branch_weights", None)
@@ -212,15 +225,19 @@ class GANTrainer:
         # Generator: D's gradients are switched off while G steps. G's losses go through the plain
         # D and recognizer (not their DDP wrappers): their weights get no update from this backward.
         set_requires_grad(self.discriminator, False)
-        self.recognizer.eval()  # BatchNorm statistics are not moved by restored lines
+        if self.recognizer is not None:
+            self.recognizer.eval()  # BatchNorm statistics are not moved by restored lines
         with D.autocast(dev):
             adv = self.gan_loss(self.discriminator(restored, degraded), True, self.branch_weights)
         pix = pixel_loss(tc.pixel_loss, restored.float(), clean.float())
         ctc_needs_graph = w_ctc > 0 or (self.balanced and self.schedule_active())
-        with (contextlib.nullcontext() if ctc_needs_graph else torch.no_grad()):
-            with D.autocast(dev):
-                logits = self.recognizer(restored).logits
-            ctc = ctc_loss(logits.float(), targets, lengths, tc.ctc.reduction)
+        if not self.reads_text:  # pages have no transcription: no CTC, not even as a monitor
+            ctc = torch.zeros((), device=dev)
+        else:
+            with (contextlib.nullcontext() if ctc_needs_graph else torch.no_grad()):
+                with D.autocast(dev):
+                    logits = self.recognizer(restored).logits
+                ctc = ctc_loss(logits.float(), targets, lengths, tc.ctc.reduction)
         ctc_raw = ctc.item()  # before the clip: the spike the clip hides
         # MLflow and the history get every 5th step: the peak since the last logged one, so no spike is missed
         self.ctc_raw_peak = max(self.ctc_raw_peak, ctc_raw)

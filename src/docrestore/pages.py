@@ -1,0 +1,184 @@
+"""The DIBCO page benchmark as recipes: the arms, train + evaluate + page-ledger entry, and the
+functions notebook 05 and `make paper-figures` call.
+
+    from docrestore import pages
+    pages.run_pages(profile="quick", arms=["supervised", "cgan"])   # notebook 05
+    pages.page_outputs("quick")                                    # paper/tables/quick/dibco.tex + crops figure
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from . import config as C
+from . import runs as R
+from .pipeline import Experiment, _same_config, auto_profile
+
+log = logging.getLogger("docrestore")
+
+# Pages have no transcription: no CTC, no recognizer updates; the best checkpoint is picked on the
+# validation pages' PSNR.
+PAGE_COMMON = ("train.ctc.weight=0", "train.ctc.schedule=constant", "train.scenario=frozen",
+               "train.early_stop_metric=val/psnr", "train.patience=0")
+ARMS = {
+    "supervised": ("supervised U-Net (pixel loss, no D)", ("train.adv_weight=0",)),
+    "cgan": ("ERB cGAN, page mode", ()),
+    "feature": ("feature loss w=5 (cnn_last)", ("train.feature_loss.weight=5", "train.feature_loss.taps=[cnn_last]")),
+    "dual_modal": ("dual-modal D", ("discriminator.name=dual_modal",)),
+}
+
+
+def page_experiment(arm: str, test_sets: list[str] | tuple = ("DIBCO2017",)) -> Experiment:
+    if arm not in ARMS:
+        raise ValueError(f"page arm must be one of {sorted(ARMS)}, got {arm!r}")
+    method, over = ARMS[arm]
+    return Experiment(f"pages_{arm}_{'-'.join(test_sets)}", method, "pages", PAGE_COMMON + over)
+
+
+def page_overrides(train_sets=None, test_sets=None, init_from: str | None = None, steps: int | None = None,
+                   root: str | None = None, overrides=()) -> list[str]:
+    """The overrides notebook 05's parameters stand for (None = the profile's value)."""
+    out = []
+    if train_sets:
+        out.append(f"pages.train_sets=[{','.join(train_sets)}]")
+    if test_sets:
+        out.append(f"pages.test_sets=[{','.join(test_sets)}]")
+    if init_from:
+        out.append(f"train.init_from={init_from}")
+    if steps is not None:
+        out.append(f"pages.max_steps={int(steps)}")
+    if root:
+        out.append(f"pages.root={root}")
+    return out + C.override_list(overrides)
+
+
+def make_page_config(exp: Experiment, profile: str | None = None, seed: int = 0, overrides=()) -> C.Config:
+    from .training.pages import apply_page_budget
+
+    cfg = C.load_config(None, list(exp.overrides) + [f"seed={seed}"] + list(overrides), profile=auto_profile(profile))
+    cfg.desc = exp.name + (f"-seed{seed}" if seed else "")
+    return apply_page_budget(cfg)
+
+
+def run_page_experiment(exp: Experiment, profile: str | None = None, seed: int = 0, overrides=(),
+                        splits=None) -> dict:
+    """Train ``exp`` on the training pages, evaluate its best checkpoint on the test pages (with the
+    classical references) and write its page-ledger entry."""
+    from . import checkpoint as CK
+    from . import device as D
+    from .data.pages import open_pages
+    from .evaluation import dibco
+    from .training.pages import PageTrainer
+
+    cfg = make_page_config(exp, profile, seed, overrides)
+    R.setup_logging()
+    splits = splits or open_pages(cfg)
+    run = R.start_run(cfg, "pages")
+    t0 = time.time()
+    result = PageTrainer(cfg, run, splits).fit()
+    train_s = time.time() - t0
+    result.update(git_commit=run.git["commit"], git_dirty=run.git["dirty"])
+    device = D.pick_device(cfg.device)
+    generator, _ = CK.load_generator(result["best"], device)
+    t1 = time.time()
+    per_page, shown = dibco.evaluate_generator(generator, splits.test, cfg, device)
+    references = dibco.evaluate_references(splits.test, cfg.pages.references)
+    eval_s = time.time() - t1
+    name = exp.name + (f"_seed{seed}" if seed else "")
+    samples = dibco.save_crops(shown, cfg, name)
+    entry = dibco.make_page_entry(
+        experiment=name, method=exp.method, cfg=cfg, splits=splits, per_page=per_page, references=references,
+        train_result=result, device=D.describe(device), samples=samples,
+        extra={"steps": result["steps"], "train_seconds": round(train_s, 1), "eval_seconds": round(eval_s, 1),
+               "best_checkpoint": dibco._relative(result["best"]), "init_from": cfg.train.init_from})
+    path = dibco.write_page_entry(entry, cfg.eval.ledger_dir)
+    run.write_json("page_entry.json", {k: v for k, v in entry.items() if k not in ("per_page", "references_per_page")})
+    m = entry["metrics"]
+    log.info("%s: FM %.2f, PSNR %.2f dB, DRD %.2f on %s (train %.0f s, eval %.0f s); ledger %s", name,
+             m["fmeasure"]["mean"], m["psnr"]["mean"], m["drd"]["mean"], ",".join(cfg.pages.test_sets),
+             train_s, eval_s, path)
+    return entry
+
+
+def run_or_reuse_page(exp: Experiment, profile: str | None = None, seed: int = 0, overrides=(),
+                      reuse: bool = True, splits=None) -> dict:
+    """The page-ledger entry of ``exp``, reused when recorded with exactly this resolved config."""
+    from .evaluation import dibco
+
+    cfg = make_page_config(exp, profile, seed, overrides)
+    name = exp.name + (f"_seed{seed}" if seed else "")
+    path = dibco.pages_dir(cfg.eval.ledger_dir, cfg.profile) / f"{name}.json"
+    if reuse and path.exists():
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        if _same_config(entry.get("config", {}), C.to_dict(cfg)):
+            log.info("reusing the page ledger entry %s (same config)", path)
+            return entry
+        log.info("page ledger entry %s was made with other settings: training again", path)
+    return run_page_experiment(exp, profile, seed, overrides, splits)
+
+
+def run_pages(profile: str | None = None, arms=("supervised", "cgan"), train_sets=None, test_sets=None,
+              init_from: str | None = None, steps: int | None = None, root: str | None = None,
+              seed: int = 0, overrides=(), reuse: bool = True) -> list[dict]:
+    """Notebook 05: each arm fine-tuned (or trained from scratch) on the training pages and
+    measured on the test pages; one page-ledger entry per arm. With ``pages.root=auto`` and no
+    pages at ../shared/data/dibco it says where the data comes from and returns no entries."""
+    from .data.pages import data_hint, open_pages
+
+    over = page_overrides(train_sets, test_sets, init_from, steps, root, overrides)
+    cfg = C.load_config(None, over, profile=auto_profile(profile))
+    if cfg.pages.root in ("", "auto") and not data_available("auto"):
+        print(data_hint(), flush=True)
+        return []
+    splits = open_pages(cfg)  # read once, shared by the arms
+    return [run_or_reuse_page(page_experiment(a, cfg.pages.test_sets), profile, seed, over, reuse, splits)
+            for a in C.override_list(arms) if a]
+
+
+def results_table(entries: list[dict]):
+    """References and methods side by side (notebook display)."""
+    import pandas as pd
+
+    from .evaluation.dibco import PAGE_METRICS, REFERENCE_LABELS
+
+    rows = []
+    if entries:
+        for k, v in entries[0]["references"].items():
+            rows.append({"method": f"{REFERENCE_LABELS.get(k, k)} (reference)",
+                         **{m: round(v[m]["mean"], 2) for m in PAGE_METRICS}})
+    for e in entries:
+        rows.append({"method": e["method"], **{m: round(e["metrics"][m]["mean"], 2) for m in PAGE_METRICS},
+                     "steps": e.get("steps"), "train_s": e.get("train_seconds"), "run": (e["mlflow_run_id"] or "")[:8]})
+    return pd.DataFrame(rows)
+
+
+def page_outputs(entries: list[dict]) -> list[Path]:
+    """paper/tables/<profile>/dibco.tex and paper/figures/<profile>/dibco_crops.* from the page ledger of the entries'
+    profile, for their test sets (nothing when there are no entries)."""
+    from .evaluation.dibco import write_outputs
+
+    if not entries:
+        print("(no page entries: no DIBCO table)")
+        return []
+    e = entries[0]
+    return write_outputs(e["config"]["eval"]["ledger_dir"], e["profile"], test_sets=e["test_sets"])
+
+
+def show_outputs(paths: list[Path]) -> None:
+    """Display the PNG figures among ``paths`` (notebook 05) and name the table."""
+    from IPython.display import Image, display
+
+    for p in paths:
+        if p.suffix == ".png":
+            display(Image(filename=str(p)))
+        elif p.suffix == ".tex":
+            print(f"table: {p}")
+
+
+def data_available(root: str = "auto") -> bool:
+    from .data.pages import resolve_root
+
+    return resolve_root(root).is_dir()
