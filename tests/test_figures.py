@@ -311,10 +311,12 @@ def test_latex_escape():
 
 
 def test_make_figures_stage(ledger, tmp_path, monkeypatch):
-    monkeypatch.setattr(paper, "FIGURES_DIR", str(tmp_path / "figures"))
-    monkeypatch.setattr(paper, "TABLES_DIR", str(tmp_path / "tables"))
+    import shutil
+
     monkeypatch.setattr(plots, "FIGURES", {"ablation_bars": plots.ablation_bars})
-    cfg = C.load_config(profile=PROFILE, overrides=[f"eval.ledger_dir={ledger}"])
+    shutil.copytree(ledger, tmp_path / "results")  # figures and tables go beside the ledger folder
+    cfg = C.load_config(profile=PROFILE, overrides=[f"eval.ledger_dir={tmp_path / 'results'}"])
+    assert paper.output_dirs(tmp_path / "results") == (tmp_path / "figures", tmp_path / "tables")
 
     class FakeRun:
         written = {}

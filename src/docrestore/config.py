@@ -22,6 +22,7 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "configs"
 PROFILES = ("smoke", "quick", "full")
+PROFILE_ENV = "DOCRESTORE_PROFILE"  # the profile when none is given (e.g. smoke for nbval in CI)
 
 
 class ConfigError(ValueError):
@@ -397,12 +398,32 @@ def profile_path(profile: str) -> Path:
     return CONFIG_DIR / "profiles" / f"{profile}.yaml"
 
 
+def choose_profile(profile: str | None = None) -> tuple[str, str]:
+    """(profile, why) — the one rule the CLI, the pipeline and the notebooks share: the profile
+    given, else $DOCRESTORE_PROFILE, else a real experiment: full on a GPU, quick on a CPU."""
+    import os
+
+    if profile:
+        return profile, "given"
+    env = os.environ.get(PROFILE_ENV, "").strip()
+    if env:
+        if env not in PROFILES:
+            raise ConfigError(f"${PROFILE_ENV} must be one of {list(PROFILES)}, got {env!r}")
+        return env, f"from ${PROFILE_ENV}"
+    from .device import has_gpu
+
+    if has_gpu():
+        return "full", "none given and a GPU is present (full: the paper's size)"
+    return "quick", "none given and no GPU is present (quick: the CPU-sized real experiment)"
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None,
                 profile: str | None = None) -> Config:
     """Resolve defaults < profile < file < overrides into a validated :class:`Config`.
 
     ``overrides`` is a list of ``key=value`` strings or a flat ``{dotted.key: value}`` dict.
-    ``profile`` given here wins over one in the file or the overrides.
+    ``profile`` given here wins over one in the file or the overrides; with none anywhere,
+    :func:`choose_profile` decides (full on a GPU, quick on a CPU).
     """
     file_data = _read_yaml(Path(path)) if path else {}
     over: dict = {}
@@ -414,7 +435,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
         items = [parse_override(o) for o in (overrides or [])]
     for k, v in items:
         over = _merge(over, _nest(k, v))
-    chosen = profile or over.get("profile") or file_data.get("profile") or Config().profile
+    chosen = choose_profile(profile or over.get("profile") or file_data.get("profile"))[0]
     if chosen not in PROFILES:
         raise ConfigError(f"'profile' must be one of {list(PROFILES)}, got {chosen!r}")
     cfg = Config()
