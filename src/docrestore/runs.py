@@ -140,6 +140,18 @@ def progress_disabled() -> bool | None:
     return None
 
 
+# In a kernel every bar refresh becomes a fragment of the cell's output, saved in the executed
+# notebook (330 KB for one smoke run): refresh there at most this often.
+KERNEL_BAR_INTERVAL_S = 30.0
+
+
+def progress_options(enabled: bool = True) -> dict:
+    """tqdm keyword arguments: ``disable`` as :func:`progress_disabled`, and in a Jupyter kernel a
+    slow refresh so an executed notebook holds a few bar states, not thousands."""
+    disable = progress_disabled() if enabled else True
+    return {"disable": disable, "mininterval": KERNEL_BAR_INTERVAL_S if disable is False else 0.1}
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger("docrestore")
     if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)

@@ -91,7 +91,7 @@ def pretrain(cfg: C.Config, run: R.Run) -> dict:
                 "data_hash": data.data_hash}
 
     with Tracker(cfg, run.dir, run.name, tags={"stage": "pretrain"}) as tracker:
-        bar = tqdm(total=total, desc="pretrain recognizer", unit="step", disable=R.progress_disabled())
+        bar = tqdm(total=total, desc="pretrain recognizer", unit="step", **R.progress_options())
         stop = False
         while step < total and not stop:
             sampler = common.EpochBatches(len(data.train), tc.batch_size, cfg.seed, epoch)
