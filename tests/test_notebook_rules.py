@@ -148,3 +148,28 @@ def test_lab_serves_the_notebooks_with_the_project_kernel(tmp_path, project_kern
             proc.kill()
             proc.wait()
     assert ("--allow-root" in NB.lab_command()) == (os.geteuid() == 0)  # root (containers) or a user
+
+
+def _nbval(paths: list[Path], tmp_path: Path, timeout: int) -> subprocess.CompletedProcess:
+    """pytest --nbval-lax on ``paths`` in the smoke profile (nbval injects no parameters, so the
+    profile comes from $DOCRESTORE_PROFILE, the rule every entry point shares)."""
+    env = dict(os.environ, **{C.PROFILE_ENV: "smoke"}, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db")
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval-lax",
+                           "--nbval-current-env", "-q", "-n", "0", "--rootdir", str(tmp_path),
+                           *map(str, paths)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_nbval_runs_notebook_00_in_the_smoke_profile(tmp_path):
+    """CI's nbval check; its dataset goes to the ignored data/ folder (reused by the next run)."""
+    res = _nbval([ROOT / "notebooks" / "00_data_synthesis.ipynb"], tmp_path, 600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert re.search(r"\b\d+ passed", res.stdout)
+
+
+@pytest.mark.slow
+def test_nbval_runs_every_notebook_in_the_smoke_profile(tmp_path):
+    """Every notebook in order (01-03 fill the smoke ledger under runs/results, 04 draws it into
+    runs/figures and runs/tables); `make test-all`. The fast suite runs 01-04 through papermill."""
+    res = _nbval(NOTEBOOKS, tmp_path, 3000)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
