@@ -23,8 +23,8 @@ def execute(name: str, tmp_path: Path, smoke_dataset: Path, **params) -> dict:
     outputs = [o for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])]
     images = sum("image/png" in o.get("data", {}) for o in outputs)
     streams = ["".join(o.get("text", "")) for o in outputs if o.get("output_type") == "stream"]
-    # progress bars refresh slowly in a kernel: a few states each, not one fragment per step
-    assert all(t.count("\r") < 40 for t in streams), max(t.count("\r") for t in streams)
+    # progress bars refresh slowly in a kernel (tests/test_reuse.py checks the mechanism)
+    assert sum(map(len, streams)) < 60_000, sum(map(len, streams))
     assert not any("collapsed (all-white) — the failure" in t for t in streams), "no false collapse warning"
     first = next(t for t in streams if "profile:" in t)
     return {"entries": entries, "out": out, "images": images, "plan": first}

@@ -56,3 +56,22 @@ def test_one_profile_rule_for_cli_and_notebooks(monkeypatch):
     monkeypatch.setenv(C.PROFILE_ENV, "smoke")
     assert C.choose_profile(None) == ("smoke", f"from ${C.PROFILE_ENV}") and C.load_config().profile == "smoke"
     assert C.choose_profile("quick") == ("quick", "given")
+
+
+def test_progress_bars_refresh_rarely_inside_a_kernel(monkeypatch):
+    """An executed notebook keeps every bar refresh: 1000 steps must leave a handful, not 1000."""
+    import io
+
+    from tqdm import tqdm
+
+    from docrestore import runs as R
+
+    monkeypatch.setattr(R, "progress_disabled", lambda: False)  # as in a Jupyter kernel
+    out = io.StringIO()
+    bar = tqdm(total=1000, file=out, **R.progress_options())
+    for i in range(1000):
+        bar.update(1)
+        bar.set_postfix(refresh=False, loss=f"{i:.3f}")
+    bar.close()
+    assert out.getvalue().count("\r") < 5
+    assert R.progress_options(False)["disable"] is True

@@ -141,7 +141,8 @@ def progress_disabled() -> bool | None:
 
 
 # In a kernel every bar refresh becomes a fragment of the cell's output, saved in the executed
-# notebook (330 KB for one smoke run): refresh there at most this often.
+# notebook (330 KB for one quick run): refresh there at most this often (callers pass
+# refresh=False to set_postfix, so only update() redraws, subject to this interval).
 KERNEL_BAR_INTERVAL_S = 30.0
 
 

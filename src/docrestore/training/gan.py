@@ -346,7 +346,7 @@ class GANTrainer:
                         if self.batch_in_epoch >= n_batches:  # the checkpoint points at the next batch
                             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
                         bar.update(1)
-                        bar.set_postfix(g=f"{metrics['train/loss_g']:.3f}", d=f"{metrics['train/loss_d']:.3f}",
+                        bar.set_postfix(refresh=False, g=f"{metrics['train/loss_g']:.3f}", d=f"{metrics['train/loss_d']:.3f}",
                                         ctc=f"{metrics['train/ctc_monitor']:.2f}",
                                         w=f"{metrics['train/ctc_weight']:.2f}")
                         if self.step % 5 == 0 or self.step == 1:
