@@ -6,7 +6,9 @@
 - :func:`show`: figures as PNG whatever matplotlib backend is active.
 - :func:`announce`: a line both in the notebook's output and on the terminal that runs papermill.
 - ``python -m docrestore.notebook kernel``: installs the project's Jupyter kernel (``docrestore``),
-  which every notebook declares (``make setup`` runs it).
+  which every notebook declares (``make setup`` runs it); ``... tidy NOTEBOOK`` brings a notebook
+  saved from JupyterLab to these rules (no outputs, the kernel, the parameter check); ``... lab``
+  is ``make lab``.
 """
 
 from __future__ import annotations
@@ -184,6 +186,44 @@ def install_kernel(prefix: str | None = None) -> str:
     return install(kernel_name=KERNEL_NAME, display_name=KERNEL_DISPLAY, prefix=prefix or sys.prefix)
 
 
+CHECK_CELL = ('from docrestore.notebook import check_parameters\n\n'
+              'check_parameters(globals(), "{stem}")  # an unknown or mistyped parameter stops here')
+
+
+def tidy(path) -> list[str]:
+    """Bring a notebook to the project's rules in place (what JupyterLab left behind): outputs and
+    execution counts cleared, the project's kernel declared, the parameter check inserted after the
+    ``parameters`` cell when missing. Returns what changed (empty: it already complied)."""
+    from pathlib import Path
+
+    import nbformat
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    changes = []
+    if (nb.metadata.get("kernelspec") or {}).get("name") != KERNEL_NAME:
+        nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": KERNEL_DISPLAY, "language": "python"}
+        changes.append(f"kernel set to '{KERNEL_NAME}'")
+    cleared = 0
+    for cell in nb.cells:
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None):
+            cell.outputs, cell.execution_count = [], None
+            cleared += 1
+    if cleared:
+        changes.append(f"outputs of {cleared} cell(s) cleared")
+    idx = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    if not idx:
+        changes.append("NO cell tagged 'parameters': tag the cell of defaults (property inspector > Cell Tags)")
+    else:
+        after = next((c for c in nb.cells[idx[0] + 1:] if c.cell_type == "code"), None)
+        if after is None or "check_parameters(globals()" not in after.source:
+            nb.cells.insert(idx[0] + 1, nbformat.v4.new_code_cell(CHECK_CELL.format(stem=path.stem)))
+            changes.append("parameter check inserted after the parameters cell")
+    if any(not c.startswith("NO ") for c in changes):
+        nbformat.write(nb, path)
+    return changes
+
+
 def lab_command(ip: str = "127.0.0.1", port: int = 8888, notebook_dir: str = "notebooks",
                 extra: list[str] | tuple = ()) -> list[str]:
     """The `jupyter lab` command line of `make lab`: no browser (the URL with its token is printed,
@@ -205,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     k = sub.add_parser("kernel", help=f"install the Jupyter kernel '{KERNEL_NAME}' for this environment")
     k.add_argument("--prefix", default=None, help="install prefix (default: this environment)")
+    t = sub.add_parser("tidy", help="clear outputs, declare the project's kernel, insert the parameter check")
+    t.add_argument("paths", nargs="+", help="notebooks to tidy in place")
     lab = sub.add_parser("lab", help="JupyterLab on notebooks/ with the project's kernel (make lab)")
     lab.add_argument("--ip", default="127.0.0.1", help="address to listen on (0.0.0.0: reachable from other machines)")
     lab.add_argument("--port", type=int, default=8888)
@@ -215,6 +257,13 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"unrecognized arguments: {' '.join(extra)}")
         print(f"installed the Jupyter kernel '{KERNEL_NAME}' in {install_kernel(args.prefix)}")
         return 0
+    if args.cmd == "tidy":
+        failed = False
+        for path in args.paths:
+            changes = tidy(path)
+            failed |= any(c.startswith("NO ") for c in changes)
+            print(f"{path}: {'; '.join(changes) if changes else 'already tidy'}")
+        return 1 if failed else 0
     from jupyter_client.kernelspec import KernelSpecManager
 
     if KERNEL_NAME not in KernelSpecManager().find_kernel_specs():
