@@ -252,10 +252,15 @@ def run_feature_loss(profile: str | None = None, weight: float = 5.0, tap: str =
     weight_exps = [feature_loss(w, tap, distance) for w in sweep_weights]
     tap_exps = [feature_loss(weight, t, distance) for t in sweep_taps]
     announce_plan([main_exp] + weight_exps + tap_exps, profile, seed, overrides, reuse)
-    main = run_or_reuse(main_exp, profile, seed, overrides, reuse)
-    weights = [run_or_reuse(e, profile, seed, overrides, reuse) for e in weight_exps]
-    taps = [run_or_reuse(e, profile, seed, overrides, reuse) for e in tap_exps]
-    return {"main": [main], "weights": weights, "taps": taps}
+    done: dict[str, dict] = {}  # an arm in two lists (the main one in the weight sweep) runs once
+
+    def get(e: Experiment) -> dict:
+        if e.name not in done:
+            done[e.name] = run_or_reuse(e, profile, seed, overrides, reuse)
+        return done[e.name]
+
+    main = get(main_exp)
+    return {"main": [main], "weights": [get(e) for e in weight_exps], "taps": [get(e) for e in tap_exps]}
 
 
 SCHEDULES = ("linear", "cosine", "step", "switch", "balanced")
