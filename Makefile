@@ -33,7 +33,11 @@ help: ## list the targets
 	@bash scripts/install_fonts.sh $(FONTS)
 	@touch $@
 
-setup: .venv/.synced .venv/.fonts ## install uv if missing, the locked environment (.venv) and the period-hand fonts
+.venv/.kernel: .venv/.synced
+	$(RUN) python -m docrestore.notebook kernel
+	@touch $@
+
+setup: .venv/.synced .venv/.kernel .venv/.fonts ## install uv if missing, the locked environment (.venv), its Jupyter kernel and the period-hand fonts
 
 test: setup ## run the fast test suite (notebooks in the smoke profile included)
 	$(RUN) pytest -m "not slow and not gpu" -n 2 --dist loadfile -q
@@ -41,8 +45,10 @@ test: setup ## run the fast test suite (notebooks in the smoke profile included)
 test-all: setup ## run every test, slow ones included
 	$(RUN) pytest -n 2 --dist loadfile -q
 
-lab: setup ## open JupyterLab with the project's environment as kernel
-	$(RUN) jupyter lab notebooks/
+LAB_IP   ?= 127.0.0.1
+LAB_PORT ?= 8888
+lab: setup ## JupyterLab on notebooks/ with the project's kernel, no browser: open the printed URL (LAB_IP=0.0.0.0 for a remote server)
+	$(RUN) python -m docrestore.notebook lab --ip $(LAB_IP) --port $(LAB_PORT) $(ARGS)
 
 data: setup ## synthesise the dataset of PROFILE (docrestore synth)
 	$(RUN) docrestore synth profile=$(PROFILE) $(ARGS)

@@ -55,3 +55,16 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def project_kernel() -> str:
+    """The Jupyter kernel the notebooks declare, installed into this environment when missing
+    (`make setup` installs it; a bare `pytest` after `uv sync` may not have)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from docrestore import notebook as NB
+
+    if NB.KERNEL_NAME not in KernelSpecManager().find_kernel_specs():
+        NB.install_kernel()
+    return NB.KERNEL_NAME

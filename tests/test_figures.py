@@ -317,10 +317,12 @@ def test_latex_escape():
 
 
 def test_make_figures_stage(ledger, tmp_path, monkeypatch):
-    monkeypatch.setattr(paper, "FIGURES_DIR", str(tmp_path / "figures"))
-    monkeypatch.setattr(paper, "TABLES_DIR", str(tmp_path / "tables"))
+    import shutil
+
     monkeypatch.setattr(plots, "FIGURES", {"ablation_bars": plots.ablation_bars})
-    cfg = C.load_config(profile=PROFILE, overrides=[f"eval.ledger_dir={ledger}"])
+    shutil.copytree(ledger, tmp_path / "results")  # figures and tables go beside the ledger folder
+    cfg = C.load_config(profile=PROFILE, overrides=[f"eval.ledger_dir={tmp_path / 'results'}"])
+    assert paper.output_dirs(tmp_path / "results") == (tmp_path / "figures", tmp_path / "tables")
 
     class FakeRun:
         written = {}
@@ -375,3 +377,25 @@ def test_main_tex_includes_every_figure_and_table():
     assert set(re.findall(r"\\paperfigure\{(\w+)\}", body)) == EXPECTED_FIGURES
     assert set(re.findall(r"\\papertable\{(\w+)\}", body)) == EXPECTED_TABLES
     assert r"\documentclass[twocolumn" in tex and r"\usepackage{booktabs}" in tex
+
+
+# ------------------------------------------------------------------------- figure polish
+def test_weight_sweep_is_drawn_at_the_real_weights(loaded):
+    fig = plots.feature_weight_sweep(loaded)
+    ax = fig.axes[0]
+    assert list(ax.get_xticks()) == [0.0, 1.0, 5.0]  # 0, 1, 5: not evenly spaced categories
+    assert "over test lines" in " ".join(t.get_text() for t in fig.legends[0].get_texts())
+
+
+def test_bar_labels_do_not_repeat_and_caption_says_what_intervals_cover(loaded):
+    fig = plots.ablation_bars(loaded)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert "dual-modal D" in labels and not any(lab.startswith("dual-modal D:") for lab in labels)
+    assert "95% bootstrap interval over test lines" in fig._suptitle.get_text()
+
+
+def test_balanced_arm_is_labelled_with_its_effective_weight():
+    entry = {"group": "annealing", "config": {"train": {"ctc": {"schedule": "balanced", "weight": 5.0, "alpha": 1.0}}},
+             "history": [{"step": 1, "train/ctc_weight": 0.0}, {"step": 2, "train/ctc_weight": 0.1},
+                         {"step": 3, "train/ctc_weight": 0.12}]}
+    assert plots.annealing_label(entry) == "balanced (\u03b1=1, eff. \u03bb\u22480.11)"

@@ -22,7 +22,12 @@ def execute(name: str, tmp_path: Path, smoke_dataset: Path, **params) -> dict:
     entries = {p.stem: json.loads(p.read_text()) for p in (ledger / "smoke").glob("*.json")}
     outputs = [o for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])]
     images = sum("image/png" in o.get("data", {}) for o in outputs)
-    return {"entries": entries, "out": out, "images": images}
+    streams = ["".join(o.get("text", "")) for o in outputs if o.get("output_type") == "stream"]
+    # progress bars refresh slowly in a kernel (tests/test_reuse.py checks the mechanism)
+    assert sum(map(len, streams)) < 60_000, sum(map(len, streams))
+    assert not any("collapsed (all-white) — the failure" in t for t in streams), "no false collapse warning"
+    first = next(t for t in streams if "profile:" in t)
+    return {"entries": entries, "out": out, "images": images, "plan": first}
 
 
 def test_notebook_01_baseline_smoke(tmp_path, smoke_dataset):
@@ -32,6 +37,9 @@ def test_notebook_01_baseline_smoke(tmp_path, smoke_dataset):
     assert s1["profile"] == "smoke" and s1["mlflow_run_id"] == ""  # tracking off in tests
     assert s1["metrics"]["psnr"]["n"] == len(s1["per_line"]["psnr"]) > 0
     assert res["images"] == 2  # training curves and the qualitative grid, drawn as pictures
+    # the first output says what the notebook chose and will do
+    assert "profile: smoke (given)" in res["plan"]
+    assert "train  baseline_cgan: no ledger entry yet" in res["plan"] and "estimate:" in res["plan"]
 
 
 def test_notebook_02_annealing_smoke(tmp_path, smoke_dataset):

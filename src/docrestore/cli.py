@@ -191,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "restore":
             from .restore import cli as restore_cli
             return restore_cli.main_cli(cfg, args)
+        from . import preflight
+
+        preflight.check(cfg, args.cmd)  # the dry run refuses what the real run would die on
         if args.dry_run:
             print(dry_run_text(cfg, args.cmd))
             return 0

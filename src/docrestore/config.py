@@ -22,6 +22,7 @@ import yaml
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = PROJECT_ROOT / "configs"
 PROFILES = ("smoke", "quick", "full")
+PROFILE_ENV = "DOCRESTORE_PROFILE"  # the profile when none is given (e.g. smoke for nbval in CI)
 
 
 class ConfigError(ValueError):
@@ -116,7 +117,8 @@ class CTCConfig:
 @dataclass
 class FeatureLossConfig:
     weight: float = _f(0.0, "weight of the recognition feature loss; 0 = off", 0.0)
-    taps: list[str] = _f(["cnn_last"], "recognizer taps compared (see Recognizer.TAPS)")
+    taps: list[str] = _f(["cnn_last"], "recognizer taps compared, each one of cnn1 ... cnn5, cnn_last "
+                                       "(= the last CNN block), rnn (Recognizer.TAPS)")
     tap_weights: list[float] = _f([], "one weight per tap; empty = equal weights")
     distance: Literal["mse", "l1"] = _f("mse", "distance between normalised tap features")
     normalize: bool = _f(True, "unit-length features over channels before the distance")
@@ -532,12 +534,32 @@ def profile_path(profile: str) -> Path:
     return CONFIG_DIR / "profiles" / f"{profile}.yaml"
 
 
+def choose_profile(profile: str | None = None) -> tuple[str, str]:
+    """(profile, why) — the one rule the CLI, the pipeline and the notebooks share: the profile
+    given, else $DOCRESTORE_PROFILE, else a real experiment: full on a GPU, quick on a CPU."""
+    import os
+
+    if profile:
+        return profile, "given"
+    env = os.environ.get(PROFILE_ENV, "").strip()
+    if env:
+        if env not in PROFILES:
+            raise ConfigError(f"${PROFILE_ENV} must be one of {list(PROFILES)}, got {env!r}")
+        return env, f"from ${PROFILE_ENV}"
+    from .device import has_gpu
+
+    if has_gpu():
+        return "full", "none given and a GPU is present (full: the paper's size)"
+    return "quick", "none given and no GPU is present (quick: the CPU-sized real experiment)"
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None,
                 profile: str | None = None) -> Config:
     """Resolve defaults < profile < file < overrides into a validated :class:`Config`.
 
     ``overrides`` is a list of ``key=value`` strings or a flat ``{dotted.key: value}`` dict.
-    ``profile`` given here wins over one in the file or the overrides.
+    ``profile`` given here wins over one in the file or the overrides; with none anywhere,
+    :func:`choose_profile` decides (full on a GPU, quick on a CPU).
     """
     file_data = _read_yaml(Path(path)) if path else {}
     over: dict = {}
@@ -549,7 +571,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
         items = [parse_override(o) for o in (overrides or [])]
     for k, v in items:
         over = _merge(over, _nest(k, v))
-    chosen = profile or over.get("profile") or file_data.get("profile") or Config().profile
+    chosen = choose_profile(profile or over.get("profile") or file_data.get("profile"))[0]
     if chosen not in PROFILES:
         raise ConfigError(f"'profile' must be one of {list(PROFILES)}, got {chosen!r}")
     cfg = Config()
@@ -623,14 +645,51 @@ def from_dict(d: dict) -> Config:
     return validate(cfg)
 
 
-def help_text(cls=Config, prefix: str = "") -> list[str]:
-    """One line per key: name, default and help; used by `docrestore config --help-keys`."""
+def type_text(tp: Any, f: dataclasses.Field | None = None) -> str:
+    """A key's type with its choices or range, as `docrestore config` shows it."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + " | ".join(str(c) for c in get_args(tp))
+    if origin in (list, tuple):
+        return f"list of {type_text(get_args(tp)[0])}"
+    names = {bool: "true/false", int: "integer", float: "number", str: "text"}
+    text = names.get(tp, getattr(tp, "__name__", str(tp)))
+    lo, hi = (f.metadata.get("lo"), f.metadata.get("hi")) if f is not None else (None, None)
+    if lo is not None and hi is not None:
+        text += f" in [{lo:g}, {hi:g}]"
+    elif lo is not None:
+        text += f" >= {lo:g}"
+    elif hi is not None:
+        text += f" <= {hi:g}"
+    return text
+
+
+def profile_values() -> dict[str, dict[str, Any]]:
+    """{profile: {dotted key: value}} of what each profile file sets."""
+    return {p: flatten(_read_yaml(profile_path(p))) if profile_path(p).exists() else {} for p in PROFILES}
+
+
+def _short(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=1 << 30).strip().removesuffix("...").strip()
+
+
+def help_text(cls=Config, prefix: str = "", profiles: dict | None = None) -> list[str]:
+    """Two lines per key for `docrestore config`: name, type with choices or range, default and
+    the value each profile sets; then the meaning."""
+    profiles = profile_values() if profiles is None else profiles
     out = []
     for f in dataclasses.fields(cls):
         tp = _hints(cls)[f.name]
+        key = prefix + f.name
         if dataclasses.is_dataclass(tp):
-            out += help_text(tp, prefix + f.name + ".")
-        else:
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            out.append(f"{prefix}{f.name} = {default!r}  {f.metadata.get('help', '')}")
+            out += help_text(tp, key + ".", profiles)
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        set_by = [f"{p}: {_short(v[key])}" for p, v in profiles.items() if key in v]
+        line = f"{key}  ({type_text(tp, f)})  default {_short(default)}"
+        if key == "profile":
+            line = (f"{key}  ({type_text(tp, f)})  default: none given -> ${PROFILE_ENV}, else full on a GPU, "
+                    "quick on a CPU (CLI and notebooks alike)")
+        out.append(line + (f"  [{'; '.join(set_by)}]" if set_by else ""))
+        out.append(f"    {f.metadata.get('help', '')}")
     return out

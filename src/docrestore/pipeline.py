@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as C
-from . import device as D
 from . import runs as R
 
 log = logging.getLogger("docrestore")
@@ -27,10 +26,9 @@ TAPS = ("cnn1", "cnn2", "cnn3", "cnn4", "cnn5")  # cnn5 = cnn_last, the weight s
 
 
 def auto_profile(profile: str | None) -> str:
-    """No profile given: a real experiment — full on a GPU, quick on a CPU (never smoke)."""
-    if profile:
-        return profile
-    return "full" if D.has_gpu() else "quick"
+    """No profile given: the CLI's rule (config.choose_profile): $DOCRESTORE_PROFILE, else full on
+    a GPU, quick on a CPU."""
+    return C.choose_profile(profile)[0]
 
 
 @dataclass(frozen=True)
@@ -243,30 +241,48 @@ def notebook_overrides(steps: int | None = None, data_root: str | None = None,
     return out + C.override_list(overrides)
 
 
-def run_or_reuse(exp: Experiment, profile: str | None = None, seed: int = 0,
-                 overrides: list[str] | tuple = (), reuse: bool = True) -> dict:
-    """The ledger entry of ``exp``: reused when the ledger holds one made with exactly this
-    resolved config (so a sweep never re-trains what is already recorded), else trained now."""
+def _decision(exp: Experiment, profile: str | None, seed: int, overrides, reuse: bool, head: dict):
     from .evaluation import ledger as L
+    from .experiments import reuse as RU
 
     cfg = make_config(exp, profile, seed, overrides)
     name = entry_name(exp, seed)
     path = L.entry_path(C.resolve_path(cfg.eval.ledger_dir), cfg.profile, name)
-    if reuse and path.exists():
-        entry = json.loads(path.read_text(encoding="utf-8"))
-        if _same_config(entry.get("config", {}), C.to_dict(cfg)) and all(k in entry for k in CURRENT_FIELDS):
-            log.info("reusing the ledger entry %s (same config)", path)
-            return entry
-        log.info("ledger entry %s was made with other settings: training again", path)
+    return RU.decide(name, cfg, path, reuse, head)
+
+
+def run_or_reuse(exp: Experiment, profile: str | None = None, seed: int = 0,
+                 overrides: list[str] | tuple = (), reuse: bool = True) -> dict:
+    """The ledger entry of ``exp``: reused when the ledger holds one made with exactly this
+    resolved config by code unchanged since its commit (experiments/reuse.py), else trained now."""
+    d = _decision(exp, profile, seed, overrides, reuse, R.git_info())
+    if not d.train:
+        log.info("reusing %s: %s", d.name, d.reason)
+        return d.entry
+    log.info("training %s: %s", d.name, d.reason)
     return run_experiment(exp, profile, seed, overrides)
 
 
+def announce_plan(exps: list[Experiment], profile: str | None = None, seed: int = 0,
+                  overrides: list[str] | tuple = (), reuse: bool = True) -> str:
+    """Say (notebook output and papermill's terminal) which profile was chosen and why, which
+    trainings will run and which ledger entries are reused, and how long it should take."""
+    from .experiments import reuse as RU
+    from .notebook import announce
+
+    prof, why = C.choose_profile(profile)
+    head = R.git_info()
+    decisions = [_decision(e, prof, seed, overrides, reuse, head) for e in exps]
+    ledger = C.resolve_path(make_config(exps[0], prof, seed, overrides).eval.ledger_dir) if exps else Path()
+    text = RU.plan_text(prof, why, decisions, ledger)
+    announce(text)
+    return text
+
+
 def _same_config(a: dict, b: dict) -> bool:
-    ignore = {"desc", "train.resume", "device", "data.loader_workers", "data.workers", "tracking.uri",
-              "tracking.enabled", "runs_dir", "eval.ledger_dir"}
-    fa = {k: v for k, v in C.flatten(a).items() if k not in ignore}
-    fb = {k: v for k, v in C.flatten(b).items() if k not in ignore}
-    return fa == fb
+    from .experiments.reuse import config_differences
+
+    return not config_differences(a, b)
 
 
 def run_baseline(profile: str | None = None, scenario: str = "both", ctc_weight: float = 1.0,
@@ -274,7 +290,9 @@ def run_baseline(profile: str | None = None, scenario: str = "both", ctc_weight:
                  overrides: list[str] | tuple = (), reuse: bool = True) -> list[dict]:
     """Notebook 01: the cGAN (lambda = 0) and ERB S1 / S2, each trained, evaluated and recorded."""
     arms = (["cgan"] if with_cgan else []) + (["S1", "S2"] if scenario == "both" else [scenario])
-    return [run_or_reuse(baseline(a, ctc_weight, pixel_weight), profile, seed, overrides, reuse) for a in arms]
+    exps = [baseline(a, ctc_weight, pixel_weight) for a in arms]
+    announce_plan(exps, profile, seed, overrides, reuse)
+    return [run_or_reuse(e, profile, seed, overrides, reuse) for e in exps]
 
 
 def run_annealing(profile: str | None = None, schedules: list[str] | tuple = ("linear",),
@@ -290,6 +308,7 @@ def run_annealing(profile: str | None = None, schedules: list[str] | tuple = ("l
     ramp = dr if ramp is None else ramp
     notes = {e.name: e for e in notes_arms(total)}
     exps = [notes[s] if s in notes else annealing(s, target_weight, warmup, ramp) for s in schedules]
+    announce_plan(exps, profile, seed, overrides, reuse)
     return [run_or_reuse(e, profile, seed, overrides, reuse) for e in exps]
 
 
@@ -302,13 +321,19 @@ def run_feature_loss(profile: str | None = None, weight: float = 5.0, tap: str =
     overrides = C.override_list(overrides) if isinstance(overrides, str) else list(overrides)
     pixel = next((o.split("=", 1)[1].strip() for o in overrides if o.startswith("train.pixel_loss=")), "bce")
     overrides = [o for o in overrides if not o.startswith("train.pixel_loss=")]
-    main = run_or_reuse(feature_loss(weight, tap, distance, discriminator, pixel), profile, seed, overrides,
-                        reuse)
-    weights = [run_or_reuse(feature_loss(w, tap, distance), profile, seed, overrides, reuse)
-               for w in sweep_weights]
-    taps = [run_or_reuse(feature_loss(weight, t, distance), profile, seed, overrides, reuse)
-            for t in sweep_taps]
-    return {"main": [main], "weights": weights, "taps": taps}
+    main_exp = feature_loss(weight, tap, distance, discriminator, pixel)
+    weight_exps = [feature_loss(w, tap, distance) for w in sweep_weights]
+    tap_exps = [feature_loss(weight, t, distance) for t in sweep_taps]
+    announce_plan([main_exp] + weight_exps + tap_exps, profile, seed, overrides, reuse)
+    done: dict[str, dict] = {}  # an arm in two lists (the main one in the weight sweep) runs once
+
+    def get(e: Experiment) -> dict:
+        if e.name not in done:
+            done[e.name] = run_or_reuse(e, profile, seed, overrides, reuse)
+        return done[e.name]
+
+    main = get(main_exp)
+    return {"main": [main], "weights": [get(e) for e in weight_exps], "taps": [get(e) for e in tap_exps]}
 
 
 SCHEDULES = ("linear", "cosine", "step", "switch", "balanced")
@@ -326,32 +351,33 @@ def schedules(choice: str) -> list[str]:
 
 
 def with_baseline(entries: list[dict], profile: str | None = None, seed: int = 0,
-                  overrides: list[str] | tuple = ()) -> list[dict]:
+                  overrides: list[str] | tuple = (), reuse: bool = True) -> list[dict]:
     """ERB S1 (reused from the ledger when recorded with the same settings) followed by ``entries``."""
-    return [run_or_reuse(baseline("S1"), profile, seed, overrides)] + list(entries)
+    announce_plan([baseline("S1")], profile, seed, overrides, reuse)
+    return [run_or_reuse(baseline("S1"), profile, seed, overrides, reuse)] + list(entries)
 
 
 # -------------------------------------------------------------------------------- paper figures
-# Fields a ledger entry made by older code lacks: such an entry is stale and is made again.
-CURRENT_FIELDS = ("val_reader", "eval_git_commit", "train_git_commit")
+from .experiments.reuse import CURRENT_FIELDS  # noqa: E402  (re-exported: entries lacking them are stale)
 
 
 def missing_experiments(profile: str, ledger_dir: Path, overrides: list[str] | tuple = ()) -> list[Experiment]:
-    """The paper's experiments (one per seed of the seeded arms, named as in the ledger) with no
-    ledger entry, with one made under other settings, or with one made by older code that lacks
-    :data:`CURRENT_FIELDS` (a stale entry is never counted as done)."""
+    """The paper's experiments (one per seed of the seeded arms, named as in the ledger) whose
+    entry is missing or stale, by the rule the notebooks reuse entries with
+    (:func:`docrestore.experiments.reuse.decide`: other settings, older fields, or code changed
+    since the entry's commit). A stale entry is never counted as done."""
     import dataclasses
 
     from .evaluation import ledger as L
+    from .experiments import reuse as RU
 
-    have = {e["experiment"]: e for e in L.read_ledger(ledger_dir, profile=profile)} if ledger_dir.exists() else {}
+    head = R.git_info()
     missing = []
     for exp, seed in paper_experiments(profile, seeds=True):
         name = entry_name(exp, seed)
-        entry = have.get(name)
-        fresh = entry is not None and all(k in entry for k in CURRENT_FIELDS) and _same_config(
-            entry.get("config", {}), C.to_dict(make_config(exp, profile, seed, overrides=overrides)))
-        if not fresh:
+        cfg = make_config(exp, profile, seed, overrides=overrides)
+        path = L.entry_path(ledger_dir, profile, name)
+        if RU.decide(name, cfg, path, True, head).train:
             missing.append(dataclasses.replace(exp, name=name))
     return missing
 
@@ -405,9 +431,10 @@ def page_figures(profile: str, dibco: str | None = None) -> Path | None:
     return out
 
 
-def paper_figures(profile: str = "quick", ledger_dir: str = "paper/results", dibco: str | None = None) -> Path:
+def paper_figures(profile: str = "quick", ledger_dir: str | None = None, dibco: str | None = None) -> Path:
     """Run the experiments the ledger lacks (the plan configs/experiments/paper_<profile>.yaml, in
-    the foreground, jobs side by side), then execute notebook 04 to draw every figure and table."""
+    the foreground, jobs side by side), then execute notebook 04 to draw every figure and table.
+    ``ledger_dir`` None: the profile's eval.ledger_dir (paper/results; runs/results for smoke)."""
     import time
 
     import papermill as pm
@@ -415,8 +442,13 @@ def paper_figures(profile: str = "quick", ledger_dir: str = "paper/results", dib
     from .experiments import plan as PL
     from .experiments import runner
 
+    from .figures.paper import output_dirs, profile_dirs
+
     R.setup_logging()
+    ledger_dir = ledger_dir or C.load_config(profile=profile).eval.ledger_dir
     ledger = C.resolve_path(ledger_dir)
+    figures_dir, tables_dir = output_dirs(ledger)
+    fig_dir, tab_dir = profile_dirs(figures_dir, tables_dir, profile)
     t0 = time.time()
     todo = missing_experiments(profile, ledger)
     if todo:
@@ -442,9 +474,6 @@ def paper_figures(profile: str = "quick", ledger_dir: str = "paper/results", dib
     print(f"paper-figures: drawing figures and tables from the ledger (notebook {nb.name})", flush=True)
     pm.execute_notebook(str(nb), str(out), parameters={"profile": profile, "ledger_dir": ledger_dir},
                         cwd=str(nb.parent), progress_bar=False)
-    from .figures.paper import FIGURES_DIR, TABLES_DIR, profile_dirs
-
-    fig_dir, tab_dir = profile_dirs(FIGURES_DIR, TABLES_DIR, profile)
     page_figures(profile, dibco)
     print(f"paper-figures: done in {(time.time() - t0) / 60:.1f} min.\n"
           f"  figures : {fig_dir}\n"
@@ -478,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "paper-figures":
         paper_figures(args.profile, dibco=args.dibco or None)
     else:
-        missing = {e.name for e in missing_experiments(args.profile, C.resolve_path("paper/results"))}
+        ledger = C.resolve_path(C.load_config(profile=args.profile).eval.ledger_dir)
+        missing = {e.name for e in missing_experiments(args.profile, ledger)}
         for e in paper_experiments(args.profile):
             print(f"{'missing' if e.name in missing else 'done   '}  {e.name:28s} {e.group:15s} {e.method}")
     return 0

@@ -36,6 +36,24 @@ def git_info(root: Path = C.PROJECT_ROOT) -> dict:
         return {"commit": "unknown", "dirty": None}
 
 
+# What a result depends on: a change here since an entry's commit makes the entry stale; a change
+# elsewhere (paper/, docs, the logbook, the ledger itself) does not.
+CODE_PATHS = ("src", "configs", "notebooks", "pyproject.toml", "uv.lock")
+
+
+def code_changed_since(commit: str | None, root: Path = C.PROJECT_ROOT) -> bool:
+    """True when the code under a result (:data:`CODE_PATHS`) differs between ``commit`` and the
+    working tree, or when that cannot be told (unknown commit, no git)."""
+    if not commit or commit == "unknown":
+        return True
+    try:
+        r = subprocess.run(["git", "diff", "--quiet", commit, "--", *CODE_PATHS], cwd=root,
+                           capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return True
+    return r.returncode != 0
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:60]
 
@@ -148,6 +166,19 @@ def progress_disabled() -> bool | None:
     except ImportError:
         pass
     return None
+
+
+# In a kernel every bar refresh becomes a fragment of the cell's output, saved in the executed
+# notebook (330 KB for one quick run): refresh there at most this often (callers pass
+# refresh=False to set_postfix, so only update() redraws, subject to this interval).
+KERNEL_BAR_INTERVAL_S = 30.0
+
+
+def progress_options(enabled: bool = True) -> dict:
+    """tqdm keyword arguments: ``disable`` as :func:`progress_disabled`, and in a Jupyter kernel a
+    slow refresh so an executed notebook holds a few bar states, not thousands."""
+    disable = progress_disabled() if enabled else True
+    return {"disable": disable, "mininterval": KERNEL_BAR_INTERVAL_S if disable is False else 0.1}
 
 
 def setup_logging(level: int = logging.INFO) -> None:

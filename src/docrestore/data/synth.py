@@ -31,7 +31,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import config as C
-from ..runs import file_lock, progress_disabled
+from ..runs import file_lock, progress_options
 from . import manifest as M
 from .charset import Charset
 from .corpus import Corpus, build_corpus
@@ -175,7 +175,7 @@ def _pool_context():
 def _run_tasks(plan: SynthPlan, tasks: list, workers: int, partial_path: Path) -> list[dict]:
     records: list[dict] = []
     made = 0
-    bar = tqdm(total=len(tasks), desc="synthesising lines", unit="line", disable=progress_disabled())
+    bar = tqdm(total=len(tasks), desc="synthesising lines", unit="line", **progress_options())
     with open(partial_path, "a", encoding="utf-8") as partial:
         def collect(result):
             nonlocal made

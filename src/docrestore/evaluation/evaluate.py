@@ -72,7 +72,7 @@ def evaluate_generator(cfg: C.Config, generator, data: common.Data, reader, loss
     refs = {name: {m: [] for m in METRICS} for name in ("degraded", "otsu", "sauvola")} if with_references else {}
     texts, preds, ids, images = [], [], [], {}
     i0 = 0
-    for batch in tqdm(common.loader(test, cfg, batch_size=32), desc="evaluate", unit="batch", disable=R.progress_disabled()):
+    for batch in tqdm(common.loader(test, cfg, batch_size=32), desc="evaluate", unit="batch", **R.progress_options()):
         degraded, clean = batch["degraded"].to(device), batch["clean"]
         with D.autocast(device):
             restored = generator(degraded).float().clamp(0, 1)

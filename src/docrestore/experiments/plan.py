@@ -27,7 +27,6 @@ any job starts (papermill itself only warns about an unknown parameter and runs 
 
 from __future__ import annotations
 
-import ast
 import difflib
 import hashlib
 import itertools
@@ -41,6 +40,7 @@ from typing import Any
 import yaml
 
 from .. import config as C
+from .. import notebook as NB
 
 PLAN_DIR = C.CONFIG_DIR / "experiments"
 
@@ -295,7 +295,6 @@ def expand(plan: Plan) -> list[Job]:
 
 
 # ------------------------------------------------------------------ notebook parameters
-_NOT_LITERAL = object()
 
 
 def read_notebook(path: Path) -> dict:
@@ -325,59 +324,17 @@ def notebook_parameters(path: str | Path) -> dict[str, Any]:
                         "property inspector > Cell Tags)")
     out: dict[str, Any] = {}
     for cell in cells:
-        src = _cell_source(cell)
         try:
-            tree = ast.parse(src)
+            out.update(NB.parse_parameters(_cell_source(cell)))
         except SyntaxError as exc:
             raise PlanError(f"the parameters cell of {path} is not valid Python: {exc}") from exc
-        for node in tree.body:
-            targets, value = [], None
-            if isinstance(node, ast.Assign):
-                targets, value = node.targets, node.value
-            elif isinstance(node, ast.AnnAssign) and node.value is not None:
-                targets, value = [node.target], node.value
-            for t in targets:
-                names = [t] if isinstance(t, ast.Name) else [e for e in getattr(t, "elts", []) if isinstance(e, ast.Name)]
-                for n in names:
-                    try:
-                        out[n.id] = ast.literal_eval(value) if len(names) == 1 and isinstance(t, ast.Name) else _NOT_LITERAL
-                    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                        out[n.id] = _NOT_LITERAL
     return out
-
-
-def _kind(v: Any) -> str | None:
-    if isinstance(v, bool):
-        return "true/false"
-    if isinstance(v, (int, float)):
-        return "a number"
-    if isinstance(v, str):
-        return "text"
-    if isinstance(v, (list, tuple)):
-        return "a list"
-    if isinstance(v, dict):
-        return "a mapping"
-    return None
 
 
 def check_parameters(job_params: dict[str, Any], declared: dict[str, Any], notebook: Path,
                      job_id: str) -> list[str]:
     """Problems (one line each) with a job's parameters against a notebook's declared ones."""
-    problems = []
-    for name, value in job_params.items():
-        if name not in declared:
-            close = difflib.get_close_matches(name, list(declared), n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            problems.append(f"job {job_id}: parameter '{name}' is not in the parameters cell of "
-                            f"{notebook.name}.{hint} Its parameters are: {', '.join(declared) or 'none'}")
-            continue
-        default = declared[name]
-        want, got = _kind(default), _kind(value)
-        if default is _NOT_LITERAL or default is None or value is None or want is None or want == got:
-            continue
-        problems.append(f"job {job_id}: parameter '{name}' = {value!r} is {got}, but {notebook.name} "
-                        f"declares it as {want} (default {default!r})")
-    return problems
+    return [f"job {job_id}: {p}" for p in NB.parameter_problems(job_params, declared, notebook.name)]
 
 
 def validate_jobs(jobs: list[Job]) -> None:

@@ -130,8 +130,10 @@ def check_kernels(jobs: list[P.Job]) -> None:
         name = P.notebook_kernel(nb)
         if name not in specs:
             raise P.PlanError(f"notebook {nb} asks for the Jupyter kernel '{name}', which is not "
-                              f"installed (installed: {', '.join(specs) or 'none'}); set the "
-                              "notebook's kernel to python3 (Kernel > Change Kernel) and save it")
+                              f"installed (installed: {', '.join(specs) or 'none'}); `make setup` (or "
+                              "`python -m docrestore.notebook kernel`) installs the project's kernel "
+                              "'docrestore', or set the notebook's kernel to one of these (Kernel > "
+                              "Change Kernel) and save it")
 
 
 def prepare_jobs(plan: P.Plan) -> list[P.Job]:

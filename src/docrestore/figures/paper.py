@@ -70,21 +70,34 @@ def load_entries(ledger_dir: str | Path, profile: str | None = None) -> list[dic
     return E.merge_seeds(out)  # one entry per arm: seeds are averaged, never separate rows
 
 
-def make_all(ledger_dir: str | Path, figures_dir: str | Path, tables_dir: str | Path,
-             profile: str | None = None) -> dict:
+def output_dirs(ledger_dir: str | Path) -> tuple[Path, Path]:
+    """(figures, tables) folders beside the ledger folder: paper/results -> paper/figures and
+    paper/tables; the smoke profile's runs/results -> runs/figures and runs/tables (so a smoke
+    run never replaces the paper's figures)."""
+    parent = C.resolve_path(ledger_dir).parent
+    return parent / "figures", parent / "tables"
+
+
+def make_all(ledger_dir: str | Path | None, figures_dir: str | Path | None = None,
+             tables_dir: str | Path | None = None, profile: str | None = None) -> dict:
     """Draw every figure and table the ledger has results for.
 
-    Paths are resolved against the project root (:func:`docrestore.config.resolve_path`); the
-    paper's own folders get the profile's subfolder (:func:`profile_dirs`).
+    Paths are resolved against the project root (:func:`docrestore.config.resolve_path`).
+    ``ledger_dir=None``: the profile's ``eval.ledger_dir``; ``figures_dir``/``tables_dir`` None:
+    beside the ledger folder (:func:`output_dirs`); the paper's own folders get the profile's
+    subfolder (:func:`profile_dirs`).
     Returns a JSON-ready report: ``{"profile", "profile_label", "ledger_dir", "figures_dir",
     "tables_dir", "experiments", "figures": {name: [paths]}, "tables": {name: path},
     "skipped": {name: reason}}``. A figure or table whose group is missing is skipped with the
     reason (naming the group); any other error propagates.
     """
+    if ledger_dir is None:
+        ledger_dir = C.load_config(profile=profile).eval.ledger_dir
     ledger_root = C.resolve_path(ledger_dir)
+    default_fig, default_tab = output_dirs(ledger_root)
     entries = load_entries(ledger_root, profile)
     prof = entries[0]["profile"]
-    fig_dir, tab_dir = profile_dirs(figures_dir, tables_dir, prof)
+    fig_dir, tab_dir = profile_dirs(figures_dir or default_fig, tables_dir or default_tab, prof)
     report: dict = {
         "profile": prof,
         "profile_label": style.profile_label([prof]),
@@ -124,11 +137,12 @@ def make_all(ledger_dir: str | Path, figures_dir: str | Path, tables_dir: str | 
 
 def make_figures(cfg: C.Config, run) -> dict:
     """The `docrestore figures` stage: every figure and table of ``cfg.profile`` from the
-    ledger at ``cfg.eval.ledger_dir`` into paper/figures/<profile> and paper/tables/<profile>.
+    ledger at ``cfg.eval.ledger_dir`` into the folders beside it (:func:`output_dirs`), with the
+    profile's subfolder in the paper's (paper/figures/<profile>, paper/tables/<profile>).
 
     Writes the report to the run folder (figures_report.json) and returns it.
     """
-    report = make_all(cfg.eval.ledger_dir, FIGURES_DIR, TABLES_DIR, profile=cfg.profile)
+    report = make_all(cfg.eval.ledger_dir, profile=cfg.profile)
     log.info("%d figure(s) and %d table(s) written for the %s from %d ledger entries",
              len(report["figures"]), len(report["tables"]), report["profile_label"],
              len(report["experiments"]))

@@ -63,6 +63,38 @@ def _ci(stats: tuple | None) -> tuple[float, float, float]:
     return stats[0], stats[1], stats[2]
 
 
+def interval_note(arms: Sequence[dict], metrics: Sequence[str] = SWEEP_METRICS) -> str:
+    """What the error bars cover, from the entries' own counts (n of the first metric found)."""
+    ns = {int(st[3]) for e in arms for m in metrics
+          if (st := E.metric(e.get("metrics"), m)) is not None and len(st) > 3 and _finite_num(st[3])}
+    lines = f"{min(ns)}" if len(ns) == 1 else (f"{min(ns)}\u2013{max(ns)}" if ns else "the")
+    return f"mean over {lines} test lines, 95% bootstrap interval over test lines"
+
+
+def _finite_num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def effective_ctc_weight(entry: dict) -> float | None:
+    """The CTC weight a run actually applied after its warm-up (median of the recorded
+    ``train/ctc_weight`` where > 0): for schedule=balanced it is alpha*std ratio, not the target."""
+    _, w = _series(entry, "train/ctc_weight")
+    w = w[w > 0]
+    return float(np.median(w)) if w.size else None
+
+
+def annealing_label(entry: dict) -> str:
+    """The arm's label with its real setting: the balanced arm names its effective weight."""
+    label = E.arm_label(entry)
+    if E.cfg_get(entry, "train.ctc.schedule") == "balanced":
+        eff = effective_ctc_weight(entry)
+        alpha = E.cfg_get(entry, "train.ctc.alpha", 1.0)
+        if eff is not None:
+            return f"balanced (\u03b1={alpha:g}, eff. \u03bb\u2248{eff:.2g})"
+        return f"balanced (\u03b1={alpha:g})"
+    return label
+
+
 def _errbar(means, los, his) -> np.ndarray:
     means, los, his = map(np.asarray, (means, los, his))
     return np.vstack([np.clip(means - los, 0, None), np.clip(his - means, 0, None)])
@@ -256,7 +288,11 @@ def ctc_annealing(entries: Sequence[dict]) -> Figure:
     except E.MissingResults:
         pass
     shown = arms + ([base] if base is not None else [])
-    names = [E.arm_label(e) for e in arms] + ([f"{_display_name(base)} (baseline)"] if base else [])
+    # the footer names the profile, so the baseline's label states its real setting instead
+    base_name = (f"{base.get('method') or base.get('experiment')} (\u03bb={E.cfg_get(base, 'train.ctc.weight', '?'):g})"
+                 if base is not None and isinstance(E.cfg_get(base, "train.ctc.weight"), (int, float))
+                 else f"{_display_name(base)} (baseline)" if base is not None else None)
+    names = [annealing_label(e) for e in arms] + ([base_name] if base is not None else [])
     colors = S.method_colors(names)
     fig, axes = S.new_figure(S.SINGLE_COLUMN_IN, 5.4, nrows=3, ncols=1, sharex=True)
     panels = [("train/ctc_weight", "CTC weight \u03bb(t)"), ("train/loss_g", "generator loss"),
@@ -280,29 +316,36 @@ def ctc_annealing(entries: Sequence[dict]) -> Figure:
 
 # ------------------------------------------------------------------- feature-loss sweep
 def _sweep(entries: Sequence[dict], arms: list[dict], xlabels: list[str], xname: str,
-           title: str, connect: bool = True) -> Figure:
-    """PSNR, SSIM and CER (mean with 95% interval) across the arms of a sweep; the baseline as a
-    dashed line with its interval shaded. ``connect``: join the points (an ordered sweep) or not
-    (categories)."""
+           title: str, connect: bool = True, xvalues: Sequence[float] | None = None) -> Figure:
+    """PSNR, SSIM and CER (mean with 95% interval over test lines) across the arms of a sweep;
+    the baseline as a dashed line with its interval shaded. ``connect``: join the points (an
+    ordered sweep) or not (categories). ``xvalues``: a numeric sweep drawn at its real values."""
     base = None
     try:
         base = E.baseline_entry(entries)
     except E.MissingResults:
         pass
     fig, axes = S.new_figure(S.DOUBLE_COLUMN_IN, 2.5, nrows=1, ncols=len(SWEEP_METRICS))
-    x = np.arange(len(arms))
+    numeric = xvalues is not None and all(_finite_num(v) for v in xvalues)
+    x = np.asarray(xvalues, dtype=float) if numeric else np.arange(len(arms))
+    note = interval_note(arms)
     for ax, m in zip(axes, SWEEP_METRICS):
         stats = [_ci(E.metric(e.get("metrics"), m)) for e in arms]
         means, los, his = (np.array(v) for v in zip(*stats))
         ax.errorbar(x, means, yerr=_errbar(means, los, his), fmt="o-" if connect else "o",
                     capsize=2.5, lw=1.0,
-                    color=S.method_colors(["sweep"])["sweep"], label=f"{title} (mean, 95% interval)")
+                    color=S.method_colors(["sweep"])["sweep"], label=f"{title} ({note})")
         if base is not None and E.metric(base.get("metrics"), m) is not None:
             bm, blo, bhi, _ = E.metric(base.get("metrics"), m)
             ax.axhline(bm, color="0.3", ls="--", lw=0.9, label=f"{_display_name(base)} (baseline; interval shaded)")
             ax.axhspan(blo, bhi, color="0.5", alpha=0.15, lw=0)
-        ax.set_xticks(x, xlabels, rotation=30 if max(map(len, xlabels)) > 6 else 0, ha="right"
-                      if max(map(len, xlabels)) > 6 else "center")
+        if numeric:
+            ax.set_xticks(x, xlabels)  # the sweep's own values, at their real spacing
+            pad = 0.06 * max(float(np.ptp(x)), 1.0)
+            ax.set_xlim(float(x.min()) - pad, float(x.max()) + pad)
+        else:
+            ax.set_xticks(x, xlabels, rotation=30 if max(map(len, xlabels)) > 6 else 0, ha="right"
+                          if max(map(len, xlabels)) > 6 else "center")
         ax.set_xlabel(xname)
         ax.set_ylabel(E.metric_label(m))
     handles, labels = axes[0].get_legend_handles_labels()
@@ -317,7 +360,8 @@ def feature_weight_sweep(entries: Sequence[dict]) -> Figure:
     labels = [f"{E.cfg_get(e, 'train.feature_loss.weight', '?'):g}"
               if isinstance(E.cfg_get(e, "train.feature_loss.weight"), (int, float))
               else str(E.cfg_get(e, "train.feature_loss.weight", "?")) for e in arms]
-    return _sweep(entries, arms, labels, "feature-loss weight", "feature loss")
+    values = [E.cfg_get(e, "train.feature_loss.weight") for e in arms]
+    return _sweep(entries, arms, labels, "feature-loss weight", "feature loss", xvalues=values)
 
 
 def feature_tap_sweep(entries: Sequence[dict]) -> Figure:
@@ -337,8 +381,7 @@ def ablation_bars(entries: Sequence[dict]) -> Figure:
     """PSNR, SSIM, CER and WER (mean, 95% interval) of each ablation arm against the baseline."""
     arms = ablation_arms(entries)
     # The footer states the profile, so the bars name the plain method.
-    labels = [f"{lab}:\n" + textwrap.fill(str(e.get("method") or e.get("experiment")), 26)
-              for lab, e, _ in arms]
+    labels = [_bar_label(lab, e) for lab, e, _ in arms]
     colors = S.method_colors([lab for lab, _, _ in arms])
     fig, axes = S.new_figure(S.DOUBLE_COLUMN_IN, 0.5 * len(arms) + 1.0, nrows=1,
                              ncols=len(BAR_METRICS), sharey=True)
@@ -356,7 +399,19 @@ def ablation_bars(entries: Sequence[dict]) -> Figure:
         ax.grid(axis="y", visible=False)
     axes[0].set_yticks(y, labels)
     axes[0].invert_yaxis()
+    fig.suptitle(f"bars: {interval_note([e for _, e, _ in arms], BAR_METRICS)}", fontsize=S.SMALL_FONT_PT,
+                 color="0.3")
     return S.add_footer(fig, [e for _, e, _ in arms])
+
+
+def _bar_label(arm: str, entry: dict) -> str:
+    """'arm:\nmethod', or the arm alone where the method says the same ('dual-modal D')."""
+    method = str(entry.get("method") or entry.get("experiment"))
+    if E.cfg_get(entry, "train.ctc.schedule") == "balanced" and entry.get("group") == E.ANNEALING:
+        method = f"CTC {annealing_label(entry)}"
+    if method.strip().lower() == arm.strip().lower() or method.lower().startswith(arm.lower() + " "):
+        return textwrap.fill(method, 26)
+    return f"{arm}:\n" + textwrap.fill(method, 26)
 
 
 # ----------------------------------------------------------------------- gradient norms

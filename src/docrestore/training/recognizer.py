@@ -91,7 +91,7 @@ def pretrain(cfg: C.Config, run: R.Run) -> dict:
                 "data_hash": data.data_hash}
 
     with Tracker(cfg, run.dir, run.name, tags={"stage": "pretrain"}) as tracker:
-        bar = tqdm(total=total, desc="pretrain recognizer", unit="step", disable=R.progress_disabled())
+        bar = tqdm(total=total, desc="pretrain recognizer", unit="step", **R.progress_options())
         stop = False
         while step < total and not stop:
             sampler = common.EpochBatches(len(data.train), tc.batch_size, cfg.seed, epoch)
@@ -109,7 +109,7 @@ def pretrain(cfg: C.Config, run: R.Run) -> dict:
                     opt.step()
                 step += 1
                 bar.update(1)
-                bar.set_postfix(ctc=f"{loss.item():.3f}")
+                bar.set_postfix(refresh=False, ctc=f"{loss.item():.3f}")
                 if step % 10 == 0:
                     tracker.log_metrics({"train/ctc": loss.item()}, step)
                 if step % tc.val_every == 0 or step == total:

@@ -1,0 +1,77 @@
+"""A notebook reuses a ledger entry only when made with the same config at the current commit."""
+
+from __future__ import annotations
+
+import json
+
+from docrestore import config as C
+from docrestore.experiments import reuse as RU
+
+
+def _entry(tmp_path, cfg, commit="a" * 40, dirty=False, **extra):
+    path = tmp_path / "smoke" / "x.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {"config": C.to_dict(cfg), "git_commit": commit, "git_dirty": dirty, "date": "2026-11-30T07:00:00",
+             "run_dir": "runs/20261130-065900-train-x", "train": {"steps": 4}, **extra}
+    path.write_text(json.dumps(entry))
+    return path
+
+
+def test_reuse_needs_same_config_and_commit(tmp_path):
+    cfg = C.load_config(profile="smoke")
+    path = _entry(tmp_path, cfg)
+    head = {"commit": "a" * 40, "dirty": False}
+    d = RU.decide("x", cfg, path, True, head)
+    assert not d.train and "aaaaaaaa" in d.reason and "2026-11-30T07:00:00" in d.reason
+    assert RU.decide("x", cfg, path, False, head).reason == "reuse=False"
+    moved = RU.decide("x", cfg, path, True, {"commit": "b" * 40, "dirty": False})
+    assert moved.train and "made at commit aaaaaaaa" in moved.reason and "now at bbbbbbbb" in moved.reason
+    other = RU.decide("x", C.load_config(profile="smoke", overrides=["train.pixel_weight=3"]), path, True, head)
+    assert other.train and "train.pixel_weight" in other.reason
+    dirty = _entry(tmp_path, cfg, dirty=True)
+    assert RU.decide("x", cfg, dirty, True, head).train  # uncommitted code, committed tree now
+    assert RU.decide("x", cfg, tmp_path / "none.json", True, head).reason == "no ledger entry yet"
+
+
+def test_plan_text_estimates_from_earlier_runs(tmp_path):
+    cfg = C.load_config(profile="smoke")
+    _entry(tmp_path, cfg)  # 60 s for 4 steps: 15 s/step
+    todo = RU.Decision("y", True, "no ledger entry yet", steps=8)
+    text = RU.plan_text("smoke", "given", [todo, todo], tmp_path)
+    assert text.splitlines()[0] == "profile: smoke (given)"
+    assert text.count("train  y") == 1  # one line per experiment
+    assert "1 training(s), 8 generator steps, about 2 min" in text and "15.00 s/step over 1" in text
+    assert "no earlier smoke run" in RU.plan_text("smoke", "given", [todo], tmp_path / "empty")
+
+
+def test_one_profile_rule_for_cli_and_notebooks(monkeypatch):
+    from docrestore import device as D
+    from docrestore import pipeline as P
+
+    monkeypatch.delenv(C.PROFILE_ENV, raising=False)
+    monkeypatch.setattr(D, "has_gpu", lambda: False)
+    assert C.choose_profile(None)[0] == "quick" == C.load_config().profile == P.auto_profile(None)
+    monkeypatch.setattr(D, "has_gpu", lambda: True)
+    assert C.choose_profile(None)[0] == "full" == C.load_config().profile
+    monkeypatch.setenv(C.PROFILE_ENV, "smoke")
+    assert C.choose_profile(None) == ("smoke", f"from ${C.PROFILE_ENV}") and C.load_config().profile == "smoke"
+    assert C.choose_profile("quick") == ("quick", "given")
+
+
+def test_progress_bars_refresh_rarely_inside_a_kernel(monkeypatch):
+    """An executed notebook keeps every bar refresh: 1000 steps must leave a handful, not 1000."""
+    import io
+
+    from tqdm import tqdm
+
+    from docrestore import runs as R
+
+    monkeypatch.setattr(R, "progress_disabled", lambda: False)  # as in a Jupyter kernel
+    out = io.StringIO()
+    bar = tqdm(total=1000, file=out, **R.progress_options())
+    for i in range(1000):
+        bar.update(1)
+        bar.set_postfix(refresh=False, loss=f"{i:.3f}")
+    bar.close()
+    assert out.getvalue().count("\r") < 5
+    assert R.progress_options(False)["disable"] is True
