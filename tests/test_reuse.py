@@ -1,4 +1,4 @@
-"""A notebook reuses a ledger entry only when made with the same config at the current commit."""
+"""A notebook reuses a ledger entry only when made with the same config by code unchanged since its commit."""
 
 from __future__ import annotations
 
@@ -12,20 +12,33 @@ def _entry(tmp_path, cfg, commit="a" * 40, dirty=False, **extra):
     path = tmp_path / "smoke" / "x.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     entry = {"config": C.to_dict(cfg), "git_commit": commit, "git_dirty": dirty, "date": "2026-11-30T07:00:00",
-             "run_dir": "runs/20261130-065900-train-x", "train": {"steps": 4}, **extra}
+             "run_dir": "runs/20261130-065900-train-x", "train": {"steps": 4},
+             **{k: "" for k in RU.CURRENT_FIELDS}, **extra}
     path.write_text(json.dumps(entry))
     return path
 
 
-def test_reuse_needs_same_config_and_commit(tmp_path):
+def test_reuse_needs_same_config_and_unchanged_code(tmp_path, monkeypatch):
+    from docrestore import runs as R
+
     cfg = C.load_config(profile="smoke")
     path = _entry(tmp_path, cfg)
     head = {"commit": "a" * 40, "dirty": False}
     d = RU.decide("x", cfg, path, True, head)
     assert not d.train and "aaaaaaaa" in d.reason and "2026-11-30T07:00:00" in d.reason
     assert RU.decide("x", cfg, path, False, head).reason == "reuse=False"
+    # another commit: stale when the code under the entry changed (an unknown commit counts as changed)
     moved = RU.decide("x", cfg, path, True, {"commit": "b" * 40, "dirty": False})
-    assert moved.train and "made at commit aaaaaaaa" in moved.reason and "now at bbbbbbbb" in moved.reason
+    assert moved.train and "changed since the entry's commit aaaaaaaa" in moved.reason
+    monkeypatch.setattr(R, "code_changed_since", lambda commit: False)  # e.g. only the ledger was committed
+    assert not RU.decide("x", cfg, path, True, {"commit": "b" * 40, "dirty": False}).train
+    monkeypatch.undo()
+    old = _entry(tmp_path, cfg)
+    data = json.loads(old.read_text())
+    del data["val_reader"]
+    old.write_text(json.dumps(data))
+    assert "lacks val_reader" in RU.decide("x", cfg, old, True, head).reason
+    path = _entry(tmp_path, cfg)
     other = RU.decide("x", C.load_config(profile="smoke", overrides=["train.pixel_weight=3"]), path, True, head)
     assert other.train and "train.pixel_weight" in other.reason
     dirty = _entry(tmp_path, cfg, dirty=True)
