@@ -114,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
                         "(native scale); sets restore.text_height")
     r.add_argument("--overwrite", action="store_true",
                    help="replace outputs that already exist (default: keep them and say so)")
+    r.add_argument("--recursive", action="store_true",
+                   help="also restore images in sub-folders; the output mirrors the folder tree")
+    r.add_argument("--keep-depth", action="store_true",
+                   help="write 16-bit outputs for 16-bit inputs (default: 8-bit gray for all)")
     _common(r)
 
     e = sub.add_parser("experiments", help="run an experiment plan of notebooks in the background")
