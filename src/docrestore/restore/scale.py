@@ -209,9 +209,11 @@ def parse_text_height(value: str | float | int) -> str | float:
 
 
 def decide(img: np.ndarray, mode: str | float, trained: float | None,
-           on_pages: bool = False) -> ScaleDecision:
+           on_pages: bool = False, min_factor: float = MIN_FACTOR) -> ScaleDecision:
     """The resize factor for one page. ``mode``: ``"auto"`` (estimate), ``"off"`` (native) or the
-    page's text height in px; ``trained``: the checkpoint's text height (None when unknown)."""
+    page's text height in px; ``trained``: the checkpoint's text height (None when unknown);
+    ``min_factor``: the strongest shrink allowed (``restore.min_scale``; never below
+    :data:`MIN_FACTOR`)."""
     if mode == "off":
         return ScaleDecision(1.0, None, trained, "native scale (--text-height off)")
     if on_pages:
@@ -227,8 +229,10 @@ def decide(img: np.ndarray, mode: str | float, trained: float | None,
     else:
         est, source = float(mode), "given"
     raw = trained / est
-    factor = float(np.clip(raw, MIN_FACTOR, MAX_FACTOR))
-    clipped = "" if factor == raw else f", clipped from {raw:.3f}"
+    low = max(float(min_factor), MIN_FACTOR)
+    factor = float(np.clip(raw, low, MAX_FACTOR))
+    clipped = "" if factor == raw else f", clipped from {raw:.3f}" + (
+        " by restore.min_scale" if factor == low and low > MIN_FACTOR else "")
     return ScaleDecision(factor, est, trained,
                          f"text height {est:.1f} px ({source}) -> {trained:.1f} px (trained): "
                          f"scale {factor:.3f}{clipped}")

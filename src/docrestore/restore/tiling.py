@@ -258,7 +258,7 @@ def restore_files(model: nn.Module, paths: Sequence[str | Path | PageInput], out
                 continue
             try:
                 image, info = read_page(p)
-                decision = S.decide(image, text_height, trained_height, on_pages)
+                decision = S.decide(image, text_height, trained_height, on_pages, restore_cfg.min_scale)
                 log.info("%s: %s", p.name, decision.reason)
                 report.scales[p] = decision
                 n_tiles = count_tiles(S.scaled_shape(image.shape, decision.factor), tile, restore_cfg.overlap)
