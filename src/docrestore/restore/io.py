@@ -198,24 +198,22 @@ def write_image(path: str | Path, image: np.ndarray, bits: int = 8,
         extra["dpi"] = tuple(float(d) for d in dpi)
     if icc is not None:
         extra["icc_profile"] = icc
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        Image.fromarray(ints).save(tmp, format="PNG", **extra)  # uint8 -> L, uint16 -> I;16
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    # uint8 -> mode L, uint16 -> I;16
+    return _atomic(path, lambda tmp: Image.fromarray(ints).save(tmp, format="PNG", **extra))
 
 
 def write_text(path: str | Path, text: str) -> Path:
     """Write a text file atomically (temporary name, then rename), creating parent folders."""
-    path = Path(path)
+    return _atomic(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _atomic(path: Path, write) -> Path:
+    """``write(tmp)`` beside ``path`` under a temporary name, then rename: a killed run never
+    leaves a half-written file under the final name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
