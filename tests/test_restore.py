@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io as _io
+import json
 import logging
+from pathlib import PurePath
 
 import numpy as np
 import pytest
@@ -15,9 +18,10 @@ from torch import nn
 from docrestore import config as C
 from docrestore import device as D
 from docrestore.restore import cli as restore_cli
-from docrestore.restore.io import ImageReadError, find_images, read_image, write_image
-from docrestore.restore.tiling import (blend_window, check_tile, count_tiles, output_names,
-                                       restore_files, restore_image, tile_positions)
+from docrestore.restore.io import (ImageReadError, find_images, find_inputs, output_name, read_image,
+                                   read_page, write_image)
+from docrestore.restore.tiling import (blend_window, check_tile, count_tiles, restore_files, restore_image,
+                                       tile_positions)
 
 CPU = D.pick_device("cpu")
 
@@ -348,21 +352,55 @@ def test_find_images_expands_folders_sorted_case_insensitive_skipping_others(tmp
     assert [p.name for p in found] == ["a.tif", "b.PNG", "c.Jpeg", "d.bmp", "e.png"]
 
 
+def test_find_inputs_names_what_it_skips_and_recurses_only_when_asked(tmp_path):
+    for name in ["a.tif", "notes.txt", ".DS_Store"]:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "vol1" / "deep").mkdir(parents=True)
+    (tmp_path / "vol1" / "deep" / "f.png").write_bytes(b"x")
+    (tmp_path / "vol1" / "readme.md").write_bytes(b"x")
+    flat = find_inputs([tmp_path])
+    assert [str(p.rel) for p in flat.pages] == ["a.tif"]
+    why = {p.name: reason for p, reason in flat.skipped}
+    assert set(why) == {"notes.txt", ".DS_Store", "vol1"}
+    assert "--recursive" in why["vol1"] and "not an image" in why["notes.txt"]
+    deep = find_inputs([tmp_path], recursive=True)
+    assert [p.rel.as_posix() for p in deep.pages] == ["a.tif", "vol1/deep/f.png"]
+    assert {p.name for p, _ in deep.skipped} == {"notes.txt", ".DS_Store", "readme.md"}
+
+
 def test_find_images_names_a_missing_input(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.png"):
         find_images([tmp_path / "nowhere.png"])
 
 
-def test_output_names_are_unique(tmp_path):
-    (tmp_path / "x").mkdir()
-    (tmp_path / "y").mkdir()
-    paths = [tmp_path / "page.tif", tmp_path / "page.jpg", tmp_path / "x" / "f.png",
-             tmp_path / "y" / "f.png", tmp_path / "solo.png"]
-    names = output_names(paths)
-    assert names[tmp_path / "solo.png"] == "solo.png"
-    assert names[tmp_path / "page.tif"] == "page_tif.png"
-    assert names[tmp_path / "x" / "f.png"] == "x_f_png.png"
-    assert len({n.lower() for n in names.values()}) == len(paths)
+def test_output_names_keep_the_whole_input_name_and_do_not_depend_on_the_neighbours(tmp_path):
+    alone = tmp_path / "alone"
+    both = tmp_path / "both"
+    for folder, names in [(alone, ["page.png"]), (both, ["page.png", "page.jpg"])]:
+        folder.mkdir()
+        for n in names:
+            (folder / n).write_bytes(b"x")
+    name_alone = {p.path.name: output_name(p.rel) for p in find_inputs([alone]).pages}
+    name_both = {p.path.name: output_name(p.rel) for p in find_inputs([both]).pages}
+    assert name_alone["page.png"] == name_both["page.png"] == PurePath("page.png.png")
+    assert name_both["page.jpg"] == PurePath("page.jpg.png")
+    assert output_name(PurePath("vol1/f.tif")) == PurePath("vol1/f.tif.png")
+
+
+def test_two_inputs_for_one_output_stop_before_any_page(tmp_path):
+    for vol in ("vol1", "vol2"):
+        (tmp_path / vol).mkdir()
+        Image.fromarray(np.full((20, 40), 200, np.uint8)).save(tmp_path / vol / "001.png")
+    model = RecordsMode()
+    pages = find_inputs([tmp_path / "vol1", tmp_path / "vol2"]).pages
+    with pytest.raises(ValueError, match="would both be restored to .*001.png.png.*--recursive"):
+        restore_files(model, pages, tmp_path / "out", CPU, restore_cfg(), progress=False)
+    assert model.batches == [] and not (tmp_path / "out").exists()
+    # their parent folder with --recursive mirrors the two sub-folders instead
+    report = restore_files(model, find_inputs([tmp_path], recursive=True).pages, tmp_path / "out",
+                           CPU, restore_cfg(), progress=False)
+    assert sorted(o.relative_to(tmp_path / "out").as_posix() for _, o in report.ok) == [
+        "vol1/001.png.png", "vol2/001.png.png"]
 
 
 # -------------------------------------------------------------------------------- restore_files
@@ -394,8 +432,18 @@ def test_restore_files_reports_bad_files_by_name_and_restores_the_rest(tmp_path,
 
 def test_restore_files_refuses_to_overwrite_an_input(tmp_path):
     src = _page_folder(tmp_path)
+    (src / "p1.png.png").write_bytes((src / "p1.png").read_bytes())  # an earlier output, now an input
     with pytest.raises(ValueError, match="overwrite the input"):
         restore_files(Identity(), find_images([src]), src, CPU, restore_cfg(), progress=False)
+
+
+def test_cli_refuses_an_output_folder_inside_an_input_folder(tmp_path, capsys, tiny_checkpoint):
+    src = _page_folder(tmp_path)
+    for dry_run in (True, False):
+        rc = restore_cli.main_cli(C.load_config(overrides=["device=cpu"]),
+                                  _args([src], tiny_checkpoint, src / "restored", dry_run=dry_run))
+        assert rc == 2 and "inside the input folder" in capsys.readouterr().err
+    assert not (src / "restored").exists()
 
 
 def test_restore_files_reports_non_finite_output(tmp_path):
@@ -410,11 +458,11 @@ def test_restore_files_reports_non_finite_output(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ CLI
-def _args(inputs, checkpoint, out, dry_run=False, text_height="off"):
+def _args(inputs, checkpoint, out, dry_run=False, text_height="off", **flags):
     # off: these tests are about files and errors; the text-size step has its own tests
     # (tests/test_restore_scale.py), and measuring a checkpoint's scale renders lines.
     return argparse.Namespace(inputs=[str(i) for i in inputs], checkpoint=str(checkpoint),
-                              out=str(out), dry_run=dry_run, text_height=text_height)
+                              out=str(out), dry_run=dry_run, text_height=text_height, **flags)
 
 
 @pytest.fixture
@@ -506,8 +554,8 @@ def test_cli_restores_good_pages_names_bad_ones_and_returns_1(tmp_path, capsys, 
     assert rc == 1
     assert "restored 2, failed 2: corrupt.png, truncated.png" in captured.out
     assert "tile 32 x 256" in captured.err
-    assert sorted(p.name for p in out.iterdir()) == ["p1.png", "p2.png"]
-    with Image.open(out / "p2.png") as img:
+    assert sorted(p.name for p in out.iterdir()) == ["p1.png.json", "p1.png.png", "p2.jpg.json", "p2.jpg.png"]
+    with Image.open(out / "p2.jpg.png") as img:
         assert img.size == (300, 20)  # (W, H): the input size is kept
 
 
@@ -525,12 +573,12 @@ def test_a_rerun_keeps_the_first_output_unless_overwrite(tmp_path):
     out = tmp_path / "out"
     first = restore_files(Identity(), [src / "p.png"], out, CPU, restore_cfg(), progress=False)
     assert first.ok and not first.kept
-    (out / "p.png").write_bytes(b"first output, edited by hand")
+    (out / "p.png.png").write_bytes(b"first output, edited by hand")
     again = restore_files(AddConstant(-0.5), [src / "p.png"], out, CPU, restore_cfg(), progress=False)
-    assert not again.ok and again.kept == [(src / "p.png", out / "p.png")]
-    assert (out / "p.png").read_bytes() == b"first output, edited by hand"
+    assert not again.ok and again.kept == [(src / "p.png", out / "p.png.png")]
+    assert (out / "p.png.png").read_bytes() == b"first output, edited by hand"
     forced = restore_files(Identity(), [src / "p.png"], out, CPU, restore_cfg(), progress=False, overwrite=True)
-    assert forced.ok and read_image(out / "p.png").shape == (20, 40)
+    assert forced.ok and read_image(out / "p.png.png").shape == (20, 40)
 
 
 def test_an_unwritable_output_folder_stops_before_any_page(tmp_path):
@@ -543,3 +591,79 @@ def test_an_unwritable_output_folder_stops_before_any_page(tmp_path):
     with pytest.raises(ValueError, match="cannot write into the output folder"):
         restore_files(model, [src / "p.png"], blocker / "out", CPU, restore_cfg(), progress=False)
     assert model.batches == []  # nothing computed
+
+
+# ----------------------------------------------------------------------- what an archive needs
+def _scan_16bit_400dpi(path, h=40, w=300):
+    """A 16-bit gray TIFF at 400 dpi whose grey levels need more than 8 bits."""
+    levels = (np.linspace(20000, 60000, h * w).reshape(h, w)).astype(np.uint16)
+    levels[10:14, 30:200] = 3000  # a stroke
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(levels).save(path, dpi=(400, 400))
+    return levels
+
+
+def test_read_page_reports_dpi_depth_and_icc(tmp_path):
+    _scan_16bit_400dpi(tmp_path / "s.tif")
+    img, info = read_page(tmp_path / "s.tif")
+    assert img.dtype == np.float32 and info.bits == 16 and info.dpi == (400.0, 400.0)
+    Image.fromarray(np.full((8, 8), 128, np.uint8)).save(tmp_path / "n.png")
+    assert read_page(tmp_path / "n.png")[1].dpi is None and read_page(tmp_path / "n.png")[1].bits == 8
+
+
+def test_restoring_a_400_dpi_16_bit_tiff_with_keep_depth(tmp_path, capsys, tiny_checkpoint):
+    """issue 14 item 6: 400-dpi 16-bit in, --keep-depth: 400-dpi 16-bit out, a sidecar naming the
+    checkpoint, its sha256, the settings and the version; the name mirrors the input; a rerun
+    without --overwrite keeps the first output."""
+    scans = tmp_path / "scans"
+    _scan_16bit_400dpi(scans / "vol1" / "folio_3.tif")
+    (scans / "vol1" / "notes.txt").write_text("not a page")
+    out = tmp_path / "out"
+    cfg = C.load_config(overrides=["device=cpu", "restore.runtime=torch"])
+    rc = restore_cli.main_cli(cfg, _args([scans], tiny_checkpoint, out, recursive=True, keep_depth=True))
+    captured = capsys.readouterr()
+    assert rc == 0 and "restored 1, failed 0, skipped 1 non-image file(s)" in captured.out
+    assert "notes.txt" in captured.err  # named, not silent
+    result = out / "vol1" / "folio_3.tif.png"
+    with Image.open(result) as img:
+        assert img.mode.startswith("I") and img.size == (300, 40)
+        assert round(img.info["dpi"][0]) == round(img.info["dpi"][1]) == 400
+        levels = np.asarray(img)
+    assert levels.max() > 255 and len(np.unique(levels)) > 256  # really 16-bit, not 8-bit scaled up
+    record = json.loads((out / "vol1" / "folio_3.tif.json").read_text())
+    assert record["checkpoint"]["sha256"] == hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
+    assert record["checkpoint"]["path"] == str(tiny_checkpoint.resolve())
+    assert record["settings"]["tile_height"] == 32 and record["settings"]["tile_width"] == 256
+    assert record["settings"]["runtime"] == "torch" and record["settings"]["text_height"] == "off"
+    assert record["text_height"]["factor"] == 1.0 and record["docrestore"]["version"]
+    assert record["input"]["relative"] == "vol1/folio_3.tif" and record["input"]["dpi"] == [400.0, 400.0]
+    assert record["output"]["bits"] == 16 and record["input"]["bits"] == 16
+    first = result.read_bytes()
+    rc = restore_cli.main_cli(cfg, _args([scans], tiny_checkpoint, out, recursive=True, keep_depth=False))
+    assert rc == 0 and "kept 1 existing output" in capsys.readouterr().out
+    assert result.read_bytes() == first  # a rerun without --overwrite keeps the first output
+
+
+def test_without_keep_depth_the_output_is_8_bit_with_the_input_dpi(tmp_path):
+    src = tmp_path / "in" / "s.tif"
+    _scan_16bit_400dpi(src)
+    report = restore_files(Identity(), [src], tmp_path / "out", CPU, restore_cfg(), progress=False)
+    with Image.open(report.ok[0][1]) as img:
+        assert img.mode == "L" and round(img.info["dpi"][0]) == 400
+    assert json.loads((tmp_path / "out" / "s.tif.json").read_text())["output"]["bits"] == 8
+
+
+def test_a_gray_icc_profile_is_kept_and_a_colour_one_is_dropped_and_said(tmp_path):
+    gray_icc = bytes(16) + b"GRAY" + bytes(108)  # an ICC header names its colour space at 16..20
+    rgb_icc = bytes(16) + b"RGB " + bytes(108)
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.full((20, 40), 200, np.uint8)).save(src / "g.png", icc_profile=gray_icc)
+    Image.fromarray(np.full((20, 40, 3), 200, np.uint8)).save(src / "c.png", icc_profile=rgb_icc)
+    out = tmp_path / "out"
+    restore_files(Identity(), find_inputs([src]).pages, out, CPU, restore_cfg(), progress=False)
+    with Image.open(out / "g.png.png") as img:
+        assert img.info.get("icc_profile") == gray_icc
+    with Image.open(out / "c.png.png") as img:
+        assert "icc_profile" not in img.info
+    assert "dropped (RGB" in json.loads((out / "c.png.json").read_text())["output"]["icc_profile"]

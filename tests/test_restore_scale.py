@@ -81,6 +81,28 @@ def test_decide_modes():
     assert pages.factor == 1.0 and "pages" in pages.reason
 
 
+def test_min_scale_limits_the_shrink_and_says_so():
+    page = text_page(40)[1]
+    limited = S.decide(page, 1000.0, 10.0, min_factor=0.8)
+    assert limited.factor == 0.8 and "restore.min_scale" in limited.reason
+    assert S.decide(page, 20.0, 10.0, min_factor=0.4).factor == pytest.approx(0.5)  # within the limit
+    assert S.decide(page, 5.0, 10.0, min_factor=0.8).factor == pytest.approx(2.0)  # enlarging is not limited
+    assert S.decide(page, 1000.0, 10.0, min_factor=0.01).factor == S.MIN_FACTOR  # never below the floor
+    with pytest.raises(C.ConfigError, match="restore.min_scale"):
+        C.load_config(profile="smoke", overrides=["restore.min_scale=0.05"])
+
+
+def test_text_height_is_off_by_default_and_the_dry_run_says_why(tmp_path, capsys):
+    assert C.load_config(profile="smoke").restore.text_height == "off"
+    src = tmp_path / "p.png"
+    Image.fromarray(np.full((40, 60), 200, np.uint8)).save(src)
+    args = argparse.Namespace(inputs=[str(src)], checkpoint=str(tmp_path / "missing.pt"),
+                              out=str(tmp_path / "out"), dry_run=True, text_height=None)
+    restore_cli.main_cli(C.load_config(profile="smoke", overrides=["device=cpu", "restore.min_scale=0.5"]), args)
+    out = capsys.readouterr().out
+    assert "auto measured worse than native scale" in out and "min_scale has no effect" in out
+
+
 @pytest.mark.parametrize("value,expected", [("auto", "auto"), ("OFF", "off"), ("42", 42.0), (12, 12.0)])
 def test_parse_text_height(value, expected):
     assert S.parse_text_height(value) == expected
@@ -116,7 +138,7 @@ def test_restore_at_auto_scale_returns_the_input_size(tmp_path):
     ink, page = text_page(40, shape=(301, 457))
     src = tmp_path / "page.png"
     Image.fromarray((page * 255).astype(np.uint8)).save(src)
-    r = C.RestoreConfig(tile_height=32, tile_width=64, overlap=0.25, batch_size=8)
+    r = C.RestoreConfig(tile_height=32, tile_width=64, overlap=0.25, batch_size=8, min_scale=0.125)
     report = restore_files(Identity(), [src], tmp_path / "out", CPU, r, progress=False,
                            text_height="auto", trained_height=12.0)
     decision = report.scales[src]

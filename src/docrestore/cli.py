@@ -138,11 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--checkpoint", required=True, help="generator checkpoint (last.pt / best_*.pt)")
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--text-height", default=None, metavar="auto|PIXELS|off",
-                   help="resize each page so its writing matches the checkpoint's training scale: auto "
-                        "(estimate per page, the default), PIXELS (the pages' text height) or off "
-                        "(native scale); sets restore.text_height")
+                   help="resize each page so its writing matches the checkpoint's training scale: off "
+                        "(native scale, the default), auto (estimate per page; never shrinks below "
+                        "restore.min_scale) or PIXELS (the pages' text height); sets restore.text_height")
     r.add_argument("--overwrite", action="store_true",
                    help="replace outputs that already exist (default: keep them and say so)")
+    r.add_argument("--recursive", action="store_true",
+                   help="also restore images in sub-folders; the output mirrors the folder tree")
+    r.add_argument("--keep-depth", action="store_true",
+                   help="write 16-bit outputs for 16-bit inputs (default: 8-bit gray for all)")
     _common(r)
 
     e = sub.add_parser("experiments", help="run an experiment plan of notebooks in the background")

@@ -196,9 +196,14 @@ class RestoreConfig:
     tile_width: int = _f(1024, "tile width fed to the generator", 16)
     overlap: float = _f(0.25, "overlap between neighbouring tiles, as a share of the tile", 0.0, 0.75)
     batch_size: int = _f(8, "tiles per forward pass", 1, 1024)
-    text_height: str = _f("auto", "fit the page's writing to the checkpoint's training scale: auto "
-                                  "(estimate per page), off (native scale) or the text height in px "
-                                  "(a number > 0); a checkpoint trained on pages restores at native scale")
+    text_height: str = _f("off", "fit the page's writing to the checkpoint's training scale: off (native "
+                                 "scale, the default: auto measured worse than off on DIBCO pages with a "
+                                 "checkpoint trained on synthetic lines, see the logbook), auto (estimate "
+                                 "per page) or the text height in px (a number > 0); a checkpoint trained "
+                                 "on pages restores at native scale")
+    min_scale: float = _f(0.8, "strongest shrink the text-size step may apply (auto or PIXELS): a page is "
+                               "never resized below this factor; thin strokes of pages shrunk further "
+                               "did not survive (DIBCO, logbook 2026-11-30)", 0.125, 1.0)
     runtime: Literal["auto", "torch", "onnx"] = _f("auto", "inference runtime: onnx (the generator exported "
                                                           "and run by ONNX Runtime, checked against PyTorch "
                                                           "within 1e-3), torch, or auto (onnx on a CPU, "

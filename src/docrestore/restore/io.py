@@ -1,11 +1,20 @@
 """Reading users' page and line images, and writing restored ones.
 
 Everything the restorer sees is a grayscale ``float32`` array ``(H, W)`` in [0, 1], ink dark on
-light paper (the generator's contract). :func:`read_image` turns whatever a scanner or a camera
-wrote into that form; :func:`write_image` writes the result as an 8-bit grayscale PNG.
+light paper (the generator's contract). :func:`read_page` turns whatever a scanner or a camera
+wrote into that form and keeps what an archive needs to know about the file (:class:`PageInfo`:
+resolution, bit depth, ICC profile); :func:`write_image` writes the result as a grayscale PNG,
+8-bit or 16-bit, carrying that resolution (and a gray ICC profile) on.
 
-Why always PNG: it is lossless (JPEG would add block artefacts to a restored page) and every tool
-reads it; an input ``folio_12.tif`` becomes ``folio_12.png`` in the output folder.
+Why always PNG: it is lossless (JPEG would add block artefacts to a restored page), holds 16-bit
+gray and a resolution (pHYs), and every tool reads it.
+
+Output names (:func:`output_name`): the input's path relative to the folder it was found in (just
+its file name for a file given by name), with ``.png`` appended: ``scans/vol1/folio_12.tif`` found
+in ``scans/`` becomes ``<out>/vol1/folio_12.tif.png``, ``page.png`` becomes ``page.png.png``.
+Appending keeps the whole input name, so two files of one folder can never get the same output
+and a name never depends on what else is in the folder (``page.png`` and ``page.jpg`` side by
+side give ``page.png.png`` and ``page.jpg.png``, alone or together).
 """
 
 from __future__ import annotations
@@ -13,7 +22,8 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -33,8 +43,56 @@ class ImageReadError(Exception):
         super().__init__(f"cannot read image {self.path}: {reason}")
 
 
+@dataclass
+class PageInfo:
+    """What an archive needs to know about an input file besides its pixels.
+
+    ``mode``: PIL's mode of the file (e.g. ``I;16``, ``L``, ``RGB``); ``bits``: bits per sample
+    of the gray image the restorer would give back (16 for 16-bit and 32-bit float files, 1 for
+    bilevel, else 8); ``dpi``: ``(x, y)`` resolution in dots per inch or None when the file has
+    none; ``icc``: the embedded ICC profile (bytes) or None; ``format``: PIL's format name."""
+
+    mode: str = "L"
+    bits: int = 8
+    dpi: tuple[float, float] | None = None
+    icc: bytes | None = None
+    format: str = ""
+
+    @property
+    def icc_space(self) -> str | None:
+        """The ICC profile's data colour space (``GRAY``, ``RGB``, ``CMYK``), from its header."""
+        if not self.icc or len(self.icc) < 20:
+            return None
+        return self.icc[16:20].decode("ascii", "replace").strip()
+
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def _page_info(img: Image.Image) -> PageInfo:
+    dpi = img.info.get("dpi")
+    if dpi is not None:
+        try:
+            dpi = (float(dpi[0]), float(dpi[1]))
+            # PNG stores pixels per metre: 400 dpi comes back as 399.9992; round what is that close.
+            dpi = tuple(float(round(d)) if abs(d - round(d)) < 0.01 else d for d in dpi)
+            dpi = dpi if all(np.isfinite(d) and d > 0 for d in dpi) else None
+        except (TypeError, ValueError, IndexError):
+            dpi = None
+    bits = 16 if img.mode in _SIXTEEN_BIT_MODES else 1 if img.mode == "1" else 8
+    return PageInfo(mode=img.mode, bits=bits, dpi=dpi, icc=img.info.get("icc_profile") or None,
+                    format=img.format or "")
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as a grayscale ``float32`` array ``(H, W)`` in [0, 1].
+    """Read an image file as a grayscale ``float32`` array ``(H, W)`` in [0, 1] (see
+    :func:`read_page`, which also returns the file's :class:`PageInfo`)."""
+    return read_page(path)[0]
+
+
+def read_page(path: str | Path) -> tuple[np.ndarray, PageInfo]:
+    """Read an image file as a grayscale ``float32`` array ``(H, W)`` in [0, 1] and its
+    :class:`PageInfo` (resolution, bit depth, ICC profile).
 
     Handles 1-bit, 8-bit grayscale (L), grayscale+alpha (LA), palette (P), RGB, RGBA, CMYK,
     16-bit grayscale (I;16 / I) and 32-bit float (F) images in PNG, JPEG, TIFF (first frame) and
@@ -57,8 +115,9 @@ def read_image(path: str | Path) -> np.ndarray:
             with Image.open(path) as img:
                 img.seek(0)  # first frame of a multi-page TIFF
                 img.load()  # force the full decode so a truncated file fails here, not later
+                info = _page_info(img)
                 img = ImageOps.exif_transpose(img)
-                return _to_gray_float(img)
+                return _to_gray_float(img), info
     except ImageReadError:
         raise
     except UnidentifiedImageError:
@@ -109,26 +168,52 @@ def _over_white(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return gray * alpha + (1.0 - alpha)
 
 
-def write_image(path: str | Path, image: np.ndarray) -> Path:
-    """Write a gray ``(H, W)`` array in [0, 1] as an 8-bit grayscale PNG, atomically.
+def write_image(path: str | Path, image: np.ndarray, bits: int = 8,
+                dpi: tuple[float, float] | None = None, icc: bytes | None = None) -> Path:
+    """Write a gray ``(H, W)`` array in [0, 1] as a grayscale PNG, atomically.
 
-    Values are clipped to [0, 1] and rounded to 0..255. Parent folders are created. The file is
-    written next to its destination under a temporary name and renamed, so a killed run never
-    leaves a half-written page under the final name. ``path`` must end in ``.png``.
+    ``bits``: 8 (values rounded to 0..255) or 16 (0..65535). ``dpi``: the resolution to record
+    (PNG pHYs), e.g. the input's, since the output has the input's size. ``icc``: an ICC profile
+    to embed; only a gray one fits a gray PNG (ValueError otherwise). Values are clipped to
+    [0, 1]. Parent folders are created. The file is written next to its destination under a
+    temporary name and renamed, so a killed run never leaves a half-written page under the final
+    name. ``path`` must end in ``.png``.
     """
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"write_image writes PNG files; name the output <stem>.png, not {path.name}")
+    if bits not in (8, 16):
+        raise ValueError(f"write_image writes 8-bit or 16-bit gray, not {bits}-bit")
+    if icc is not None and PageInfo(icc=icc).icc_space != "GRAY":
+        raise ValueError(f"a gray PNG can only carry a GRAY ICC profile, not {PageInfo(icc=icc).icc_space}")
     a = np.asarray(image)
     if a.ndim != 2:
         raise ValueError(f"write_image expects a gray (H, W) array, got shape {a.shape}")
     if not np.isfinite(a).all():
         raise ValueError(f"refusing to write {path.name}: the image holds NaN or infinite values")
-    u8 = np.round(np.clip(a.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
+    top = 255.0 if bits == 8 else 65535.0
+    ints = np.round(np.clip(a.astype(np.float64), 0.0, 1.0) * top).astype(np.uint8 if bits == 8 else np.uint16)
+    extra = {}
+    if dpi is not None:
+        extra["dpi"] = tuple(float(d) for d in dpi)
+    if icc is not None:
+        extra["icc_profile"] = icc
+    # uint8 -> mode L, uint16 -> I;16
+    return _atomic(path, lambda tmp: Image.fromarray(ints).save(tmp, format="PNG", **extra))
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a text file atomically (temporary name, then rename), creating parent folders."""
+    return _atomic(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _atomic(path: Path, write) -> Path:
+    """``write(tmp)`` beside ``path`` under a temporary name, then rename: a killed run never
+    leaves a half-written file under the final name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        Image.fromarray(u8).save(tmp, format="PNG")  # uint8 (H, W) is mode L
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -136,25 +221,74 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     return path
 
 
-def find_images(inputs: Iterable[str | Path]) -> list[Path]:
-    """Expand files and folders into the list of image files to restore.
+@dataclass(frozen=True)
+class PageInput:
+    """One image to restore: where it is (``path``) and where it sits relative to the input it
+    was found in (``rel``: the file name for a file given by name, the path inside the folder
+    for a folder), which the output mirrors."""
+
+    path: Path
+    rel: PurePath
+
+
+@dataclass
+class Inputs:
+    """What :func:`find_inputs` found: ``pages`` to restore and ``skipped`` ``(path, why)``."""
+
+    pages: list[PageInput] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def output_name(rel: PurePath) -> PurePath:
+    """The output path (relative to ``--out``) for an input at ``rel``: the same folders and the
+    whole file name with ``.png`` appended (``vol1/folio.tif`` -> ``vol1/folio.tif.png``). Stable:
+    it depends on this input alone, never on the other files."""
+    return rel.with_name(rel.name + ".png")
+
+
+def sidecar_name(rel: PurePath) -> PurePath:
+    """The JSON record beside an output: the input's name with ``.json`` appended
+    (``vol1/folio.tif`` -> ``vol1/folio.tif.json``, beside ``folio.tif.png``)."""
+    return rel.with_name(rel.name + ".json")
+
+
+def find_inputs(inputs: Iterable[str | Path], recursive: bool = False) -> Inputs:
+    """Expand files and folders into the pages to restore and the files that are skipped.
 
     A folder contributes its image files (extensions in :data:`IMAGE_EXTENSIONS`, any case),
-    sorted by name, one level deep (sub-folders are not searched) and without hidden files
-    (e.g. macOS ``._page.png`` resource forks, which are not images). A file named explicitly is
-    taken whatever its extension, so the reader can say why it fails. Duplicates are dropped,
-    the order of ``inputs`` is kept.
+    sorted by path; with ``recursive`` its sub-folders too (the output mirrors them), otherwise a
+    sub-folder is skipped and named. Everything else in a folder (other extensions, hidden files
+    such as macOS ``._page.png`` resource forks) is skipped and named with the reason. A file
+    named explicitly is taken whatever its extension, so the reader can say why it fails.
+    Duplicates are dropped, the order of ``inputs`` is kept.
 
     Raises ``FileNotFoundError`` naming the first input that does not exist.
     """
-    found: list[Path] = []
+    found = Inputs()
     seen: set[Path] = set()
 
-    def add(p: Path) -> None:
+    def add(p: Path, rel: PurePath) -> None:
         key = p.resolve()
         if key not in seen:
             seen.add(key)
-            found.append(p)
+            found.pages.append(PageInput(p, rel))
+
+    def walk(root: Path, folder: Path) -> None:
+        for child in sorted(folder.iterdir(), key=lambda c: c.name):
+            rel = child.relative_to(root)
+            if child.name.startswith("."):
+                found.skipped.append((child, "hidden"))
+            elif child.is_dir():
+                if recursive:
+                    walk(root, child)
+                else:
+                    found.skipped.append((child, "a sub-folder (--recursive restores sub-folders)"))
+            elif not child.is_file():
+                found.skipped.append((child, "not a regular file"))
+            elif child.suffix.lower() not in IMAGE_EXTENSIONS:
+                found.skipped.append((child, f"not an image extension ({' '.join(IMAGE_EXTENSIONS)})"))
+            else:
+                add(child, rel)
 
     for item in inputs:
         p = Path(item).expanduser()
@@ -162,10 +296,27 @@ def find_images(inputs: Iterable[str | Path]) -> list[Path]:
             raise FileNotFoundError(f"input {str(item)!r} does not exist; give image files or "
                                     "folders of them")
         if p.is_dir():
-            for child in sorted(p.iterdir(), key=lambda c: c.name):
-                if (child.is_file() and not child.name.startswith(".")
-                        and child.suffix.lower() in IMAGE_EXTENSIONS):
-                    add(child)
+            walk(p, p)
         else:
-            add(p)
+            add(p, PurePath(p.name))
     return found
+
+
+def output_clashes(pages: Iterable[PageInput]) -> list[tuple[Path, Path, PurePath]]:
+    """Pairs of inputs that would be written to the same output (the same relative path found
+    in two inputs, e.g. ``vol1/001.tif`` and ``vol2/001.tif`` given as two folders), compared
+    case-insensitively as macOS and Windows file systems do: ``(first, second, output)``."""
+    owner: dict[str, PageInput] = {}
+    clashes = []
+    for page in pages:
+        key = str(output_name(page.rel)).lower()
+        if key in owner:
+            clashes.append((owner[key].path, page.path, output_name(page.rel)))
+        else:
+            owner[key] = page
+    return clashes
+
+
+def find_images(inputs: Iterable[str | Path], recursive: bool = False) -> list[Path]:
+    """The image files :func:`find_inputs` would restore, as paths."""
+    return [page.path for page in find_inputs(inputs, recursive).pages]

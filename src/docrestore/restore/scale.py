@@ -16,6 +16,10 @@ a word in cursive ones).
 
 A checkpoint trained on page patches already saw real pages at their native scale, so it is
 restored at native scale (:func:`trained_on_pages`).
+
+The step is opt-in (``restore.text_height`` defaults to ``off``) and never shrinks a page below
+``restore.min_scale``: on DIBCO pages a checkpoint trained on 32-px synthetic lines lost the thin
+strokes of pages shrunk 3-8x, and no limit scored better than native scale (logbook 2026-11-30).
 """
 
 from __future__ import annotations
@@ -209,9 +213,11 @@ def parse_text_height(value: str | float | int) -> str | float:
 
 
 def decide(img: np.ndarray, mode: str | float, trained: float | None,
-           on_pages: bool = False) -> ScaleDecision:
+           on_pages: bool = False, min_factor: float = MIN_FACTOR) -> ScaleDecision:
     """The resize factor for one page. ``mode``: ``"auto"`` (estimate), ``"off"`` (native) or the
-    page's text height in px; ``trained``: the checkpoint's text height (None when unknown)."""
+    page's text height in px; ``trained``: the checkpoint's text height (None when unknown);
+    ``min_factor``: the strongest shrink allowed (``restore.min_scale``; never below
+    :data:`MIN_FACTOR`)."""
     if mode == "off":
         return ScaleDecision(1.0, None, trained, "native scale (--text-height off)")
     if on_pages:
@@ -227,8 +233,10 @@ def decide(img: np.ndarray, mode: str | float, trained: float | None,
     else:
         est, source = float(mode), "given"
     raw = trained / est
-    factor = float(np.clip(raw, MIN_FACTOR, MAX_FACTOR))
-    clipped = "" if factor == raw else f", clipped from {raw:.3f}"
+    low = max(float(min_factor), MIN_FACTOR)
+    factor = float(np.clip(raw, low, MAX_FACTOR))
+    clipped = "" if factor == raw else f", clipped from {raw:.3f}" + (
+        " by restore.min_scale" if factor == low and low > MIN_FACTOR else "")
     return ScaleDecision(factor, est, trained,
                          f"text height {est:.1f} px ({source}) -> {trained:.1f} px (trained): "
                          f"scale {factor:.3f}{clipped}")

@@ -17,12 +17,15 @@ image much smaller than a tile, repeats it many times), which it never saw.
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
+import hashlib
+import json
 import logging
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 import torch
@@ -32,7 +35,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .. import device as D
 from ..config import RestoreConfig
-from .io import ImageReadError, read_image, write_image
+from .io import (ImageReadError, PageInfo, PageInput, output_clashes, output_name, read_page,
+                 sidecar_name, write_image, write_text)
 from . import scale as S
 
 log = logging.getLogger("docrestore.restore")
@@ -176,41 +180,6 @@ def restore_image(model: nn.Module, image: np.ndarray, device: torch.device,
     return restored.cpu().numpy().astype(np.float32, copy=False)
 
 
-def output_names(paths: Sequence[Path]) -> dict[Path, str]:
-    """Output file name (PNG) for each input: ``<stem>.png``, made unique when two inputs share
-    a stem (``page.tif`` and ``page.jpg`` -> ``page_tif.png``, ``page_jpg.png``; the same name
-    in two folders -> ``<folder>_<stem>_<ext>.png``)."""
-
-    def candidates(p: Path):
-        ext = p.suffix.lstrip(".").lower()
-        yield f"{p.stem}.png"
-        yield f"{p.stem}_{ext}.png" if ext else f"{p.stem}_.png"
-        yield f"{p.parent.name}_{p.stem}_{ext}.png"
-
-    names: dict[Path, str] = {}
-    level = {p: 0 for p in paths}
-    while True:
-        proposal = {p: list(candidates(p))[level[p]] for p in paths}
-        counts: dict[str, int] = {}
-        for n in proposal.values():
-            key = n.lower()  # case-insensitive file systems (macOS, Windows) collide too
-            counts[key] = counts.get(key, 0) + 1
-        clashes = [p for p in paths if counts[proposal[p].lower()] > 1]
-        if not clashes or all(level[p] == 2 for p in clashes):
-            break
-        for p in clashes:
-            level[p] = min(level[p] + 1, 2)
-    used: set[str] = set()
-    for p in paths:  # last resort: number what still clashes, in input order
-        n, i = proposal[p], 1
-        while n.lower() in used:
-            i += 1
-            n = f"{Path(proposal[p]).stem}-{i}.png"
-        used.add(n.lower())
-        names[p] = n
-    return names
-
-
 class _PageError(Exception):
     """A page that was read but could not be restored."""
 
@@ -226,12 +195,24 @@ def restore_scaled(model: nn.Module, image: np.ndarray, device: torch.device, re
     return out if factor == 1.0 else S.resize(out, image.shape)
 
 
-def restore_files(model: nn.Module, paths: Sequence[str | Path], out_dir: str | Path,
+def restore_files(model: nn.Module, paths: Sequence[str | Path | PageInput], out_dir: str | Path,
                   device: torch.device, restore_cfg: RestoreConfig,
                   progress: bool = True, text_height: str | float = "off",
                   trained_height: float | None = None, on_pages: bool = False,
-                  overwrite: bool = False) -> RestoreReport:
-    """Restore each image file into ``out_dir/<stem>.png`` (same size as the input).
+                  overwrite: bool = False, keep_depth: bool = False,
+                  provenance: dict | None = None) -> RestoreReport:
+    """Restore each image into ``out_dir`` (same size as the input), with a JSON sidecar.
+
+    ``paths``: :class:`io.PageInput` items (from :func:`io.find_inputs`: the output mirrors
+    their relative path) or plain paths (output named after the file alone). Names follow
+    :func:`io.output_name` (``folio.tif`` -> ``folio.tif.png``); two inputs that would share an
+    output are a ValueError naming both, before any page is computed.
+
+    The output keeps the input's resolution (DPI) and a gray ICC profile; it is 8-bit gray, or
+    16-bit when ``keep_depth`` and the input is 16-bit (or float). Beside it,
+    ``<input name>.json`` (:func:`io.sidecar_name`) records the input (path, sha256, size, mode,
+    depth, DPI), the output, the page's text-size decision and ``provenance`` (the run's
+    checkpoint, its sha256, settings and docrestore version, see ``restore/cli.py``).
 
     ``text_height`` (``"auto"``, ``"off"`` or the pages' text height in px), ``trained_height``
     (the checkpoint's text height, :func:`scale.trained_text_height`) and ``on_pages`` (a
@@ -239,7 +220,8 @@ def restore_files(model: nn.Module, paths: Sequence[str | Path], out_dir: str | 
     restoring (:func:`scale.decide`); each decision is logged and kept in ``report.scales``.
 
     ``out_dir`` is checked writable before any page is computed (ValueError naming it). An
-    output that already exists is kept (listed in ``report.kept``) unless ``overwrite``.
+    output that already exists is kept (listed in ``report.kept``, its sidecar too) unless
+    ``overwrite``.
 
     ``restore_cfg`` is a ``RestoreConfig`` (tile_height, tile_width, overlap, batch_size). Pages
     are processed one at a time, tiles in batches, so memory stays that of one page. A file that
@@ -248,29 +230,35 @@ def restore_files(model: nn.Module, paths: Sequence[str | Path], out_dir: str | 
     """
     tile = (restore_cfg.tile_height, restore_cfg.tile_width)
     check_tile(tile)
-    paths = [Path(p) for p in paths]
+    pages = [p if isinstance(p, PageInput) else PageInput(Path(p), PurePath(Path(p).name)) for p in paths]
     out_dir = Path(out_dir)
-    names = output_names(paths)
-    inputs = {p.resolve() for p in paths}
-    for p in paths:
-        if (out_dir / names[p]).resolve() in inputs:
-            raise ValueError(f"restoring {p} into {out_dir} would overwrite the input file "
-                             f"{names[p]}; choose another --out folder")
+    clashes = output_clashes(pages)
+    if clashes:
+        first, second, name = clashes[0]
+        raise ValueError(f"{first} and {second} would both be restored to {out_dir / name}; restore "
+                         "them into separate --out folders, or restore their parent folder with "
+                         "--recursive so the output mirrors the sub-folders")
+    inputs = {page.path.resolve() for page in pages}
+    for page in pages:
+        if (out_dir / output_name(page.rel)).resolve() in inputs:
+            raise ValueError(f"restoring {page.path} into {out_dir} would overwrite the input file "
+                             f"{output_name(page.rel)}; choose another --out folder")
 
     check_writable(out_dir)
     report = RestoreReport()
     t0 = time.perf_counter()
     with _bars_and_logs(progress):
-        pages = tqdm(paths, unit="page", desc="restore", disable=not progress)
-        for p in pages:
-            pages.set_postfix_str(p.name, refresh=False)
-            if not overwrite and (out_dir / names[p]).exists():
-                log.info("kept %s: it exists (--overwrite replaces it)", out_dir / names[p])
-                report.kept.append((p, out_dir / names[p]))
+        bar_pages = tqdm(pages, unit="page", desc="restore", disable=not progress)
+        for page in bar_pages:
+            p, target = page.path, out_dir / output_name(page.rel)
+            bar_pages.set_postfix_str(p.name, refresh=False)
+            if not overwrite and target.exists():
+                log.info("kept %s: it exists (--overwrite replaces it)", target)
+                report.kept.append((p, target))
                 continue
             try:
-                image = read_image(p)
-                decision = S.decide(image, text_height, trained_height, on_pages)
+                image, info = read_page(p)
+                decision = S.decide(image, text_height, trained_height, on_pages, restore_cfg.min_scale)
                 log.info("%s: %s", p.name, decision.reason)
                 report.scales[p] = decision
                 n_tiles = count_tiles(S.scaled_shape(image.shape, decision.factor), tile, restore_cfg.overlap)
@@ -280,7 +268,11 @@ def restore_files(model: nn.Module, paths: Sequence[str | Path], out_dir: str | 
                 if not np.isfinite(restored).all():
                     raise _PageError("the generator produced NaN or infinite values on this page "
                                      "(a broken checkpoint?)")
-                out = write_image(out_dir / names[p], restored)
+                bits = 16 if keep_depth and info.bits == 16 else 8
+                icc = info.icc if info.icc_space == "GRAY" else None
+                out = write_image(target, restored, bits=bits, dpi=info.dpi, icc=icc)
+                record = sidecar(page, out, image.shape, info, bits, decision, provenance or {})
+                write_text(out_dir / sidecar_name(page.rel), json.dumps(record, indent=2) + "\n")
             except ImageReadError as exc:
                 _fail(report, p, exc.reason)
                 continue
@@ -292,13 +284,47 @@ def restore_files(model: nn.Module, paths: Sequence[str | Path], out_dir: str | 
                                  "batch; lower restore.batch_size")
                 continue
             except OSError as exc:  # the output could not be written (disk full, permissions)
-                _fail(report, p, f"cannot write the output {out_dir / names[p]}: {exc}")
+                _fail(report, p, f"cannot write the output {target}: {exc}")
                 continue
             report.ok.append((p, out))
             report.tiles += n_tiles
-            log.info("restored %s -> %s (%d x %d, %d tiles)", p, out, image.shape[0], image.shape[1], n_tiles)
+            log.info("restored %s -> %s (%d x %d, %d tiles, %d-bit%s)", p, out, image.shape[0],
+                     image.shape[1], n_tiles, bits, f", {info.dpi[0]:g} dpi" if info.dpi else "")
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """The sha256 of a file's bytes (hex), read in chunks (checkpoints can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sidecar(page: PageInput, out: Path, shape: tuple[int, int], info: PageInfo, bits: int,
+            decision: S.ScaleDecision, provenance: dict) -> dict:
+    """The JSON record written beside one output: ``provenance`` (checkpoint, settings, version)
+    plus what is known about this page: input, output and the text-size decision."""
+    if info.icc is None:
+        icc = "none in the input"
+    elif info.icc_space == "GRAY":
+        icc = "kept (GRAY)"
+    else:
+        icc = f"dropped ({info.icc_space} profile; the output is gray)"
+    return {
+        **provenance,
+        "input": {"path": str(page.path), "relative": page.rel.as_posix(),
+                  "sha256": sha256_file(page.path), "height": int(shape[0]), "width": int(shape[1]),
+                  "format": info.format, "mode": info.mode, "bits": info.bits,
+                  "dpi": list(info.dpi) if info.dpi else None},
+        "output": {"file": out.name, "relative": output_name(page.rel).as_posix(), "format": "PNG",
+                   "bits": bits, "dpi": list(info.dpi) if info.dpi else None, "icc_profile": icc},
+        "text_height": {"factor": decision.factor, "estimated_px": decision.estimated,
+                        "trained_px": decision.trained, "reason": decision.reason},
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def check_writable(out_dir: Path) -> None:
