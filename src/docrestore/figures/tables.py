@@ -129,11 +129,12 @@ class Row:
     extra: list[str] = field(default_factory=list)
     p: str = ""
     rule_after: bool = False
+    ranked: bool = True  # False: a breakdown row (e.g. seen/unseen hands), never bold
 
 
 def _best(rows: Sequence[Row], metric: str) -> float | None:
     vals = [round(r.stats[metric][0], E.metric_decimals(metric)) for r in rows
-            if r.stats.get(metric) is not None]
+            if r.stats.get(metric) is not None and r.ranked]
     if not vals:
         return None
     return max(vals) if E.higher_is_better(metric) else min(vals)
@@ -184,7 +185,7 @@ def render_table(rows: Sequence[Row], metrics: Sequence[str], caption: str, labe
         cells = [latex_escape(r.label), *r.extra]
         for m in metrics:
             s = r.stats.get(m)
-            bold = (bold_best and s is not None and best.get(m) is not None
+            bold = (bold_best and r.ranked and s is not None and best.get(m) is not None
                     and round(s[0], E.metric_decimals(m)) == best[m])
             cells.append(_cell(s, m, bold, interval))
         if with_p:
@@ -264,11 +265,43 @@ def main_table(entries: Sequence[dict]) -> str:
     for e, how in chosen:
         rows.append(_entry_row(e, MAIN_METRICS, base))
         rows[-1].comment += f" chosen: {how}"
+    hands = hand_rows([e for e, _ in chosen])
+    if hands:
+        rows[-1].rule_after = True
+        rows += hands
     title = ("Restoration quality and readability on the test set: reference methods, "
              "the ERB baseline re-implementation and our methods (one arm per method group, "
              "chosen by validation CER; all arms are in the ablation tables).")
+    if hands:
+        title += (" Below the rule, the same arms on the test lines in hands (fonts) that training also "
+                  "used (seen hands) and in held-out hands it never saw (unseen hands).")
     return render_table(rows, MAIN_METRICS, _caption(title, [e for e, _ in chosen], base),
                         "tab:main", header_comment="main comparison")
+
+
+def hand_rows(chosen: Sequence[dict]) -> list[Row]:
+    """"seen hands" / "unseen hands" rows of each entry whose test set has held-out fonts
+    (``line_hands`` in the ledger), summarised from its per-line values like the whole set."""
+    from docrestore.evaluation.stats import summarize
+
+    rows = []
+    for e in chosen:
+        hands = e.get("line_hands") or []
+        if "unseen" not in hands or "seen" not in hands:
+            continue
+        boot = int(E.cfg_get(e, "eval.bootstrap", 1000) or 1000)
+        for hand in ("seen", "unseen"):
+            idx = [i for i, h in enumerate(hands) if h == hand]
+            summaries = {}
+            for m in MAIN_METRICS:
+                vals = (e.get("per_line") or {}).get(m) or []
+                if len(vals) == len(hands):
+                    summaries[m] = summarize([vals[i] for i in idx], n_resamples=boot, seed=int(e.get("seed") or 0))
+            rows.append(Row(label=f"{E.display_name(e)}, {hand} hands",
+                            stats={m: E.metric(summaries, m) for m in MAIN_METRICS},
+                            comment=entry_comment(e) + f" {hand} hands: {len(idx)} test lines", p="--",
+                            ranked=False))
+    return rows
 
 
 def reader_table(entries: Sequence[dict]) -> str:
