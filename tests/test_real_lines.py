@@ -171,3 +171,30 @@ def test_transcription_longer_than_the_frames_is_named(tmp_path):
     with pytest.raises(DataError, match=r"1 of 2 lines .*'long'"):
         check_frames(ds, frames=15)
     assert check_frames(ds, frames=15, fatal=False) == ["long"]
+
+
+def test_pretrain_fine_tunes_a_reader_with_new_characters(tmp_path, smoke_dataset, smoke_recognizer):
+    """`docrestore pretrain recognizer_train.init=...` on real lines: the charset grows by the
+    lines' new characters (old indices kept) and the change is reported."""
+    from docrestore import checkpoint as CK
+    from docrestore.training.recognizer import pretrain
+
+    old = Charset.from_file(smoke_dataset.parent / "charset.txt").chars
+    root = tmp_path / "real"
+    root.mkdir()
+    records = []
+    for i, split in enumerate(["train"] * 4 + ["val", "test"]):
+        arr = np.full((40, 300), 225, np.uint8)
+        arr[12:28, 10:40 + 40 * i] = 20
+        Image.fromarray(arr).save(root / f"l{i}.png")
+        records.append({"id": f"l{i}", "split": split, "degraded": f"l{i}.png", "clean": None,
+                        "text": old[i % len(old)] + "ßę"})
+    manifest = M.write_manifest(root / "manifest.jsonl", records)
+    cfg = C.load_config(profile="smoke", overrides=[
+        f"runs_dir={tmp_path}/runs", f"data.manifest={manifest}", "tracking.enabled=false",
+        f"recognizer_train.init={smoke_recognizer}", "recognizer_train.max_steps=2", "recognizer_train.val_every=1",
+        "recognizer_train.batch_size=2"])
+    res = pretrain(cfg, R.start_run(cfg, "pretrain"))
+    assert res["charset_added"] == ["ß", "ę"]
+    model, chars, _ = CK.load_recognizer(res["checkpoint"], torch.device("cpu"))
+    assert chars == list(old) + ["ß", "ę"] and model.classifier.out_features == len(chars) + 1

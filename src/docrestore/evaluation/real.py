@@ -109,7 +109,9 @@ def evaluate_real_lines(cfg: C.Config, checkpoint: str | Path, *, experiment: st
         "checkpoint": str(checkpoint), "reader": str(reader_path), "reader_chars_missing": missing,
         "metrics": metrics, "corpus": corpus, "paired": paired,
         "per_line": {k: [round(v, 6) for v in vals] for k, vals in res["per_line"].items()},
-        "line_ids": res["ids"], "texts": res["texts"], "preds": res["preds"],
+        # Line ids and numbers only: the transcriptions and readings stay with the user's data
+        # (an archive's text may not be free to publish with the results).
+        "line_ids": res["ids"],
         "config": C.to_dict(cfg), "git_commit": git["commit"], "git_dirty": git["dirty"],
         "device": D.describe(device), "date": _dt.datetime.now().isoformat(timespec="seconds"),
         "data_hash": common.dataset_hash(base.manifest),
