@@ -198,3 +198,15 @@ def test_pretrain_fine_tunes_a_reader_with_new_characters(tmp_path, smoke_datase
     assert res["charset_added"] == ["ß", "ę"]
     model, chars, _ = CK.load_recognizer(res["checkpoint"], torch.device("cpu"))
     assert chars == list(old) + ["ß", "ę"] and model.classifier.out_features == len(chars) + 1
+
+
+def test_dataset_stats_count_squeezed_lines(tmp_path):
+    from docrestore.data import stats
+
+    root = tmp_path / "s"
+    root.mkdir()
+    Image.fromarray(np.full((40, 1200), 230, np.uint8)).save(root / "w.png")
+    M.write_manifest(root / "manifest.jsonl", [
+        {"id": "w", "split": "train", "degraded": "w.png", "clean": None, "text": "a"},
+        {"id": "n", "split": "train", "degraded": "w.png", "clean": None, "text": "a", "width": 100, "height": 40}])
+    assert stats.width_fit(root / "manifest.jsonl", 32, 256) == {"fits": 1, "squeezed": 1}
