@@ -158,7 +158,7 @@ def fit_counts(manifest: str | Path, records: list[dict], height: int, width: in
 def readable(batch: dict) -> torch.Tensor:
     """The best image of each line of a batch for a reader to learn from: the clean line where
     there is one, else the degraded line itself (a real line has no other)."""
-    mask = batch["has_clean"].view(-1, 1, 1, 1)
+    mask = batch["has_clean"].to(batch["clean"].device).view(-1, 1, 1, 1)
     return torch.where(mask, batch["clean"], batch["degraded"])
 
 

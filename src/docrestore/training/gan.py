@@ -258,7 +258,7 @@ class GANTrainer:
             from ..data.dataset import readable
 
             self.recognizer.train()
-            source = readable({**batch, "clean": clean, "degraded": degraded}) if tc.scenario == "S1" else restored.detach()
+            source = readable({"clean": clean, "degraded": degraded, "has_clean": has_clean}) if tc.scenario == "S1" else restored.detach()
             with D.autocast(dev):
                 r_logits = self.r_train(source).logits
             loss_r = ctc_loss(r_logits.float(), targets, lengths)
