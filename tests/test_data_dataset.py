@@ -74,12 +74,14 @@ def test_real_manifest_with_clean_null_loads(tmp_path):
     ds = LineDataset(manifest, "test", 32, 256, charset)
     wide, narrow = ds[0], ds[1]
     assert wide["degraded"].shape == (1, 32, 256) and wide["has_clean"] is False
-    assert torch.count_nonzero(wide["clean"]) == 0
+    assert torch.isnan(wide["clean"]).all()  # no clean image: NaN, never a black target
     # 300 x 60 -> 160 x 32, padded with white paper to 256
     assert torch.all(wide["degraded"][0, :, 165:] == 1.0) and wide["degraded"][0, :, :150].min() < 0.2
     assert narrow["degraded"][0, :, :140].min() < 0.2  # 90 x 20 -> 144 x 32
-    train = LineDataset(manifest, "train", 32, 256, charset)[0]  # 1000 x 40 -> 800 x 32, cropped to 256
-    assert train["degraded"].shape == (1, 32, 256)
+    train_set = LineDataset(manifest, "train", 32, 256, charset)  # 1000 x 40 -> 800 x 32, squeezed to 256
+    train = train_set[0]
+    assert train["degraded"].shape == (1, 32, 256) and train["degraded"][0, :, 240:250].min() < 0.2
+    assert train_set.fit_counts == {"fits": 0, "squeezed": 1}
     batch = collate_lines([wide, narrow])
     assert not batch["has_clean"].any()
 

@@ -159,6 +159,17 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--gpus", type=int, default=None,
                    help="GPUs to plan for (default: all visible); e.g. --dry-run --gpus 2 on a laptop")
 
+    g = sub.add_parser("ingest", help="cut real archive lines (PAGE XML, ALTO, line-image folders) into a manifest")
+    g.add_argument("inputs", nargs="+", help="PAGE XML / ALTO files, line images, or folders of them")
+    g.add_argument("--out", required=True, help="output folder (manifest.jsonl, charset.txt, lines/)")
+    g.add_argument("--test-pages", default="", help="comma-separated page names for the test split")
+    g.add_argument("--val-pages", default="", help="comma-separated page names for the validation split")
+    g.add_argument("--test-share", type=float, default=0.2, help="share of the other pages for test")
+    g.add_argument("--val-share", type=float, default=0.1, help="share of the other pages for validation")
+    g.add_argument("--seed", type=int, default=0, help="seed of the page order for the shares")
+    g.add_argument("--line-height", type=float, default=0.0,
+                   help="line height in px where only a baseline is given (0: the page's baseline spacing)")
+
     k = sub.add_parser("config", help="print every config key with its default and meaning")
     k.add_argument("--config", "-c")
     k.add_argument("overrides", nargs="*", metavar="key=value")
@@ -181,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print("\n".join(C.help_text()))
             return 0
+        if args.cmd == "ingest":
+            from .data import ingest
+            return ingest.main_cli(args)
         if args.cmd == "experiments":
             from .experiments import runner
             return runner.main_cli(args)

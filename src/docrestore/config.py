@@ -171,6 +171,9 @@ class RecognizerTrainConfig:
     on_degraded: float = _f(0.0, "share of batches read from degraded lines (0 = clean only)", 0.0, 1.0)
     val_every: int = _f(500, "validate every N steps", 1)
     patience: int = _f(0, "validations without CER improvement before stopping; 0 = never", 0)
+    init: str = _f("", "recognizer checkpoint to fine-tune (e.g. the held-out reader on real lines of "
+                       "data.manifest); characters it lacks are added to its charset and reported; "
+                       "empty = train from scratch")
 
 
 # --------------------------------------------------------------------------------- evaluation

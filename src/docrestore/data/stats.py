@@ -52,6 +52,14 @@ def font_counts(manifest: str | Path, split: str | None = None) -> dict[str, int
     return dict(counter.most_common())
 
 
+def width_fit(manifest: str | Path, height: int, width: int, split: str | None = None) -> dict[str, int]:
+    """``{"fits": n, "squeezed": n}``: lines that fit ``width`` at ``height`` and lines wider than it,
+    which the datasets squeeze to fit (never crop; see data/dataset.py)."""
+    from .dataset import fit_counts
+
+    return fit_counts(manifest, _records(manifest, split), height, width)
+
+
 def _gray(manifest: str | Path, rel: str) -> np.ndarray:
     with Image.open(M.resolve(manifest, rel)) as im:
         return np.asarray(im.convert("L"), dtype=np.float64) / 255.0

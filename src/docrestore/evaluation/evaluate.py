@@ -70,9 +70,13 @@ def evaluate_generator(cfg: C.Config, generator, data: common.Data, reader, loss
     generator.eval()
     per_line = {m: [] for m in METRICS}
     refs = {name: {m: [] for m in METRICS} for name in ("degraded", "otsu", "sauvola")} if with_references else {}
-    texts, preds, ids, images = [], [], [], {}
+    texts, preds, ids, fonts, images = [], [], [], [], {}
     i0 = 0
     for batch in tqdm(common.loader(test, cfg, batch_size=32), desc="evaluate", unit="batch", **R.progress_options()):
+        if not bool(batch["has_clean"].all()):  # evaluate_checkpoint routes such lines to evaluate_real_lines
+            raise ValueError("evaluate_generator needs a clean image for every line (PSNR/SSIM); lines "
+                             f"{[i for i, h in zip(batch['ids'], batch['has_clean'].tolist()) if not h][:5]} "
+                             "have none: measure them with docrestore.evaluation.real.evaluate_real_lines")
         degraded, clean = batch["degraded"].to(device), batch["clean"]
         with D.autocast(device):
             restored = generator(degraded).float().clamp(0, 1)
@@ -97,9 +101,16 @@ def evaluate_generator(cfg: C.Config, generator, data: common.Data, reader, loss
         texts += batch["texts"]
         preds += hyp_r
         ids += batch["ids"]
+        fonts += batch["fonts"]
         i0 += len(batch["texts"])
     return {"per_line": per_line, "references": refs, "texts": texts, "preds": preds, "ids": ids,
-            "images": images}
+            "fonts": fonts, "images": images}
+
+
+def line_hands(fonts: list[str], heldout_fonts: list[str]) -> list[str]:
+    """'unseen' for a test line written in a held-out font (a hand training never saw), else 'seen'."""
+    unseen = set(heldout_fonts)
+    return ["unseen" if f in unseen else "seen" for f in fonts]
 
 
 @torch.no_grad()
@@ -113,10 +124,10 @@ def validation_by_reader(cfg: C.Config, generator, data: common.Data, reader, de
             restored = generator(batch["degraded"].to(device)).float().clamp(0, 1)
         hyps += _read(reader, restored, data.charset, device)
         refs += batch["texts"]
-        psnrs += [M.psnr(r, c) for r, c in zip(common.to_numpy_images(restored),
-                                                common.to_numpy_images(batch["clean"]))]
+        psnrs += [M.psnr(r, c) for r, c, h in zip(common.to_numpy_images(restored),
+                                                   common.to_numpy_images(batch["clean"]), batch["has_clean"]) if h]
     return {"cer": M.cer_corpus(refs, hyps), "wer": M.wer_corpus(refs, hyps),
-            "psnr": float(np.mean(psnrs)), "n": len(refs), "split": "val", "reader": "held-out"}
+            "psnr": float(np.mean(psnrs)) if psnrs else None, "n": len(refs), "split": "val", "reader": "held-out"}
 
 
 @torch.no_grad()
@@ -163,6 +174,8 @@ def build_entry(cfg: C.Config, *, experiment: str, method: str, group: str, eval
         "metrics": summarize(evaluation["per_line"], cfg),
         "per_line": {k: [round(v, 6) for v in vals] for k, vals in evaluation["per_line"].items()},
         "line_ids": evaluation["ids"],
+        # Seen / unseen hands of each test line (data.heldout_fonts): the main table's hand rows.
+        "line_hands": line_hands(evaluation.get("fonts", []), cfg.data.heldout_fonts),
         "references": {name: summarize(v, cfg) for name, v in evaluation["references"].items()} or None,
         "samples": samples,
         "history": history,
@@ -209,6 +222,19 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
     device = D.pick_device(cfg.device)
     data = common.open_data(cfg)
     generator, _ = CK.load_generator(checkpoint, device)
+    # Test lines without a clean image (real lines in a mixed manifest) have no PSNR/SSIM: they get
+    # their own entry (CER/WER before/after restoration); the rest are evaluated as usual.
+    real_idx = [i for i, r in enumerate(data.test.records) if r.get("clean") is None]
+    if real_idx:
+        from . import real as REAL
+
+        REAL.evaluate_real_lines(cfg, checkpoint, experiment=experiment, write=write,
+                                 lines=torch.utils.data.Subset(data.test, real_idx))
+        if len(real_idx) == len(data.test):
+            return REAL.read_real_entry(cfg, experiment)
+        paired = [i for i in range(len(data.test)) if i not in set(real_idx)]
+        data = common.Data(data.manifest, data.charset, data.train, data.val,
+                           torch.utils.data.Subset(data.test, paired), data.data_hash)
     reader_path = ensure_recognizer(cfg, "reader")
     reader, reader_chars, _ = CK.load_recognizer(reader_path, device)
     ck = CK.load_checkpoint(checkpoint)
@@ -274,6 +300,8 @@ def evaluate(cfg: C.Config, run: R.Run) -> dict:
     trained = C.from_dict(CK.load_checkpoint(ckpt)["config"])
     trained.eval, trained.device, trained.runs_dir = cfg.eval, cfg.device, cfg.runs_dir
     trained.tracking = cfg.tracking
+    if cfg.data.manifest:  # measure on other lines (e.g. real ones) than the generator was trained on
+        trained.data = cfg.data
     experiment = cfg.eval.experiment or R.slug(ckpt.parent.name)
     entry = evaluate_checkpoint(trained, ckpt, experiment=experiment, method=experiment, group="manual")
     run.write_json("metrics.json", entry["metrics"])

@@ -308,11 +308,43 @@ def main_table(entries: Sequence[dict]) -> str:
     for e, how in chosen:
         rows.append(_entry_row(e, MAIN_METRICS, base))
         rows[-1].comment += f" chosen: {how}"
+    hands = hand_rows([e for e, _ in chosen])
+    if hands:
+        rows[-1].rule_after = True
+        rows += hands
     title = ("Restoration quality and readability on the test set: the clean line (what the "
              "reader reads at best), reference methods, the ERB baseline re-implementation and our "
              f"methods (one arm per method group, {E.SELECTION}; all arms are in the ablation tables).")
+    if hands:
+        title += (" Below the rule, the same arms on the test lines in hands (fonts) that training also "
+                  "used (seen hands) and in held-out hands it never saw (unseen hands).")
     return render_table(rows, MAIN_METRICS, _caption(title, [e for e, _ in chosen], base),
                         "tab:main", header_comment="main comparison")
+
+
+def hand_rows(chosen: Sequence[dict]) -> list[Row]:
+    """"seen hands" / "unseen hands" rows of each entry whose test set has held-out fonts
+    (``line_hands`` in the ledger), summarised from its per-line values like the whole set."""
+    from docrestore.evaluation.stats import summarize
+
+    rows = []
+    for e in chosen:
+        hands = e.get("line_hands") or []
+        if "unseen" not in hands or "seen" not in hands:
+            continue
+        boot = int(E.cfg_get(e, "eval.bootstrap", 1000) or 1000)
+        for hand in ("seen", "unseen"):
+            idx = [i for i, h in enumerate(hands) if h == hand]
+            summaries = {}
+            for m in MAIN_METRICS:
+                vals = (e.get("per_line") or {}).get(m) or []
+                if len(vals) == len(hands):
+                    summaries[m] = summarize([vals[i] for i in idx], n_resamples=boot, seed=int(e.get("seed") or 0))
+            rows.append(Row(label=f"{E.display_name(e)}, {hand} hands",
+                            stats={m: E.metric(summaries, m) for m in MAIN_METRICS},
+                            comment=entry_comment(e) + f" {hand} hands: {len(idx)} test lines", p="--",
+                            ranked=False))
+    return rows
 
 
 def reader_table(entries: Sequence[dict]) -> str:

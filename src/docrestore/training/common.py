@@ -233,3 +233,13 @@ def subset(dataset, n: int):
     if n <= 0 or n >= len(dataset):
         return dataset
     return torch.utils.data.Subset(dataset, list(range(n)))
+
+
+@torch.no_grad()
+def recognizer_frames(recognizer, height: int, width: int, device) -> int:
+    """CTC frames the recognizer outputs for a ``height x width`` line."""
+    was_training = recognizer.training
+    recognizer.eval()
+    frames = recognizer(torch.ones(1, 1, height, width, device=device)).logits.shape[0]
+    recognizer.train(was_training)
+    return int(frames)

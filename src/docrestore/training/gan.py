@@ -100,6 +100,12 @@ class GANTrainer:
         self.ctc_target = tc.ctc.weight
         self.balanced = tc.ctc.schedule == "balanced"
         uses_ctc = self.ctc_target > 0 or self.balanced
+        check_real_lines(self.data.train, uses_ctc)
+        common_frames = common.recognizer_frames(recognizer, cfg.data.height, cfg.data.width, self.device)
+        from ..data.dataset import check_frames
+
+        check_frames(self.data.train, common_frames)  # an impossible CTC target is an error, not a 0
+        check_frames(self.data.val, common_frames, fatal=False)
         # ERB updates its recognizer every batch (S1/S2); with lambda = 0 that cannot reach G, so skip it.
         self.train_recognizer = tc.scenario in ("S1", "S2") and uses_ctc
         self.recognizer = recognizer if self.train_recognizer else self.frozen_recognizer
@@ -199,6 +205,10 @@ class GANTrainer:
         tc, dev = self.cfg.train, self.device
         degraded = batch["degraded"].to(dev)
         clean = batch["clean"].to(dev)
+        # Lines without a clean image (real archive lines) take part only in what needs no clean
+        # target: the discriminator's fake examples, G's adversarial term and CTC.
+        has_clean = batch["has_clean"].to(dev)
+        n_clean = int(has_clean.sum())
         targets, lengths = batch["targets"].to(dev), batch["target_lengths"].to(dev)
         w_ctc = self.ctc_weight()
         self.generator.train()
@@ -209,9 +219,10 @@ class GANTrainer:
         set_requires_grad(self.discriminator, True)
         self.discriminator.train()
         with D.autocast(dev):
-            loss_d = 0.5 * (self.gan_loss(self.d_train(clean, degraded), True, self.branch_weights)
-                            + self.gan_loss(self.d_train(restored.detach(), degraded), False,
-                                            self.branch_weights))
+            fake_d = self.gan_loss(self.d_train(restored.detach(), degraded), False, self.branch_weights)
+            real_d = (self.gan_loss(self.d_train(clean[has_clean], degraded[has_clean]), True,
+                                    self.branch_weights) if n_clean else torch.zeros_like(fake_d))
+            loss_d = 0.5 * (real_d + fake_d)
         # Under torchrun a step is skipped on every rank or on none (the ranks must stay in step).
         loss_d_all = distributed.across_ranks(loss_d, self.dist)
         d_ok = bool(torch.isfinite(loss_d_all).all())
@@ -229,7 +240,8 @@ class GANTrainer:
             self.recognizer.eval()  # BatchNorm statistics are not moved by restored lines
         with D.autocast(dev):
             adv = self.gan_loss(self.discriminator(restored, degraded), True, self.branch_weights)
-        pix = pixel_loss(tc.pixel_loss, restored.float(), clean.float())
+        pix = (pixel_loss(tc.pixel_loss, restored[has_clean].float(), clean[has_clean].float()) if n_clean
+               else torch.zeros((), device=dev))
         ctc_needs_graph = w_ctc > 0 or (self.balanced and self.schedule_active())
         if not self.reads_text:  # pages have no transcription: no CTC, not even as a monitor
             ctc = torch.zeros((), device=dev)
@@ -256,9 +268,9 @@ class GANTrainer:
                     w_ctc = balanced_scale(g_adv, g_ctc, tc.ctc.alpha,
                                            std=lambda t: distributed.global_std(t, self.dist))
         feat = torch.zeros((), device=dev)
-        if self.feature_loss is not None:
+        if self.feature_loss is not None and n_clean:
             with D.autocast(dev):  # restored is bf16 on a GPU: the recognizer must run under autocast too
-                out = self.feature_loss(restored, clean)
+                out = self.feature_loss(restored[has_clean], clean[has_clean])
             feat = (out.loss if hasattr(out, "loss") else out).float()
         loss_g = tc.adv_weight * adv + tc.pixel_weight * pix + tc.feature_loss.weight * feat
         if w_ctc > 0:
@@ -276,11 +288,14 @@ class GANTrainer:
                 torch.nn.utils.clip_grad_norm_(self.generator.parameters(), tc.grad_clip)
             self.opt_g.step()
 
-        # ERB's recognizer update: S1 on clean lines, S2 on the restored ones.
+        # ERB's recognizer update: S1 on clean lines (a real line's only image is its degraded one),
+        # S2 on the restored ones.
         loss_r = None
         if self.train_recognizer:
+            from ..data.dataset import readable
+
             self.recognizer.train()
-            source = clean if tc.scenario == "S1" else restored.detach()
+            source = readable({"clean": clean, "degraded": degraded, "has_clean": has_clean}) if tc.scenario == "S1" else restored.detach()
             with D.autocast(dev):
                 r_logits = self.r_train(source).logits
             loss_r = ctc_loss(r_logits.float(), targets, lengths, tc.ctc.reduction)
@@ -296,7 +311,8 @@ class GANTrainer:
                    "train/ctc_term": w_ctc * ctc.item(), "train/feature": feat.item(),
                    "train/ctc_raw": ctc_raw, "train/ctc_raw_peak": ctc_raw_peak,
                    "train/ctc_clips_total": self.ctc_clips,
-                   "train/nonfinite_total": self.guard.total, **grad_norms}
+                   "train/nonfinite_total": self.guard.total, **grad_norms,
+                   "train/clean_lines": float(n_clean)}
         if loss_r is not None:
             metrics["train/recognizer_ctc"] = loss_r.item()
         # Under torchrun: the BatchNorm statistics each rank gathered on its share, averaged.
@@ -346,15 +362,19 @@ class GANTrainer:
             hyps += greedy_decode(logits.float(), self.data.charset)
             refs += batch["texts"]
             r_np, c_np = common.to_numpy_images(restored), common.to_numpy_images(clean)
-            for r, c in zip(r_np, c_np):
+            for r, c, has in zip(r_np, c_np, batch["has_clean"].tolist()):
+                if not has:  # PSNR/SSIM need a clean image; CER above counts every line
+                    continue
                 psnrs.append(psnr(r, c))
                 ssims.append(ssim(r, c, window=ev.ssim_window, sigma=ev.ssim_sigma))
             if first is None:
                 first = (batch, restored.cpu())
-        metrics = {"val/psnr": float(np.mean(psnrs)), "val/ssim": float(np.mean(ssims)),
-                   "val/cer": cer_corpus(refs, hyps)}
+        metrics = {"val/cer": cer_corpus(refs, hyps)}
+        if psnrs:  # absent (not a made-up value) when no validation line has a clean image
+            metrics.update({"val/psnr": float(np.mean(psnrs)), "val/ssim": float(np.mean(ssims))})
         batch, restored = first
-        collapsed = common.collapse_check(restored, batch["clean"])
+        clean_first = batch["clean"][batch["has_clean"]]
+        collapsed = common.collapse_check(restored, clean_first if len(clean_first) else None)
         metrics["val/collapsed"] = float(bool(collapsed))
         if collapsed and self.cfg.profile == "smoke":
             # a few steps from the near-white start (generator.output_bias) cannot draw ink yet
@@ -501,6 +521,20 @@ class GANTrainer:
                 tracker.log_artifact(self.run.dir / "config.yaml")
                 tracker.log_artifact(self.run.dir / "history.json")
         return result
+
+
+def check_real_lines(train_set, uses_ctc: bool) -> None:
+    """Lines without a clean image can only teach the generator through CTC (pixel, feature and
+    the discriminator's real examples need a clean image): with CTC off they would be dead weight
+    that only looks like training data, so that is an error."""
+    records = getattr(train_set, "records", [])
+    n_real = sum(1 for r in records if r.get("clean") is None)
+    if n_real and not uses_ctc:
+        raise C.ConfigError(
+            f"the train split has {n_real} of {len(records)} lines without a clean image, and no generator "
+            "loss can use them: pixel and feature losses and the discriminator's real examples need a clean "
+            "image, and CTC is off (train.ctc.weight=0). Set train.ctc.weight > 0, or move those lines "
+            "to the test split (evaluation reads them by CER/WER).")
 
 
 def _without_tracking(cfg: C.Config) -> C.Config:

@@ -44,10 +44,13 @@ def evaluate_cer(recognizer, dataset, cfg: C.Config, device: torch.device, key: 
 
     was_training = recognizer.training
     recognizer.eval()
+    from ..data.dataset import readable
+
     refs, hyps = [], []
     for batch in common.loader(common.subset(dataset, limit), cfg, batch_size=64):
+        images = readable(batch) if key == "clean" else batch[key]  # a real line has no clean image
         with D.autocast(device):
-            hyps += read_lines(recognizer, batch[key].to(device), dataset_charset(dataset))
+            hyps += read_lines(recognizer, images.to(device), dataset_charset(dataset))
         refs += batch["texts"]
     recognizer.train(was_training)
     return cer_corpus(refs, hyps), hyps
@@ -68,11 +71,22 @@ def pretrain(cfg: C.Config, run: R.Run) -> dict:
     from ..losses import ctc_loss
     from ..models import build_recognizer
 
+    from ..data.dataset import readable
+
     device = D.pick_device(cfg.device)
     D.seed_everything(cfg.seed)
     data = common.open_data(cfg)
     tc = cfg.recognizer_train
-    model = build_recognizer(cfg.recognizer, len(data.charset), cfg.data.height).to(device)
+    added: list[str] = []
+    if tc.init:  # fine-tuning: start from a trained recognizer, its charset extended with the data's
+        cfg, data, model, added = start_from(cfg, data, C.resolve_path(tc.init), device)
+    else:
+        model = build_recognizer(cfg.recognizer, len(data.charset), cfg.data.height).to(device)
+    from ..data.dataset import check_frames
+
+    frames = common.recognizer_frames(model, cfg.data.height, cfg.data.width, device)
+    check_frames(data.train, frames)  # an impossible CTC target is an error, not a silent 0
+    check_frames(data.val, frames, fatal=False)
     opt_cls = torch.optim.Adam if tc.optimizer == "adam" else torch.optim.RMSprop
     opt = opt_cls(model.parameters(), lr=tc.lr)
     per_epoch = common.steps_per_epoch(len(data.train), tc.batch_size)
@@ -98,7 +112,7 @@ def pretrain(cfg: C.Config, run: R.Run) -> dict:
             for batch in common.loader(data.train, cfg, batch_sampler=sampler):
                 model.train()
                 use_degraded = tc.on_degraded > 0 and torch.rand(1, generator=rng_degraded).item() < tc.on_degraded
-                images = batch["degraded" if use_degraded else "clean"].to(device)
+                images = (batch["degraded"] if use_degraded else readable(batch)).to(device)
                 with D.autocast(device):
                     out = model(images)
                 loss = ctc_loss(out.logits, batch["targets"].to(device), batch["target_lengths"].to(device))
@@ -130,10 +144,48 @@ def pretrain(cfg: C.Config, run: R.Run) -> dict:
         if not best_path.exists():
             CK.save_checkpoint(best_path, ckpt())
         result = {"checkpoint": str(best_path), "val_cer": best.best, "steps": step,
-                  "mlflow_run_id": tracker.run_id, "run_dir": str(run.dir), "data_hash": data.data_hash}
+                  "mlflow_run_id": tracker.run_id, "run_dir": str(run.dir), "data_hash": data.data_hash,
+                  "init": str(tc.init), "charset_added": added}
         run.write_json("result.json", result)
         tracker.log_artifact(run.dir / "config.yaml")
     return result
+
+
+def start_from(cfg: C.Config, data: common.Data, path: Path, device: torch.device):
+    """(cfg, data, model, added characters) to fine-tune the recognizer of ``path`` on ``data``.
+
+    The model keeps its architecture and line height (``cfg.recognizer`` and ``data.height`` are
+    taken from the checkpoint); the data's characters it does not know are appended to its charset
+    (old indices unchanged) with fresh output rows, and the change is logged and returned."""
+    from ..data.charset import Charset
+    from ..data.dataset import LineDataset
+
+    model, chars, init_cfg = CK.load_recognizer(path, device)
+    cfg = copy.deepcopy(cfg)
+    if cfg.data.height != init_cfg.data.height:
+        raise C.ConfigError(f"recognizer_train.init={path} reads lines {init_cfg.data.height} px high; set "
+                            f"data.height={init_cfg.data.height} (got {cfg.data.height})")
+    cfg.recognizer = init_cfg.recognizer
+    added = [c for c in data.charset.chars if c not in chars]
+    if added:
+        charset = Charset(list(chars) + added)
+        old = model.classifier
+        new = torch.nn.Linear(old.in_features, len(charset)).to(device)
+        with torch.no_grad():
+            new.weight[:old.out_features] = old.weight
+            new.bias[:old.out_features] = old.bias
+        model.classifier, model.num_classes = new, len(charset)
+        h, w = cfg.data.height, cfg.data.width
+        splits = {s: LineDataset(data.manifest, s, h, w, charset) for s in ("train", "val", "test")}
+        data = common.Data(data.manifest, charset, splits["train"], splits["val"], splits["test"], data.data_hash)
+        log.info("fine-tuning %s: %d character(s) added to its charset of %d: %s", path, len(added),
+                 len(chars), "".join(added))
+    else:
+        data = common.Data(data.manifest, Charset(list(chars)), *(
+            LineDataset(data.manifest, s, cfg.data.height, cfg.data.width, Charset(list(chars)))
+            for s in ("train", "val", "test")), data.data_hash)
+        log.info("fine-tuning %s: the data needs no new characters", path)
+    return cfg, data, model.train(), added
 
 
 # ------------------------------------------------------------------------------------- cache

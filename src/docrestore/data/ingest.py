@@ -1,0 +1,428 @@
+"""Real archive lines into a manifest: line-image folders, PAGE XML and ALTO pages.
+
+``docrestore ingest PAGES... --out DIR`` reads
+
+- folders of line images with same-stem transcriptions ``name.gt.txt`` or ``name.txt`` (the
+  kraken / Calamari convention); the page of a line is its name without a trailing line number
+  (``de_6_00_r1l43`` -> ``de_6_00``, ``page_l12`` -> ``page``), else the name itself;
+- PAGE XML (2013-07-15 and 2019-07-15 schemas: Transkribus, OCR-D) and ALTO v2-v4 (eScriptorium,
+  kraken) files with their page images.
+
+A page's text line is cut along its polygon (PAGE ``Coords``, ALTO ``Shape/Polygon``), or where
+only a baseline is given, along the band from ``0.75 h`` above to ``0.25 h`` below the baseline
+(``h``: ALTO's line HEIGHT, else the median distance between the page's baselines); an ALTO line
+with only a box is cut by its box. Outside the polygon the cut is paper white; a line whose
+baseline slants is rotated level (deskewed). Lines without text are not written.
+
+Splits are by page, never by line, so no page has lines on both sides of a train/test border:
+pages named with ``--test-pages`` / ``--val-pages`` go there, the others are spread by the shares
+(``--test-share``, ``--val-share``) in a seeded order. A file that cannot be used (an unreadable
+XML, a missing image, a line without text or with a polygon outside the image) is named in the
+report and in ``DIR/ingest_errors.txt``; everything else is still written, and the command exits
+nonzero. The result is a folder the trainer and evaluator read with ``data.manifest``:
+``manifest.jsonl`` (``clean: null``), ``charset.txt``, ``dataset.json`` and ``lines/<page>/*.png``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import random
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from . import manifest as M
+from .charset import Charset
+
+log = logging.getLogger("docrestore")
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+PAGE_NS = ("http://schema.primaresearch.org/PAGE/gts/pagecontent/2013-07-15",
+           "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15")
+ALTO_NS = tuple(f"http://www.loc.gov/standards/alto/ns-v{v}#" for v in (2, 3, 4))
+PAPER = 255  # what is outside a line's polygon
+LINE_SUFFIX = re.compile(r"([_.-](r\d+)?l(ine)?\d+|[_.-]\d+)$", re.IGNORECASE)
+
+
+class IngestError(ValueError):
+    """One file or line that could not be ingested (the message names it)."""
+
+
+@dataclass
+class TextLine:
+    """A line of a page: its polygon or baseline (+ height) in pixels, and its transcription."""
+
+    id: str
+    text: str
+    polygon: list[tuple[float, float]] = field(default_factory=list)
+    baseline: list[tuple[float, float]] = field(default_factory=list)
+    height: float = 0.0
+
+
+@dataclass
+class Page:
+    source: Path
+    image: Path
+    name: str
+    lines: list[TextLine]
+
+
+# ------------------------------------------------------------------------------- parsing
+def _points(text: str | None, pairs_with_comma: bool) -> list[tuple[float, float]]:
+    """PAGE 'x,y x,y ...' or ALTO 'x y x y ...' (v4 may also use commas) as (x, y) floats."""
+    if not text or not text.strip():
+        return []
+    nums = [float(v) for v in re.split(r"[\s,]+", text.strip()) if v]
+    if len(nums) % 2:
+        raise IngestError(f"odd number of coordinates in {text[:60]!r}")
+    return list(zip(nums[0::2], nums[1::2]))
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _ns(root: ET.Element) -> str:
+    return root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
+
+
+def read_page_xml(path: Path, root: ET.Element) -> Page:
+    ns = {"p": _ns(root)}
+    page = root.find("p:Page", ns)
+    if page is None or not page.get("imageFilename"):
+        raise IngestError(f"{path}: PAGE XML without Page@imageFilename")
+    lines = []
+    for i, tl in enumerate(page.iter(f"{{{ns['p']}}}TextLine")):
+        coords = tl.find("p:Coords", ns)
+        base = tl.find("p:Baseline", ns)
+        equivs = tl.findall("p:TextEquiv", ns)  # the line's own, not its words'
+        chosen = next((e for e in equivs if e.get("index") == "0"), equivs[0] if equivs else None)
+        uni = chosen.find("p:Unicode", ns) if chosen is not None else None
+        lines.append(TextLine(
+            id=tl.get("id") or f"l{i}", text=(uni.text or "") if uni is not None else "",
+            polygon=_points(coords.get("points") if coords is not None else None, True),
+            baseline=_points(base.get("points") if base is not None else None, True)))
+    return Page(path, path.parent / page.get("imageFilename"), path.stem, lines)
+
+
+def _alto_scale(root: ET.Element, ns: dict, path: Path, image: Path) -> float:
+    """Pixels per ALTO unit: 1 for pixel; mm10 and inch1200 need the image's resolution (dpi)."""
+    unit_el = root.find("a:Description/a:MeasurementUnit", ns)
+    unit = (unit_el.text or "pixel").strip() if unit_el is not None else "pixel"
+    if unit == "pixel":
+        return 1.0
+    per_inch = {"mm10": 254.0, "inch1200": 1200.0}.get(unit)
+    if per_inch is None:
+        raise IngestError(f"{path}: unknown ALTO MeasurementUnit {unit!r}; expected pixel, mm10 or inch1200")
+    try:
+        with Image.open(image) as im:
+            dpi = im.info.get("dpi", (0, 0))[0]
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot read its image {image}: {exc}") from exc
+    if not dpi:
+        raise IngestError(f"{path}: coordinates in {unit} but the image {image} records no resolution (dpi); "
+                          "export the ALTO in pixels or set the image's dpi")
+    return float(dpi) / per_inch
+
+
+def read_alto(path: Path, root: ET.Element) -> Page:
+    ns = {"a": _ns(root)}
+    fname = root.find("a:Description/a:sourceImageInformation/a:fileName", ns)
+    if fname is None or not (fname.text or "").strip():
+        raise IngestError(f"{path}: ALTO without Description/sourceImageInformation/fileName (the page image)")
+    image = path.parent / fname.text.strip()
+    scale = _alto_scale(root, ns, path, image)
+    lines = []
+    for i, tl in enumerate(root.iter(f"{{{ns['a']}}}TextLine")):
+        words = []
+        for child in tl:
+            name = _local(child.tag)
+            if name == "String":
+                words.append(child.get("CONTENT", ""))
+            elif name == "SP":
+                words.append(" ")
+        text = re.sub(r" +", " ", "".join(_join_words(words))).strip()
+        poly_el = tl.find("a:Shape/a:Polygon", ns)
+        polygon = [(x * scale, y * scale) for x, y in _points(poly_el.get("POINTS") if poly_el is not None else None, False)]
+        base_attr = tl.get("BASELINE")
+        box = [tl.get(k) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT")]
+        baseline: list[tuple[float, float]] = []
+        if base_attr:
+            pts = _points(base_attr, False) if re.search(r"[\s,]", base_attr.strip()) else []
+            if pts:  # v4: a polyline
+                baseline = [(x * scale, y * scale) for x, y in pts]
+            elif all(box[:3]):  # older: one y value across the line's box
+                y = float(base_attr) * scale
+                x0, w = float(box[0]) * scale, float(box[2]) * scale
+                baseline = [(x0, y), (x0 + w, y)]
+        if not polygon and not baseline and all(box):
+            x, y, w, h = (float(v) * scale for v in box)
+            polygon = [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
+        height = float(box[3]) * scale if box[3] else 0.0
+        lines.append(TextLine(id=tl.get("ID") or f"l{i}", text=text, polygon=polygon, baseline=baseline,
+                              height=height))
+    return Page(path, image, path.stem, lines)
+
+
+def _join_words(words: list[str]) -> list[str]:
+    """Strings separated by SP elements; adjacent Strings without an SP get a space too (ALTO
+    producers differ on writing SP)."""
+    out: list[str] = []
+    for w in words:
+        if w != " " and out and out[-1] != " ":
+            out.append(" ")
+        out.append(w)
+    return out
+
+
+def read_page(path: str | Path) -> Page:
+    """A PAGE XML or ALTO file; IngestError naming the file when it is neither or unreadable."""
+    path = Path(path)
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise IngestError(f"{path}: not readable XML ({exc}); export it again from Transkribus / eScriptorium") from exc
+    ns = _ns(root)
+    if ns in PAGE_NS or (ns.startswith("http://schema.primaresearch.org/PAGE/") and _local(root.tag) == "PcGts"):
+        return read_page_xml(path, root)
+    if ns in ALTO_NS or _local(root.tag) == "alto":
+        return read_alto(path, root)
+    raise IngestError(f"{path}: neither PAGE XML ({', '.join(PAGE_NS)}) nor ALTO v2-v4 (root {root.tag!r})")
+
+
+# ---------------------------------------------------------------------------------- cutting
+def _median_spacing(lines: list[TextLine]) -> float:
+    ys = sorted(np.mean([p[1] for p in ln.baseline]) for ln in lines if ln.baseline)
+    gaps = [b - a for a, b in zip(ys, ys[1:]) if b - a > 2]
+    return float(np.median(gaps)) if gaps else 0.0
+
+
+def band_polygon(baseline: list[tuple[float, float]], height: float) -> list[tuple[float, float]]:
+    """The band 0.75 h above to 0.25 h below a baseline: ascenders above, descenders below."""
+    top = [(x, y - 0.75 * height) for x, y in baseline]
+    bottom = [(x, y + 0.25 * height) for x, y in reversed(baseline)]
+    return top + bottom
+
+
+def baseline_angle(baseline: list[tuple[float, float]]) -> float:
+    """The slant of a baseline in degrees (least-squares line; positive = falling to the right)."""
+    if len(baseline) < 2:
+        return 0.0
+    xs, ys = np.array([p[0] for p in baseline]), np.array([p[1] for p in baseline])
+    if np.ptp(xs) < 1:
+        return 0.0
+    slope = np.polyfit(xs, ys, 1)[0]
+    return float(math.degrees(math.atan(slope)))
+
+
+def cut_line(page: Image.Image, polygon: list[tuple[float, float]], angle: float = 0.0) -> Image.Image:
+    """The polygon's region of a grayscale page, paper white outside it, rotated level by
+    ``angle`` degrees (the baseline's slant) and trimmed to the polygon."""
+    w, h = page.size
+    xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
+    x0, y0 = max(0, int(math.floor(min(xs)))), max(0, int(math.floor(min(ys))))
+    x1, y1 = min(w, int(math.ceil(max(xs))) + 1), min(h, int(math.ceil(max(ys))) + 1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise IngestError("its polygon lies outside the page image "
+                          f"({min(xs):.0f},{min(ys):.0f})-({max(xs):.0f},{max(ys):.0f}) vs image {w}x{h}")
+    crop = page.crop((x0, y0, x1, y1))
+    mask = Image.new("L", crop.size, 0)
+    ImageDraw.Draw(mask).polygon([(x - x0, y - y0) for x, y in polygon], fill=255)
+    line = Image.composite(crop, Image.new("L", crop.size, PAPER), mask)
+    if abs(angle) > 0.2:  # PIL turns counter-clockwise: a line falling to the right turns back by +angle
+        line = line.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=PAPER)
+        mask = mask.rotate(angle, resample=Image.Resampling.NEAREST, expand=True, fillcolor=0)
+        box = mask.getbbox()
+        if box:
+            line = line.crop(box)
+    return line
+
+
+def page_lines(page: Page, line_height: float = 0.0) -> tuple[list[tuple[TextLine, Image.Image]], list[str]]:
+    """(line, image) for every usable line of ``page``, and one message per unusable line."""
+    try:
+        with Image.open(page.image) as im:
+            gray = im.convert("L")
+    except (OSError, FileNotFoundError) as exc:
+        raise IngestError(f"{page.source}: cannot read its page image {page.image}: {exc}") from exc
+    spacing = _median_spacing(page.lines)
+    out, errors = [], []
+    for ln in page.lines:
+        where = f"{page.source} line {ln.id}"
+        if not ln.text.strip():
+            errors.append(f"{where}: no transcription (empty TextEquiv/String); not written")
+            continue
+        height = ln.height or line_height or spacing or 0.0
+        polygon = ln.polygon
+        if len(polygon) < 3:
+            if len(ln.baseline) >= 2 and height > 0:
+                polygon = band_polygon(ln.baseline, height)
+            else:
+                errors.append(f"{where}: no polygon and no baseline with a known height; not written")
+                continue
+        try:
+            out.append((ln, cut_line(gray, polygon, baseline_angle(ln.baseline))))
+        except IngestError as exc:
+            errors.append(f"{where}: {exc}")
+    return out, errors
+
+
+# ------------------------------------------------------------------------------ line folders
+def page_of(stem: str) -> str:
+    """The page a line image belongs to, from its name (see the module docstring)."""
+    base = LINE_SUFFIX.sub("", stem)
+    return base or stem
+
+
+def transcription_of(image: Path) -> Path | None:
+    for cand in (image.with_suffix(".gt.txt"), image.with_suffix(".txt")):
+        if cand.is_file():
+            return cand
+    return None
+
+
+# ---------------------------------------------------------------------------------- splits
+def assign_splits(pages: list[str], test_pages: list[str], val_pages: list[str], test_share: float,
+                  val_share: float, seed: int) -> dict[str, str]:
+    """{page: split}: named pages first, the others by the shares in a seeded order (at least one
+    test page when there are two or more pages and a positive test share; likewise val with three)."""
+    unknown = [p for p in test_pages + val_pages if p not in pages]
+    if unknown:
+        raise IngestError(f"--test-pages/--val-pages name page(s) {unknown} that are not among the "
+                          f"ingested pages {sorted(pages)}")
+    out = {p: "test" for p in test_pages}
+    out.update({p: "val" for p in val_pages})
+    rest = sorted(p for p in pages if p not in out)
+    random.Random(seed).shuffle(rest)
+    n = len(pages)
+    n_test = 0 if test_pages else max(1 if n >= 2 and test_share > 0 else 0, round(test_share * n))
+    n_val = 0 if val_pages else max(1 if n >= 3 and val_share > 0 else 0, round(val_share * n))
+    n_test, n_val = min(n_test, len(rest)), min(n_val, max(0, len(rest) - n_test - 1))
+    for i, p in enumerate(rest):
+        out[p] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+    return out
+
+
+# --------------------------------------------------------------------------------- ingest
+def _collect(inputs: list[str]) -> tuple[list[Path], list[Path], list[str]]:
+    """(XML files, line images with a transcription, errors) from files and folders."""
+    xmls, lines, errors = [], [], []
+    for raw in inputs:
+        p = Path(raw)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file())
+        elif p.is_file():
+            files = [p]
+        else:
+            errors.append(f"{p}: no such file or folder")
+            continue
+        for f in files:
+            if f.suffix.lower() == ".xml":
+                xmls.append(f)
+            elif f.suffix.lower() in IMAGE_EXTS and transcription_of(f) is not None:
+                lines.append(f)
+            elif p.is_file() and f.suffix.lower() in IMAGE_EXTS:
+                errors.append(f"{f}: a line image without {f.stem}.gt.txt or {f.stem}.txt beside it; not written")
+    return xmls, lines, errors
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "x"
+
+
+def ingest(inputs: list[str], out: str | Path, *, test_pages: list[str] = (), val_pages: list[str] = (),
+           test_share: float = 0.2, val_share: float = 0.1, seed: int = 0, line_height: float = 0.0) -> dict:
+    """Write the manifest folder ``out`` from ``inputs``; returns a summary with the errors."""
+    out = Path(out)
+    (out / "lines").mkdir(parents=True, exist_ok=True)
+    xmls, line_images, errors = _collect(list(inputs))
+    items: list[tuple[str, str, Path, str]] = []  # (page, line id, written image, text)
+    sources: dict[str, str] = {}
+    for xml in xmls:
+        try:
+            page = read_page(xml)
+            cuts, line_errors = page_lines(page, line_height)
+        except IngestError as exc:
+            errors.append(str(exc))
+            continue
+        errors += line_errors
+        name = _safe(page.name)
+        if name in sources:
+            name = _safe(f"{page.name}-{hashlib.sha1(str(xml).encode()).hexdigest()[:6]}")
+        sources[name] = str(xml)
+        for ln, img in cuts:
+            dest = out / "lines" / name / f"{_safe(ln.id)}.png"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            img.save(dest)
+            items.append((name, _safe(ln.id), dest, ln.text.strip()))
+    for img_path in line_images:
+        text_path = transcription_of(img_path)
+        try:
+            text = text_path.read_text(encoding="utf-8").strip()
+            with Image.open(img_path) as im:
+                gray = im.convert("L")
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(f"{img_path}: cannot read it or its transcription {text_path}: {exc}")
+            continue
+        if not text:
+            errors.append(f"{img_path}: its transcription {text_path} is empty; not written")
+            continue
+        stem = img_path.name[: -len(img_path.suffix)]
+        page = _safe(page_of(stem))
+        sources.setdefault(page, str(img_path.parent))
+        dest = out / "lines" / page / f"{_safe(stem)}.png"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        gray.save(dest)
+        items.append((page, _safe(stem), dest, " ".join(text.split())))
+    pages = sorted({p for p, *_ in items})
+    split_of = assign_splits(pages, list(test_pages), list(val_pages), test_share, val_share, seed) if pages else {}
+    records, seen = [], set()
+    for page, line_id, dest, text in items:
+        rid = f"{page}/{line_id}"
+        if rid in seen:
+            errors.append(f"{dest}: line id {rid!r} appears twice; the second is not written")
+            continue
+        seen.add(rid)
+        with Image.open(dest) as im:
+            w, h = im.size
+        records.append({"id": rid, "split": split_of[page], "degraded": str(dest.relative_to(out)),
+                        "clean": None, "text": text, "page": page, "source": sources.get(page, ""),
+                        "height": h, "width": w})
+    if records:
+        M.write_manifest(out / M.MANIFEST, records)
+        Charset.from_texts(r["text"] for r in records).to_file(out / M.CHARSET)
+    counts = M.split_counts(records)
+    pages_by_split = {s: sorted({r["page"] for r in records if r["split"] == s}) for s in M.SPLITS}
+    (out / "ingest_errors.txt").write_text("".join(e + "\n" for e in errors), encoding="utf-8")
+    meta = {"kind": "real_lines", "counts": counts, "pages": pages_by_split, "errors": len(errors),
+            "inputs": [str(i) for i in inputs], "seed": seed, "test_share": test_share,
+            "val_share": val_share, "complete": True,
+            "hash": hashlib.sha256((out / M.MANIFEST).read_bytes()).hexdigest()[:16] if records else ""}
+    M.write_json_atomic(out / M.META, meta)
+    return {"manifest": str(out / M.MANIFEST) if records else "", "counts": counts, "pages": pages_by_split,
+            "errors": errors}
+
+
+def main_cli(args) -> int:
+    """`docrestore ingest`: print what was written and every error; 1 when anything failed."""
+    summary = ingest(args.inputs, args.out, test_pages=_names(args.test_pages), val_pages=_names(args.val_pages),
+                     test_share=args.test_share, val_share=args.val_share, seed=args.seed,
+                     line_height=args.line_height)
+    for e in summary["errors"]:
+        print(f"docrestore ingest: error: {e}")
+    if summary["manifest"]:
+        print(f"wrote {summary['manifest']}: {summary['counts']} lines; pages {summary['pages']}")
+        print(f"use it with data.manifest={summary['manifest']}")
+    else:
+        print("docrestore ingest: no line was written")
+    return 1 if summary["errors"] or not summary["manifest"] else 0
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
