@@ -9,14 +9,15 @@ from docrestore import cli
 
 
 @pytest.mark.parametrize("override, named", [
-    ("train.feature_loss.taps=[cnn_lst]", "Did you mean 'cnn_last'?"),
+    # with the feature loss on: at weight 0 its taps are refused earlier as having no effect
+    ("train.feature_loss.weight=1 train.feature_loss.taps=[cnn_lst]", "Did you mean 'cnn_last'?"),
     ("data.fonts=[NoSuchFont]", "'data.fonts[0]': font 'NoSuchFont' is not installed"),
     ("data.languages=[nl,xx]", "'data.languages' has 'xx'"),
     ("recognizer.checkpoint=nope/rec.pt", "'recognizer.checkpoint' = 'nope/rec.pt': no such file"),
 ])
 def test_dry_run_checks_list_items_and_named_files(tmp_path, capsys, override, named):
     code = cli.main(["train", "--dry-run", "profile=smoke", f"runs_dir={tmp_path}/runs",
-                     f"data.root={tmp_path}/data", override])
+                     f"data.root={tmp_path}/data", *override.split()])
     assert code == 2 and named in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
 

@@ -121,9 +121,8 @@ def test_config_rejects_a_bad_text_height():
 
 @pytest.mark.parametrize("cfg,expected", [
     ({"data": {"height": 32}}, False),
-    ({"pages": {"enabled": True}}, True),
-    ({"pages": {"enabled": False, "train_sets": ["DIBCO2009"]}}, False),
-    ({"pages": {"train_sets": ["DIBCO2009"]}}, True),
+    ({"pages": {"train_sets": ["DIBCO2009"]}}, False),  # every config has a pages section
+    ({"train": {"mode": "lines"}}, False),
     ({"train": {"mode": "pages"}}, True),
 ])
 def test_trained_on_pages_reads_the_checkpoint_config(cfg, expected):
@@ -132,6 +131,12 @@ def test_trained_on_pages_reads_the_checkpoint_config(cfg, expected):
 
 def test_trained_on_pages_is_false_for_the_synthetic_line_config():
     assert S.trained_on_pages(C.load_config(profile="smoke")) is False
+
+
+def test_the_page_stage_marks_its_config_as_pages():
+    from docrestore.training.pages import apply_page_budget
+
+    assert S.trained_on_pages(apply_page_budget(C.load_config(profile="smoke"))) is True
 
 
 def test_restore_at_auto_scale_returns_the_input_size(tmp_path):

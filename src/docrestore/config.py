@@ -157,6 +157,10 @@ class TrainConfig:
                                          "validations); SIGTERM/SIGINT always write one", 0.0, 1440.0)
     auto_resume: bool = _f(True, "`docrestore train` continues the newest interrupted run of the same config "
                                  "in its folder and MLflow run; false = always a new run")
+    mode: Literal["lines", "pages"] = _f(
+        "lines", "what the generator is trained on: lines (synthetic or real line manifests) or pages (patches "
+                 "of page pairs; set by the page stage, notebook 05). Restore reads it: a pages checkpoint "
+                 "restores at native scale")
     init_from: str = _f("", "GAN checkpoint whose generator weights start this run (e.g. a synthetic-line model "
                             "fine-tuned on pages); empty = from scratch. Only the generator is taken")
 

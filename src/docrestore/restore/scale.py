@@ -118,24 +118,14 @@ def text_height(img: np.ndarray) -> float | None:
 
 # -------------------------------------------------------------------------- training side
 def trained_on_pages(ckpt_cfg: Any) -> bool:
-    """Whether a checkpoint's config (a dict or a Config) says it was trained on page patches.
-
-    The one place that reads this: a ``pages`` section that is switched on (``enabled`` true or
-    non-empty ``train_sets``), or ``train.mode`` / ``data.mode`` equal to ``"pages"``.
-    """
+    """Whether a checkpoint's config (a dict or a Config) says it was trained on page patches:
+    ``train.mode == "pages"``, which the page stage sets (every config has a ``pages`` section, so
+    its presence says nothing)."""
     cfg = ckpt_cfg if isinstance(ckpt_cfg, dict) else _as_dict(ckpt_cfg)
     if not isinstance(cfg, dict):
         return False
-    pages = cfg.get("pages")
-    if isinstance(pages, dict) and (pages.get("enabled") or pages.get("train_sets")):
-        return bool(pages.get("enabled", True))
-    if pages is True:
-        return True
-    for section in ("train", "data"):
-        sec = cfg.get(section)
-        if isinstance(sec, dict) and sec.get("mode") == "pages":
-            return True
-    return False
+    train = cfg.get("train")
+    return isinstance(train, dict) and train.get("mode") == "pages"
 
 
 def _as_dict(cfg: Any) -> Any:

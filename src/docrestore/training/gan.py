@@ -76,6 +76,9 @@ class GANTrainer:
         from .recognizer import ensure_recognizer
 
         self.cfg, self.run = cfg, run
+        if cfg.train.mode == "pages" and self.reads_text:
+            raise C.ConfigError("'train.mode' = pages is set by the page stage (notebook 05, "
+                                "docrestore.pages.run_pages); the line trainer reads line manifests")
         self.dist = distributed.init_from_env(cfg.device)  # one process unless under torchrun
         self.device = distributed.local_device(cfg.device, self.dist)
         D.seed_everything(cfg.seed)
@@ -100,12 +103,13 @@ class GANTrainer:
         self.ctc_target = tc.ctc.weight
         self.balanced = tc.ctc.schedule == "balanced"
         uses_ctc = self.ctc_target > 0 or self.balanced
-        check_real_lines(self.data.train, uses_ctc)
-        common_frames = common.recognizer_frames(recognizer, cfg.data.height, cfg.data.width, self.device)
-        from ..data.dataset import check_frames
+        if self.reads_text:  # lines with transcriptions (pages have none and may have no recognizer)
+            from ..data.dataset import check_frames
 
-        check_frames(self.data.train, common_frames)  # an impossible CTC target is an error, not a 0
-        check_frames(self.data.val, common_frames, fatal=False)
+            check_real_lines(self.data.train, uses_ctc)
+            frames = common.recognizer_frames(recognizer, cfg.data.height, cfg.data.width, self.device)
+            check_frames(self.data.train, frames)  # an impossible CTC target is an error, not a 0
+            check_frames(self.data.val, frames, fatal=False)
         # ERB updates its recognizer every batch (S1/S2); with lambda = 0 that cannot reach G, so skip it.
         self.train_recognizer = tc.scenario in ("S1", "S2") and uses_ctc
         self.recognizer = recognizer if self.train_recognizer else self.frozen_recognizer
@@ -159,6 +163,7 @@ class GANTrainer:
                 "models": models, "optimizers": opts, "scaler": None, "rng": CK.capture_rng(),
                 "best": self.best.state(), "history": self.history.records,
                 "nonfinite": self.guard.total, "collapses": self.collapses, "ctc_clips": self.ctc_clips,
+                "ctc_raw_peak": self.ctc_raw_peak,
                 "recognizer_checkpoint": project_relative(self.recognizer_path), "data_hash": self.data.data_hash}
 
     def save(self, path: Path) -> None:
@@ -184,6 +189,7 @@ class GANTrainer:
         self.guard.total = ck.get("nonfinite", 0)
         self.collapses = list(ck.get("collapses", []))
         self.ctc_clips = int(ck.get("ctc_clips", 0))
+        self.ctc_raw_peak = float(ck.get("ctc_raw_peak", 0.0))  # a resumed run logs the same peaks
         # The best model so far lives in the interrupted run's folder: carry it over, so this run's
         # best_*.pt is never the last state merely named best.
         old_best = Path(path).parent / common.metric_file_name(self.best.metric)

@@ -72,6 +72,7 @@ def check_page_config(cfg: C.Config) -> None:
 def apply_page_budget(cfg: C.Config) -> C.Config:
     """``pages.max_steps`` / ``pages.val_every`` replace the line-training values in a page run
     (pages and lines need different budgets in one profile); the run's config shows the result."""
+    cfg.train.mode = "pages"  # recorded in every checkpoint: restore knows a page model by it
     if cfg.pages.max_steps > 0:
         cfg.train.max_steps = cfg.pages.max_steps
     if cfg.pages.val_every > 0:
