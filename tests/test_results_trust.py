@@ -119,3 +119,27 @@ def test_every_number_in_main_tex_is_a_ledger_macro_the_pipeline_writes():
     # the text's own words hold no measured number (percentages and dB come from \res)
     prose = re.sub(r"\\res\{[^}]*\}\{[^}]*\}", "", body)
     assert not re.search(r"\d+\.\d+\s*(\\,)?(dB|\\%)", prose)
+
+
+def test_dirty_means_the_code_not_the_ledger(tmp_path):
+    """A ledger entry or figure written by a parallel job must not mark the next job's result as
+    made from uncommitted code (a whole plan would then be refused after its first job)."""
+    import subprocess
+
+    from docrestore import runs as R
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "paper").mkdir()
+    (tmp_path / "src" / "m.py").write_text("x = 1\n")
+    (tmp_path / "paper" / "entry.json").write_text("{}\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert R.git_info(tmp_path)["dirty"] is False
+    (tmp_path / "paper" / "entry.json").write_text('{"psnr": 1}\n')
+    assert R.git_info(tmp_path)["dirty"] is False
+    (tmp_path / "src" / "m.py").write_text("x = 2\n")
+    assert R.git_info(tmp_path)["dirty"] is True

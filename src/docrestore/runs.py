@@ -22,7 +22,15 @@ from . import config as C
 log = logging.getLogger("docrestore")
 
 
+# What a result depends on: a change here since an entry's commit makes the entry stale; a change
+# elsewhere (paper/, docs, the logbook, the ledger itself) does not.
+CODE_PATHS = ("src", "configs", "notebooks", "pyproject.toml", "uv.lock")
+
+
 def git_info(root: Path = C.PROJECT_ROOT) -> dict:
+    """``{"commit", "dirty"}`` of the checkout; ``dirty`` is about the code under a result
+    (:data:`CODE_PATHS`) only: a ledger entry, figure or logbook line written by a job beside this
+    one must not make this run's result look unreproducible."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20)
 
@@ -30,15 +38,10 @@ def git_info(root: Path = C.PROJECT_ROOT) -> dict:
         commit = git("rev-parse", "HEAD")
         if commit.returncode != 0:
             return {"commit": "unknown", "dirty": None}
-        status = git("status", "--porcelain", "--untracked-files=no")
+        status = git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
         return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return {"commit": "unknown", "dirty": None}
-
-
-# What a result depends on: a change here since an entry's commit makes the entry stale; a change
-# elsewhere (paper/, docs, the logbook, the ledger itself) does not.
-CODE_PATHS = ("src", "configs", "notebooks", "pyproject.toml", "uv.lock")
 
 
 def code_changed_since(commit: str | None, root: Path = C.PROJECT_ROOT) -> bool:
