@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import config as C
 from . import runs as R
-from .pipeline import Experiment, _same_config, auto_profile
+from .pipeline import Experiment, _same_config, auto_profile, entry_name
 
 log = logging.getLogger("docrestore")
 
@@ -87,7 +87,7 @@ def run_page_experiment(exp: Experiment, profile: str | None = None, seed: int =
     per_page, shown = dibco.evaluate_generator(generator, splits.test, cfg, device)
     references = dibco.evaluate_references(splits.test, cfg.pages.references)
     eval_s = time.time() - t1
-    name = exp.name + (f"_seed{seed}" if seed else "")
+    name = entry_name(exp, seed)
     samples = dibco.save_crops(shown, cfg, name)
     entry = dibco.make_page_entry(
         experiment=name, method=exp.method, cfg=cfg, splits=splits, per_page=per_page, references=references,
@@ -109,7 +109,7 @@ def run_or_reuse_page(exp: Experiment, profile: str | None = None, seed: int = 0
     from .evaluation import dibco
 
     cfg = make_page_config(exp, profile, seed, overrides)
-    name = exp.name + (f"_seed{seed}" if seed else "")
+    name = entry_name(exp, seed)
     path = dibco.pages_dir(cfg.eval.ledger_dir, cfg.profile) / f"{name}.json"
     if reuse and path.exists():
         entry = json.loads(path.read_text(encoding="utf-8"))

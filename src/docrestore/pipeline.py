@@ -358,9 +358,6 @@ def with_baseline(entries: list[dict], profile: str | None = None, seed: int = 0
 
 
 # -------------------------------------------------------------------------------- paper figures
-from .experiments.reuse import CURRENT_FIELDS  # noqa: E402  (re-exported: entries lacking them are stale)
-
-
 def missing_experiments(profile: str, ledger_dir: Path, overrides: list[str] | tuple = ()) -> list[Experiment]:
     """The paper's experiments (one per seed of the seeded arms, named as in the ledger) whose
     entry is missing or stale, by the rule the notebooks reuse entries with
