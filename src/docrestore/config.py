@@ -173,6 +173,11 @@ class RecognizerTrainConfig:
     optimizer: Literal["adam", "rmsprop"] = _f("adam", "optimiser of the pretraining (the GAN stage uses RMSprop as ERB)")
     lr: float = _f(1e-3, "learning rate of the pretraining", 0.0, 1.0)
     on_degraded: float = _f(0.0, "share of batches read from degraded lines (0 = clean only)", 0.0, 1.0)
+    schedule: Literal["constant", "cosine"] = _f(
+        "constant", "learning rate over the pretraining: constant, or cosine decay to 0 after a linear warm-up")
+    warmup: int = _f(100, "schedule=cosine: steps of linear learning-rate warm-up", 0)
+    augment: bool = _f(False, "vary pen width, size, slant, baseline and ink contrast of each training line "
+                              "(data/augment.py)")
     val_every: int = _f(500, "validate every N steps", 1)
     patience: int = _f(0, "validations without CER improvement before stopping; 0 = never", 0)
     init: str = _f("", "recognizer checkpoint to fine-tune (e.g. the held-out reader on real lines of "
@@ -186,6 +191,13 @@ class EvalConfig:
     reader: str = _f("", "held-out reader checkpoint for the paper's CER/WER; empty = train one")
     reader_seed: int = _f(1234, "seed of the held-out reader (differs from the loss recognizer's)")
     reader_arch: Literal["crnn", "crnn_lstm"] = _f("crnn_lstm", "architecture variant of the held-out reader")
+    reader_steps: int = _f(0, "pretraining steps of the held-out reader; 0 = as recognizer_train says "
+                              "(the loss recognizer's length)", 0)
+    reader_width: float = _f(0.0, "CNN channel multiplier of the held-out reader; 0 = recognizer.width. It "
+                                  "only reads at evaluation, so it can be larger than the loss recognizer, "
+                                  "which runs inside every GAN step", 0.0, 4.0)
+    reader_rnn_hidden: int = _f(0, "hidden units per direction of the held-out reader; 0 = recognizer.rnn_hidden",
+                                0, 1024)
     bootstrap: int = _f(1000, "bootstrap resamples for 95% intervals", 10)
     ssim_window: int = _f(11, "SSIM Gaussian window size (odd)", 3, 51)
     ssim_sigma: float = _f(1.5, "SSIM Gaussian sigma", 0.1, 10.0)
@@ -462,6 +474,11 @@ def no_effect(cfg: Config) -> list[tuple[str, str]]:
         idle(["train.epochs"], "train.max_steps > 0 decides the length")
     if cfg.recognizer_train.max_steps > 0:
         idle(["recognizer_train.epochs"], "recognizer_train.max_steps > 0 decides the length")
+    if cfg.recognizer_train.schedule == "constant":
+        idle(["recognizer_train.warmup"], "recognizer_train.schedule is constant")
+    if cfg.eval.reader:
+        idle(["eval.reader_steps", "eval.reader_width", "eval.reader_rnn_hidden"],
+             "eval.reader is given: no reader is pretrained")
     if cfg.recognizer.checkpoint and cfg.eval.reader:
         idle([k for k in now if k.startswith("recognizer_train.")],
              "both recognizer.checkpoint and eval.reader are given: nothing is pretrained")

@@ -14,6 +14,7 @@ import copy
 import hashlib
 import json
 import logging
+import math
 import shutil
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def pretrain(cfg: C.Config, run: R.Run) -> dict:
     from ..losses import ctc_loss
     from ..models import build_recognizer
 
+    from ..data.augment import augment_lines
     from ..data.dataset import readable
 
     device = D.pick_device(cfg.device)
@@ -91,6 +93,8 @@ def pretrain(cfg: C.Config, run: R.Run) -> dict:
     opt = opt_cls(model.parameters(), lr=tc.lr)
     per_epoch = common.steps_per_epoch(len(data.train), tc.batch_size)
     total = tc.max_steps if tc.max_steps > 0 else tc.epochs * per_epoch
+    lr_at = learning_rate(tc, total)
+    rng_augment = torch.Generator().manual_seed(cfg.seed + 11)
     best = common.Improvement("val/cer", tc.patience)
     history = common.History()
     rng_degraded = torch.Generator().manual_seed(cfg.seed + 7)
@@ -112,7 +116,12 @@ def pretrain(cfg: C.Config, run: R.Run) -> dict:
             for batch in common.loader(data.train, cfg, batch_sampler=sampler):
                 model.train()
                 use_degraded = tc.on_degraded > 0 and torch.rand(1, generator=rng_degraded).item() < tc.on_degraded
-                images = (batch["degraded"] if use_degraded else readable(batch)).to(device)
+                images = batch["degraded"] if use_degraded else readable(batch)
+                if tc.augment:
+                    images = augment_lines(images, rng_augment)
+                images = images.to(device)
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(step)
                 with D.autocast(device):
                     out = model(images)
                 loss = ctc_loss(out.logits, batch["targets"].to(device), batch["target_lengths"].to(device))
@@ -149,6 +158,19 @@ def pretrain(cfg: C.Config, run: R.Run) -> dict:
         run.write_json("result.json", result)
         tracker.log_artifact(run.dir / "config.yaml")
     return result
+
+
+def learning_rate(tc: C.RecognizerTrainConfig, total: int):
+    """Step -> learning rate: ``tc.lr`` throughout, or (schedule=cosine) a linear warm-up over
+    ``tc.warmup`` steps then a cosine decay to 0 at ``total`` (a decayed rate lets the last
+    steps settle instead of hopping around the plateau a constant rate reaches)."""
+    if tc.schedule == "constant":
+        return lambda step: tc.lr
+
+    def cosine(step: int) -> float:
+        warm = min(1.0, (step + 1) / tc.warmup) if tc.warmup else 1.0
+        return tc.lr * warm * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+    return cosine
 
 
 def start_from(cfg: C.Config, data: common.Data, path: Path, device: torch.device):
@@ -196,6 +218,12 @@ def role_config(cfg: C.Config, role: str) -> C.Config:
         rc.recognizer.name = cfg.eval.reader_arch
         rc.seed = cfg.eval.reader_seed
         rc.recognizer_train.on_degraded = 0.0  # the reader sees clean lines only
+        if cfg.eval.reader_steps:
+            rc.recognizer_train.max_steps = cfg.eval.reader_steps
+        if cfg.eval.reader_width:
+            rc.recognizer.width = cfg.eval.reader_width
+        if cfg.eval.reader_rnn_hidden:
+            rc.recognizer.rnn_hidden = cfg.eval.reader_rnn_hidden
     elif role != "loss":
         raise ValueError(f"role must be 'loss' or 'reader', got {role!r}")
     rc.recognizer.checkpoint = ""
