@@ -8,14 +8,13 @@ functions notebook 05 and `make paper-figures` call.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
 
 from . import config as C
 from . import runs as R
-from .pipeline import Experiment, _same_config, auto_profile, entry_name
+from .pipeline import Experiment, auto_profile, entry_name
 
 log = logging.getLogger("docrestore")
 
@@ -108,15 +107,17 @@ def run_or_reuse_page(exp: Experiment, profile: str | None = None, seed: int = 0
     """The page-ledger entry of ``exp``, reused when recorded with exactly this resolved config."""
     from .evaluation import dibco
 
+    from .experiments import reuse as RU
+
     cfg = make_page_config(exp, profile, seed, overrides)
     name = entry_name(exp, seed)
     path = dibco.pages_dir(cfg.eval.ledger_dir, cfg.profile) / f"{name}.json"
-    if reuse and path.exists():
-        entry = json.loads(path.read_text(encoding="utf-8"))
-        if _same_config(entry.get("config", {}), C.to_dict(cfg)):
-            log.info("reusing the page ledger entry %s (same config)", path)
-            return entry
-        log.info("page ledger entry %s was made with other settings: training again", path)
+    # the line ledger's rule: same settings, made by code unchanged since the entry's commit
+    d = RU.decide(name, cfg, path, reuse, R.git_info(), fields=dibco.PAGE_FIELDS)
+    if not d.train:
+        log.info("reusing the page ledger entry %s: %s", path, d.reason)
+        return d.entry
+    log.info("training %s: %s", name, d.reason)
     return run_page_experiment(exp, profile, seed, overrides, splits)
 
 

@@ -279,12 +279,6 @@ def announce_plan(exps: list[Experiment], profile: str | None = None, seed: int 
     return text
 
 
-def _same_config(a: dict, b: dict) -> bool:
-    from .experiments.reuse import config_differences
-
-    return not config_differences(a, b)
-
-
 def run_baseline(profile: str | None = None, scenario: str = "both", ctc_weight: float = 1.0,
                  pixel_weight: float = 10.0, with_cgan: bool = True, seed: int = 0,
                  overrides: list[str] | tuple = (), reuse: bool = True) -> list[dict]:

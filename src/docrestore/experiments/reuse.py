@@ -49,8 +49,10 @@ def _short(commit: str | None) -> str:
     return (commit or "unknown")[:8]
 
 
-def decide(name: str, cfg: C.Config, path: Path, reuse: bool, head: dict) -> Decision:
-    """Reuse the entry at ``path`` or train ``name`` with ``cfg``; ``head`` is runs.git_info()."""
+def decide(name: str, cfg: C.Config, path: Path, reuse: bool, head: dict,
+           fields: tuple[str, ...] = CURRENT_FIELDS) -> Decision:
+    """Reuse the entry at ``path`` or train ``name`` with ``cfg``; ``head`` is runs.git_info();
+    ``fields`` are those an entry of the current code has (page entries have their own)."""
     steps = total_steps(cfg)
     if not reuse:
         return Decision(name, True, "reuse=False", steps=steps)
@@ -65,7 +67,7 @@ def decide(name: str, cfg: C.Config, path: Path, reuse: bool, head: dict) -> Dec
         more = f" (+{len(diff) - 3} more)" if len(diff) > 3 else ""
         return Decision(name, True, f"the entry was made with other settings: {', '.join(diff[:3])}{more}",
                         steps=steps)
-    lacking = [k for k in CURRENT_FIELDS if k not in entry]
+    lacking = [k for k in fields if k not in entry]
     if lacking:
         return Decision(name, True, f"the entry was made by older code (it lacks {', '.join(lacking)})",
                         steps=steps)
