@@ -180,12 +180,14 @@ def run_experiment(exp: Experiment, profile: str | None = None, seed: int = 0,
     L.check_clean_tree(cfg.profile, cfg.eval.ledger_dir, cfg.eval.allow_dirty)
     data = common.open_data(cfg)
     recognizer = ensure_recognizer(cfg, "loss")
-    ensure_recognizer(cfg, "reader")
     from .training import survive
 
     run = survive.start_or_continue(cfg, "train")  # an interrupted run of this experiment continues
     result = GANTrainer(cfg, run, data, recognizer).fit()
     result.update(git_commit=run.git["commit"], git_dirty=run.git["dirty"])
+    # Only evaluation reads with the held-out reader: while `prepare` still trains it, the plan's
+    # first jobs train their GANs and wait here (on the reader's cache lock), not before training.
+    ensure_recognizer(cfg, "reader")
     name = entry_name(exp, seed)
     entry = evaluate_checkpoint(cfg, Path(result["best"]), experiment=name, method=exp.method,
                                 group=exp.group, train_result=result)
@@ -373,9 +375,11 @@ def missing_experiments(profile: str, ledger_dir: Path, overrides: list[str] | t
     return missing
 
 
-def prepare(profile: str | None = None, seed: int = 0) -> None:
+def prepare(profile: str | None = None, seed: int = 0):
     """Synthesise the data, then pretrain the loss recognizer and the held-out reader side by
-    side (two processes), so that the plan's parallel jobs find both ready."""
+    side (two processes). Returns once the loss recognizer is ready, with the reader's process
+    still running: the GAN jobs need only the loss recognizer to start, and wait for the reader
+    (its cache lock) when they evaluate. Call :func:`wait_reader` on the returned process."""
     import subprocess
 
     from .data.synth import ensure_dataset
@@ -396,10 +400,20 @@ def prepare(profile: str | None = None, seed: int = 0) -> None:
     torch.set_num_threads(1)
     try:
         ensure_recognizer(cfg, "loss")
+    except BaseException:
+        reader.terminate()
+        raise
     finally:
         torch.set_num_threads(threads)
-        if reader.wait() != 0:
-            raise RuntimeError("pretraining the held-out reader failed (its log is above)")
+    return reader
+
+
+def wait_reader(reader) -> None:
+    """Wait for :func:`prepare`'s reader process; a failure is said (a job that then needs the
+    reader trains it itself, under the same cache lock)."""
+    if reader is not None and reader.wait() != 0:
+        print(f"paper-figures: pretraining the held-out reader in the background failed (exit "
+              f"{reader.returncode}; its log is above)", flush=True)
 
 
 def page_figures(profile: str, dibco: str | None = None) -> Path | None:
@@ -443,16 +457,20 @@ def paper_figures(profile: str = "quick", ledger_dir: str | None = None, dibco: 
     t0 = time.time()
     todo = missing_experiments(profile, ledger)
     if todo:
-        prepare(profile)
         plan_path = C.CONFIG_DIR / "experiments" / f"paper_{profile}.yaml"
+        plan = PL.load_plan(plan_path)  # a missing plan is said before minutes of pretraining
+        reader = prepare(profile)
         print(f"paper-figures: {len(todo)} experiment(s) missing from {ledger / profile}: "
               f"{', '.join(e.name for e in todo)}\npaper-figures: running the plan {plan_path.name} "
               f"(job logs under runs/experiments/; follow with `docrestore experiments {plan_path} --status`)",
               flush=True)
         # force: a job whose state says "done" but whose entry was deleted or is stale runs again;
         # its notebook reuses every entry still valid (run_or_reuse), so only the missing ones train.
-        code = runner.run_plan(PL.load_plan(plan_path), force=True,
-                               echo=lambda msg: print(f"paper-figures: {msg}", flush=True))
+        try:
+            code = runner.run_plan(plan, force=True,
+                                   echo=lambda msg: print(f"paper-figures: {msg}", flush=True))
+        finally:
+            wait_reader(reader)
         still = missing_experiments(profile, ledger)
         if still:
             raise RuntimeError(f"after the plan ran (exit {code}), the ledger still lacks "
