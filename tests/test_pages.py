@@ -180,7 +180,7 @@ def test_text_losses_are_refused_on_pages(over, match):
 
 
 # ------------------------------------------------------------------------------- smoke run
-def test_smoke_run_writes_page_entry_and_table(tmp_path):
+def test_smoke_run_writes_page_entry_and_table(tmp_path, capsys):
     from docrestore import pages as P
 
     root = write_dibco(tmp_path / "pages", sets=("TR", "TE"), per_set=2, size=(64, 300))
@@ -189,6 +189,8 @@ def test_smoke_run_writes_page_entry_and_table(tmp_path):
             "pages.tile=64", "pages.crop=32"]
     entries = P.run_pages(profile="smoke", arms=["supervised", "cgan"], overrides=over)
     assert [e["experiment"] for e in entries] == ["pages_supervised_TE", "pages_cgan_TE"]
+    said = capsys.readouterr().out  # the plan is announced before anything trains
+    assert "train  pages_supervised_TE: no ledger entry yet" in said and "estimate: 2 training(s)" in said
     on_disk = dibco.read_page_entries(tmp_path / "ledger", "smoke")
     assert {e["experiment"] for e in on_disk} == {"pages_supervised_TE", "pages_cgan_TE"}
     e = on_disk[0]
@@ -206,6 +208,7 @@ def test_smoke_run_writes_page_entry_and_table(tmp_path):
     # reused when asked again with the same settings
     again = P.run_pages(profile="smoke", arms=["supervised"], overrides=over)
     assert again[0]["date"] == sup["date"]
+    assert "reuse  pages_supervised_TE" in capsys.readouterr().out
     paths = dibco.write_outputs(tmp_path / "ledger", "smoke", tmp_path / "tables", tmp_path / "figures")
     assert (tmp_path / "tables" / "dibco.tex").exists() and any(p.suffix == ".png" for p in paths)
     prov = json.loads((tmp_path / "figures" / "dibco_crops.provenance.json").read_text())

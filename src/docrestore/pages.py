@@ -105,20 +105,39 @@ def run_page_experiment(exp: Experiment, profile: str | None = None, seed: int =
 def run_or_reuse_page(exp: Experiment, profile: str | None = None, seed: int = 0, overrides=(),
                       reuse: bool = True, splits=None) -> dict:
     """The page-ledger entry of ``exp``, reused when recorded with exactly this resolved config."""
-    from .evaluation import dibco
+    d = _page_decision(exp, profile, seed, overrides, reuse, R.git_info())
+    if not d.train:
+        log.info("reusing the page ledger entry %s: %s", d.name, d.reason)
+        return d.entry
+    log.info("training %s: %s", d.name, d.reason)
+    return run_page_experiment(exp, profile, seed, overrides, splits)
 
+
+def _page_decision(exp: Experiment, profile, seed, overrides, reuse: bool, head: dict):
+    """The line ledger's rule for a page entry: same settings, made by code unchanged since its commit."""
+    from .evaluation import dibco
     from .experiments import reuse as RU
 
     cfg = make_page_config(exp, profile, seed, overrides)
     name = entry_name(exp, seed)
     path = dibco.pages_dir(cfg.eval.ledger_dir, cfg.profile) / f"{name}.json"
-    # the line ledger's rule: same settings, made by code unchanged since the entry's commit
-    d = RU.decide(name, cfg, path, reuse, R.git_info(), fields=dibco.PAGE_FIELDS)
-    if not d.train:
-        log.info("reusing the page ledger entry %s: %s", path, d.reason)
-        return d.entry
-    log.info("training %s: %s", name, d.reason)
-    return run_page_experiment(exp, profile, seed, overrides, splits)
+    return RU.decide(name, cfg, path, reuse, head, fields=dibco.PAGE_FIELDS)
+
+
+def announce_pages(exps: list[Experiment], profile: str | None, seed: int, overrides, reuse: bool) -> str:
+    """Say (notebook output and papermill's terminal) which arms train and which page entries are
+    reused, and about how long it takes (timed by earlier page runs of the profile)."""
+    from .evaluation import dibco
+    from .experiments import reuse as RU
+    from .notebook import announce
+
+    prof, why = C.choose_profile(profile)
+    head = R.git_info()
+    decisions = [_page_decision(e, prof, seed, overrides, reuse, head) for e in exps]
+    ledger = C.resolve_path(C.load_config(None, list(overrides), profile=prof).eval.ledger_dir)
+    text = RU.plan_text(prof, why, decisions, ledger, timed_by=dibco.pages_dir(ledger, prof))
+    announce(text)
+    return text
 
 
 def run_pages(profile: str | None = None, arms=("supervised", "cgan"), train_sets=None, test_sets=None,
@@ -134,9 +153,10 @@ def run_pages(profile: str | None = None, arms=("supervised", "cgan"), train_set
     if cfg.pages.root in ("", "auto") and not data_available("auto"):
         print(data_hint(), flush=True)
         return []
+    exps = [page_experiment(a, cfg.pages.test_sets) for a in C.override_list(arms) if a]
+    announce_pages(exps, profile, seed, over, reuse)
     splits = open_pages(cfg)  # read once, shared by the arms
-    return [run_or_reuse_page(page_experiment(a, cfg.pages.test_sets), profile, seed, over, reuse, splits)
-            for a in C.override_list(arms) if a]
+    return [run_or_reuse_page(e, profile, seed, over, reuse, splits) for e in exps]
 
 
 def results_table(entries: list[dict]):

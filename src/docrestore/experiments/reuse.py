@@ -87,17 +87,17 @@ def total_steps(cfg: C.Config) -> int:
     return t.max_steps or t.epochs * max(1, cfg.data.n_train // t.batch_size)
 
 
-def seconds_per_step(ledger_dir: Path, profile: str) -> tuple[float, int] | None:
+def seconds_per_step(ledger_dir: Path, profile: str, folder: Path | None = None) -> tuple[float, int] | None:
     """(median seconds per generator step, entries measured) from the ledger entries of
-    ``profile``: from the run folder's start time (its name) to the entry's date, over its steps
-    (evaluation included). None when no entry tells."""
+    ``profile`` (or those in ``folder``, e.g. the page ledger): from the run folder's start time
+    (its name) to the entry's date, over its steps (evaluation included). None when no entry tells."""
     rates = []
-    for p in sorted((ledger_dir / profile).glob("*.json")):
+    for p in sorted((folder or ledger_dir / profile).glob("*.json")):
         try:
             e = json.loads(p.read_text(encoding="utf-8"))
             start = _dt.datetime.strptime(Path(e["run_dir"]).name[:15], "%Y%m%d-%H%M%S")
             end = _dt.datetime.fromisoformat(e["date"])
-            steps = int(e.get("train", {}).get("steps") or 0)
+            steps = int(e.get("train", {}).get("steps") or e.get("steps") or 0)
         except (OSError, ValueError, KeyError, TypeError):
             continue
         secs = (end - start).total_seconds()
@@ -114,8 +114,10 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def plan_text(profile: str, why: str, decisions: list[Decision], ledger_dir: Path) -> str:
-    """What the notebook is about to do, in a few lines."""
+def plan_text(profile: str, why: str, decisions: list[Decision], ledger_dir: Path,
+              timed_by: Path | None = None) -> str:
+    """What the notebook is about to do, in a few lines; ``timed_by``: the folder of entries
+    whose runs time the estimate (default: the profile's line ledger)."""
     lines = [f"profile: {profile} ({why})"]
     seen: set[str] = set()
     todo = []
@@ -130,10 +132,10 @@ def plan_text(profile: str, why: str, decisions: list[Decision], ledger_dir: Pat
         lines.append("estimate: nothing to train (reuse=False trains again)")
         return "\n".join(lines)
     steps = sum(d.steps for d in todo)
-    rate = seconds_per_step(ledger_dir, profile)
+    rate = seconds_per_step(ledger_dir, profile, timed_by)
     if rate is None:
         lines.append(f"estimate: {len(todo)} training(s), {steps} generator steps; no earlier {profile} run in "
-                     f"{ledger_dir / profile} to time them by")
+                     f"{timed_by or ledger_dir / profile} to time them by")
     else:
         per, n = rate
         lines.append(f"estimate: {len(todo)} training(s), {steps} generator steps, about {_duration(per * steps)} "
