@@ -31,7 +31,7 @@ from docrestore import config as C
 from docrestore.config import GeneratorConfig, RestoreConfig
 from docrestore.models import build_generator
 from docrestore.restore import scale as S
-from docrestore.restore.runtime import onnx_for
+from docrestore.restore.runtime import onnx_for, synthetic_page
 from docrestore.restore.tiling import check_tile, count_tiles, restore_image, restore_scaled
 
 
@@ -43,25 +43,6 @@ def parse_hw(text: str) -> tuple[int, int]:
     if h < 1 or w < 1:
         raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
     return h, w
-
-
-def synthetic_page(h: int, w: int, seed: int = 0) -> np.ndarray:
-    """A stained, noisy page with rows of dark stroke clusters, float32 in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    stain = 0.12 * np.sin(yy / 173.0 + 1.3) * np.cos(xx / 241.0)  # slow, blotchy background
-    page = 0.82 + stain + rng.normal(0.0, 0.04, (h, w)).astype(np.float32)
-    line_h = 80
-    for top in range(60, h - line_h, line_h):
-        x = int(rng.integers(40, 120))
-        while x < w - 60:
-            word = int(rng.integers(30, 200))
-            for sx in range(x, min(x + word, w - 4), int(rng.integers(6, 14))):
-                sy = top + int(rng.integers(10, 25))
-                page[sy:sy + int(rng.integers(20, 45)), sx:sx + 3] -= 0.6  # a vertical stroke
-            page[top + 40:top + 43, x:x + word] -= 0.5  # a baseline-ish connection
-            x += word + int(rng.integers(15, 40))
-    return np.clip(page, 0.0, 1.0)
 
 
 def main(argv: list[str] | None = None) -> int:
