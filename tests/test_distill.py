@@ -63,10 +63,16 @@ def test_distill_writes_a_generator_checkpoint_that_restore_takes(tmp_path, smok
                      "profile=smoke", "device=cpu", "restore.runtime=torch"]) == 0
     restored = np.asarray(Image.open(out / "page.png.png"))
     assert restored.shape == (70, 150)
-    # A second run never overwrites the first one's folder.
-    assert cli.main(["distill", "--teacher", str(teacher), "profile=smoke", "device=cpu", f"runs_dir={runs}",
-                     "tracking.enabled=false", "distill.steps=1", "distill.val_lines=1"]) == 0
-    assert len([d for d in runs.iterdir() if "distill" in d.name]) == 2
+    # Continuing it (more steps) makes a new folder, never overwriting the first one's.
+    args = ["distill", "--teacher", str(teacher), "profile=smoke", "device=cpu", f"runs_dir={runs}",
+            "tracking.enabled=false", "distill.batch_size=2", "distill.val_every=2", "distill.val_lines=2",
+            "distill.width=0.06", "distill.levels=2"]
+    assert cli.main(args + ["distill.steps=6", f"distill.resume={run / 'last.pt'}"]) == 0
+    (second,) = [d for d in runs.iterdir() if "distill" in d.name and d != run]
+    steps = [h["step"] for h in CK.load_checkpoint(second / "last.pt")["history"]]
+    assert steps == [2, 4, 6] and (run / "last.pt").is_file()
+    # Another student design cannot continue it.
+    assert cli.main(args + ["distill.steps=6", "distill.levels=3", f"distill.resume={run / 'last.pt'}"]) == 2
 
 
 def test_a_teacher_that_is_no_generator_checkpoint_is_refused(tmp_path, capsys):

@@ -270,6 +270,8 @@ class DistillConfig:
                            0.0, 1.0)
     val_lines: int = _f(100, "validation lines scored (PSNR to the clean line, student and teacher)", 1)
     val_every: int = _f(250, "score the student every N updates (best_val_psnr.pt keeps the best)", 1)
+    resume: str = _f("", "last.pt of an interrupted distill run to continue (in a new run folder; the "
+                         "old one is kept); same teacher and student design")
 
 
 @dataclass

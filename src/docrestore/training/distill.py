@@ -11,7 +11,9 @@ The run folder gets ``last.pt`` and ``best_val_psnr.pt`` in the checkpoint forma
 generator (kind ``gan``, ``models.generator``, the config): the teacher's config with
 ``generator`` replaced by the student's design, so ``docrestore restore --checkpoint`` and
 ``docrestore evaluate`` rebuild and use the student unchanged. Every run writes a new folder,
-nothing is overwritten. ``result.json`` has the validation PSNR of student and teacher.
+nothing is overwritten; ``distill.resume=<run>/last.pt`` continues an interrupted run (its
+student, optimiser, step and history) in a new folder. ``result.json`` has the validation PSNR of
+student and teacher.
 """
 
 from __future__ import annotations
@@ -44,10 +46,13 @@ class DistillError(C.ConfigError):
 
 
 def check(cfg: C.Config) -> None:
-    """Refuse, before a run folder is made, a teacher that is not a generator checkpoint and a
-    student whose tile constraint the teacher's line size breaks."""
+    """Refuse, before a run folder is made, a teacher that is not a generator checkpoint, a
+    student config that does not validate, a missing page folder and a run that cannot resume."""
     _, tcfg = load_teacher(cfg.distill.teacher, "cpu")
-    student_config(tcfg, cfg)
+    scfg = student_config(tcfg, cfg)
+    if cfg.distill.resume:
+        student = build_generator(scfg.generator)
+        resume(cfg.distill.resume, scfg, student, torch.optim.Adam(student.parameters()))
     if cfg.distill.pages and not Path(cfg.distill.pages).is_dir():
         raise DistillError(f"distill.pages={cfg.distill.pages} is not a folder; give a folder of page "
                            "pairs (e.g. DIBCO) or leave it empty")
@@ -145,14 +150,20 @@ def distill(cfg: C.Config, run: R.Run) -> dict:
     teacher_psnr = val_psnr(teacher, val, device)
 
     opt = torch.optim.Adam(student.parameters(), lr=d.lr)
+    history, best, start = [], -math.inf, 0
+    if d.resume:
+        start, history, best = resume(d.resume, scfg, student, opt)
+        for group in opt.param_groups:
+            group.setdefault("initial_lr", d.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s, d.steps) / d.steps)))
-    rng = np.random.default_rng(cfg.seed)
-    history, best, t0 = [], -math.inf, time.perf_counter()
+        opt, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s, d.steps) / d.steps)),
+        last_epoch=start - 1)
+    rng = np.random.default_rng([cfg.seed, start])
+    t0 = time.perf_counter()
     ckpt_base = {"kind": "gan", "config": scfg, "charset": list(data.charset.chars),
                  "epoch": 0, "distilled_from": {"path": str(Path(d.teacher).resolve()),
                                                 "sha256": _sha(d.teacher)}}
-    bar = tqdm(range(1, d.steps + 1), desc="distill", unit="step", disable=R.progress_disabled())
+    bar = tqdm(range(start + 1, d.steps + 1), initial=start, total=d.steps, desc="distill", unit="step", disable=R.progress_disabled())
     for step in bar:
         use_pages = pages is not None and rng.random() < d.page_share
         x = next(pages if use_pages else lines)["degraded"].to(device)
@@ -183,13 +194,36 @@ def distill(cfg: C.Config, run: R.Run) -> dict:
               "parameters": {"teacher": n_t, "student": n_s}, "steps": d.steps,
               "val_lines": sum(len(b["degraded"]) for b in val),
               "val_psnr": {"teacher": teacher_psnr, "student_best": best,
-                           "student_last": history[-1]["val_psnr"]},
+                           "student_last": history[-1]["val_psnr"] if history else None},
+              "resumed_from": d.resume or None,
               "seconds": time.perf_counter() - t0,
               "checkpoints": {"best": str(run.path("best_val_psnr.pt")), "last": str(run.path("last.pt"))}}
     run.write_json("result.json", result)
     log.info("student: best val PSNR %.2f dB vs teacher %.2f dB (%d lines); %s", best, teacher_psnr,
              result["val_lines"], run.path("best_val_psnr.pt"))
     return result
+
+
+def resume(path: str, scfg: C.Config, student, opt) -> tuple[int, list, float]:
+    """Load an interrupted distill run's student and optimiser; its (step, history, best PSNR).
+    DistillError when ``path`` is no distill checkpoint or holds another student design."""
+    try:
+        ckpt = CK.load_checkpoint(path)
+    except CK.CheckpointError as exc:
+        raise DistillError(f"distill.resume={path}: {exc}") from exc
+    if "distilled_from" not in ckpt:
+        raise DistillError(f"distill.resume={path} is not a checkpoint of `docrestore distill` (to start a "
+                           "student from scratch leave distill.resume empty)")
+    theirs = C.from_dict(ckpt["config"]).generator
+    if theirs != scfg.generator:
+        raise DistillError(f"distill.resume={path} holds a {theirs.name} student (width {theirs.width}, "
+                           f"{theirs.levels} levels) but this run builds {scfg.generator.name} (width "
+                           f"{scfg.generator.width}, {scfg.generator.levels} levels); set distill.* as that run did")
+    student.load_state_dict(ckpt["models"]["generator"])
+    opt.load_state_dict(ckpt["optimizers"]["generator"])
+    history = list(ckpt.get("history") or [])
+    log.info("continuing %s from step %d", path, ckpt["step"])
+    return int(ckpt["step"]), history, float((ckpt.get("best") or {}).get("val_psnr", -math.inf))
 
 
 def _sha(path) -> str:
