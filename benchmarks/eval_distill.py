@@ -4,7 +4,8 @@
 
 Synthetic: mean PSNR (dB) of each generator's restorations of the first ``--lines`` test lines of
 the teacher's data (the dataset must exist: docrestore synth with the teacher's config).
-DIBCO: the pages of the teacher config's ``pages.test_sets`` (DIBCO 2017 by default) restored in
+DIBCO: the pages of the teacher config's ``pages.test_sets`` (DIBCO 2017 by default; ``--split val``:
+the validation pages held out of the training sets, where a design may be chosen) restored in
 ``pages.tile`` tiles and scored as ``evaluation/dibco.py`` does (F-measure, pseudo-F, PSNR of the
 binarised page, DRD); nothing is tuned here. Both run on ONNX Runtime (checked against PyTorch
 within 1e-3 first); ``--runtime torch`` uses PyTorch. Prints one JSON object.
@@ -34,6 +35,9 @@ def main(argv=None) -> int:
     ap.add_argument("--dibco", default="", help="page folder (default: the teacher config's pages.root)")
     ap.add_argument("--no-pages", action="store_true", help="skip the DIBCO pages")
     ap.add_argument("--runtime", choices=("onnx", "torch"), default="onnx")
+    ap.add_argument("--split", choices=("test", "val"), default="test",
+                    help="pages scored: test (pages.test_sets) or val (the held-out training pages, "
+                         "where a student design may be chosen)")
     args = ap.parse_args(argv)
     cpu = torch.device("cpu")
     from docrestore.data.pages import open_pages
@@ -55,10 +59,11 @@ def main(argv=None) -> int:
             if pages is None:
                 if args.dibco:
                     cfg.pages.root = args.dibco
-                pages = open_pages(cfg).test
+                pages = getattr(open_pages(cfg), args.split)
             t0 = time.perf_counter()
             with torch.inference_mode():
                 per_page, _ = evaluate_generator(model, pages, cfg, cpu, crops=0)
+            res["dibco_split"] = args.split
             res["dibco"] = {k: float(np.mean(v)) for k, v in per_page.items()}
             res["dibco_pages"] = [p.name for p in pages]
             res["dibco_seconds"] = time.perf_counter() - t0
