@@ -68,7 +68,7 @@ def test_generator_rejects_sizes_not_multiple_of_16():
 
 
 def test_build_generator_from_profiles(smoke):
-    assert set(GENERATORS) == {"unet"}
+    assert set(GENERATORS) == {"unet", "light"}  # light: the distilled student (docrestore distill)
     g = build_generator(smoke.generator)
     assert isinstance(g, UNetGenerator) and g.channels[0] == 8
     quick = load_config(profile="quick").generator

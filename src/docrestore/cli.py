@@ -34,6 +34,8 @@ STAGES: dict[str, Stage] = {
                    "train the restoration GAN (ERB baseline and the research methods)"),
     "evaluate": Stage("docrestore.evaluation.evaluate:evaluate",
                       "evaluate a generator checkpoint on the test split and write a ledger entry"),
+    "distill": Stage("docrestore.training.distill:distill",
+                     "train a light generator to copy a trained one (--teacher CKPT) for fast CPU restoration"),
     "figures": Stage("docrestore.figures.paper:make_figures",
                      "draw every paper figure and table from the results ledger"),
 }
@@ -132,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                             help="run detached (goes on after the terminal closes); log in runs/background/train.log")
             sp.add_argument("--status", action="store_true",
                             help="show the background training job and the newest training run's progress")
+        if name == "distill":
+            sp.add_argument("--teacher", default=None,
+                            help="trained generator checkpoint to copy (sets distill.teacher)")
 
     r = sub.add_parser("restore", help="restore page or line images of any size with a trained generator")
     r.add_argument("inputs", nargs="+", help="image files or folders (PNG, JPEG, TIFF)")
@@ -148,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--keep-depth", action="store_true",
                    help="write 16-bit outputs for 16-bit inputs (default: 8-bit gray for all)")
     _common(r)
+
+    x = sub.add_parser("export", help="write a generator checkpoint as ONNX, checked against PyTorch within 1e-3")
+    x.add_argument("--checkpoint", required=True, help="generator checkpoint (last.pt / best_*.pt)")
+    x.add_argument("--out", required=True, help="the .onnx file to write (an existing one is kept unless --overwrite)")
+    x.add_argument("--check-page", default=None,
+                   help="page image whose crop the export is checked on (default: a made-up page)")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
     e = sub.add_parser("experiments", help="run an experiment plan of notebooks in the background")
     e.add_argument("plan", help="plan YAML in configs/experiments/")
@@ -195,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "ingest":
             from .data import ingest
             return ingest.main_cli(args)
+        if args.cmd == "export":
+            from .restore import runtime
+            return runtime.main_cli(args)
         if args.cmd == "experiments":
             from .experiments import runner
             return runner.main_cli(args)
@@ -205,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             words = list(args.inputs) + list(args.overrides)
             args.overrides = [w for w in words if "=" in w and not _P(w).exists()]
             args.inputs = [w for w in words if w not in args.overrides]
+        if getattr(args, "teacher", None):
+            args.overrides = list(args.overrides) + [f"distill.teacher={args.teacher}"]
         cfg = C.load_config(args.config, args.overrides)
         if args.cmd == "restore":
             from .restore import cli as restore_cli
@@ -212,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         from . import preflight
 
         preflight.check(cfg, args.cmd)  # the dry run refuses what the real run would die on
+        if args.cmd == "distill":
+            from .training import distill
+            distill.check(cfg)
         if args.dry_run:
             print(dry_run_text(cfg, args.cmd))
             return 0

@@ -70,8 +70,11 @@ class DataConfig:
 # ------------------------------------------------------------------------------------- models
 @dataclass
 class GeneratorConfig:
-    name: Literal["unet"] = _f("unet", "generator architecture")
+    name: Literal["unet", "light"] = _f("unet", "generator architecture: unet (ERB's U-Net) or light "
+                                               "(depthwise-separable U-Net for fast CPU restoration, "
+                                               "made by `docrestore distill`)")
     width: float = _f(1.0, "channel multiplier on the ERB filters 64-128-256-256-512", 0.03, 4.0)
+    levels: int = _f(4, "poolings of the light generator (unet always has 4)", 1, 4)
     dropout: float = _f(0.5, "dropout at the two deepest levels", 0.0, 0.9)
     bn_momentum: float = _f(0.2, "PyTorch BatchNorm momentum (Keras 0.8 == PyTorch 0.2)", 0.0, 1.0)
     output_bias: float = _f(2.0, "initial output-layer bias: 2 starts from near-white paper, 0 from grey", -10.0, 10.0)
@@ -261,6 +264,29 @@ class PagesConfig:
 
 
 @dataclass
+class DistillConfig:
+    """`docrestore distill --teacher CKPT`: a light generator trained to copy a trained one."""
+
+    teacher: str = _f("", "the trained generator checkpoint to copy (--teacher)")
+    student: Literal["unet", "light"] = _f("light", "the student's generator.name")
+    width: float = _f(0.125, "the student's generator.width", 0.03, 4.0)
+    levels: int = _f(3, "the student's generator.levels (light only)", 1, 4)
+    steps: int = _f(1500, "student updates", 1)
+    batch_size: int = _f(16, "lines (or page patches) per update", 1, 4096)
+    lr: float = _f(2e-3, "Adam learning rate (cosine decay to 5% of it)", 1e-6, 1.0)
+    loss: Literal["l1", "bce"] = _f("l1", "distance to the teacher's output: l1, or bce to the teacher's "
+                                          "sigmoid output as a soft target")
+    pages: str = _f("", "optional folder of page pairs (e.g. DIBCO): patches of its pages.train_sets pages "
+                        "are mixed into the training batches (the test sets are never read)")
+    page_share: float = _f(0.5, "share of the updates drawn from page patches when distill.pages is set",
+                           0.0, 1.0)
+    val_lines: int = _f(100, "validation lines scored (PSNR to the clean line, student and teacher)", 1)
+    val_every: int = _f(250, "score the student every N updates (best_val_psnr.pt keeps the best)", 1)
+    resume: str = _f("", "last.pt of an interrupted distill run to continue (in a new run folder; the "
+                         "old one is kept); same teacher and student design")
+
+
+@dataclass
 class TrackingConfig:
     uri: str = _f("", "MLflow tracking URI; empty = $MLFLOW_TRACKING_URI or sqlite:///runs/mlflow.db")
     experiment: str = _f("docrestore", "MLflow experiment name")
@@ -283,6 +309,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     restore: RestoreConfig = field(default_factory=RestoreConfig)
     pages: PagesConfig = field(default_factory=PagesConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
@@ -468,6 +495,12 @@ def no_effect(cfg: Config) -> list[tuple[str, str]]:
     if tc.feature_loss.weight == 0:
         idle(["train.feature_loss.taps", "train.feature_loss.tap_weights", "train.feature_loss.distance",
               "train.feature_loss.normalize"], "train.feature_loss.weight is 0")
+    if cfg.generator.name != "light":
+        idle(["generator.levels"], "generator.name is unet (always 4 levels)")
+    if cfg.distill.student != "light":
+        idle(["distill.levels"], "distill.student is unet (always 4 levels)")
+    if not cfg.distill.pages:
+        idle(["distill.page_share"], "distill.pages is empty (lines only)")
     if tc.early_stop_metric == "none":
         idle(["train.patience"], "train.early_stop_metric is none")
     if tc.max_steps > 0:

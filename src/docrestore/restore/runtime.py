@@ -94,3 +94,83 @@ def onnx_for(generator: nn.Module, tile: tuple[int, int], check: torch.Tensor | 
                            "restore with restore.runtime=torch")
     log.info("ONNX Runtime generator: %s, max |difference| to PyTorch %.1e", path, diff)
     return model
+
+
+def synthetic_page(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A stained, noisy page with rows of dark stroke clusters, float32 in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    stain = 0.12 * np.sin(yy / 173.0 + 1.3) * np.cos(xx / 241.0)  # slow, blotchy background
+    page = 0.82 + stain + rng.normal(0.0, 0.04, (h, w)).astype(np.float32)
+    line_h = 80
+    for top in range(60, h - line_h, line_h):
+        x = int(rng.integers(40, 120))
+        while x < w - 60:
+            word = int(rng.integers(30, 200))
+            for sx in range(x, min(x + word, w - 4), int(rng.integers(6, 14))):
+                sy = top + int(rng.integers(10, 25))
+                page[sy:sy + int(rng.integers(20, 45)), sx:sx + 3] -= 0.6  # a vertical stroke
+            page[top + 40:top + 43, x:x + word] -= 0.5  # a baseline-ish connection
+            x += word + int(rng.integers(15, 40))
+    return np.clip(page, 0.0, 1.0)
+
+
+def page_crop(image: np.ndarray, tile: tuple[int, int], tiles: tuple[int, int] = (2, 2)) -> torch.Tensor:
+    """A ``tiles`` x ``tile`` crop from the middle of a page (padded with paper when smaller) as a
+    (1,1,H,W) tensor: the check input of an export (ink, paper and stains of a real page)."""
+    h, w = tile[0] * tiles[0], tile[1] * tiles[1]
+    ph, pw = max(h, image.shape[0]), max(w, image.shape[1])
+    page = np.pad(image, ((0, ph - image.shape[0]), (0, pw - image.shape[1])), constant_values=1.0)
+    y, x = (ph - h) // 2, (pw - w) // 2
+    return torch.from_numpy(np.ascontiguousarray(page[y:y + h, x:x + w], dtype=np.float32))[None, None]
+
+
+def main_cli(args) -> int:
+    """``docrestore export --checkpoint CKPT --out model.onnx [--check-page PAGE] [--overwrite]``.
+
+    Writes the generator of ``CKPT`` as ONNX (dynamic batch/height/width) and checks ONNX Runtime
+    against PyTorch within :data:`TOLERANCE` on a crop of ``--check-page`` (or a made-up page).
+    Exit 0 when written and checked, 2 on a usage error or a failed check (nothing is left at
+    ``--out`` then; an existing file is kept unless ``--overwrite``)."""
+    import sys
+
+    from .. import checkpoint as CK
+    from .io import ImageReadError, read_page
+
+    prog = "docrestore export"
+
+    def fail(msg: str) -> int:
+        print(f"{prog}: {msg}", file=sys.stderr)
+        return 2
+
+    out = Path(args.out)
+    if out.exists() and not getattr(args, "overwrite", False):
+        return fail(f"{out} exists; --overwrite replaces it, or choose another --out")
+    if out.suffix.lower() != ".onnx":
+        return fail(f"--out {out} should end in .onnx")
+    try:
+        generator, cfg = CK.load_generator(args.checkpoint, torch.device("cpu"))
+    except CK.CheckpointError as exc:
+        return fail(f"cannot load a generator from {args.checkpoint}: {exc}")
+    tile = (cfg.data.height, cfg.data.width)
+    if args.check_page:
+        try:
+            image, _ = read_page(args.check_page)
+        except ImageReadError as exc:
+            return fail(str(exc))
+        check, where = page_crop(image, tile), f"a crop of {args.check_page}"
+    else:
+        check, where = page_crop(synthetic_page(max(512, tile[0] * 4), max(512, tile[1] * 4)), tile), "a made-up page"
+    tmp = out.with_name(f".{out.name}.check.onnx")
+    try:
+        export_onnx(generator, tmp, tile)
+        diff = max_difference(generator, OnnxGenerator(tmp), check)
+        if not diff <= TOLERANCE:
+            return fail(f"ONNX Runtime differs from PyTorch by {diff:.2e} (> {TOLERANCE}) on {where}; "
+                        f"nothing written (restore with restore.runtime=torch)")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(f"wrote {out} ({cfg.generator.name}, width {cfg.generator.width}); max |ONNX - PyTorch| = "
+          f"{diff:.1e} on {where} ({tuple(check.shape[-2:])})")
+    return 0
