@@ -53,9 +53,12 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
 
 def test_reader_has_its_own_length_and_idle_keys_are_refused():
     cfg = C.load_config(profile="smoke", overrides=["eval.reader_steps=123", "eval.reader_width=0.75",
-                                                    "eval.reader_rnn_hidden=24"])
+                                                    "eval.reader_rnn_hidden=24", "eval.reader_schedule=cosine",
+                                                    "eval.reader_augment=augmented"])
     reader, loss = role_config(cfg, "reader"), role_config(cfg, "loss")
     assert reader.recognizer_train.max_steps == 123
+    assert (reader.recognizer_train.schedule, reader.recognizer_train.augment) == ("cosine", True)
+    assert (loss.recognizer_train.schedule, loss.recognizer_train.augment) == ("constant", False)
     assert (reader.recognizer.width, reader.recognizer.rnn_hidden) == (0.75, 24)
     assert loss.recognizer_train.max_steps == cfg.recognizer_train.max_steps
     assert (loss.recognizer.width, loss.recognizer.rnn_hidden) == (cfg.recognizer.width, cfg.recognizer.rnn_hidden)

@@ -201,6 +201,10 @@ class EvalConfig:
                                   "which runs inside every GAN step", 0.0, 4.0)
     reader_rnn_hidden: int = _f(0, "hidden units per direction of the held-out reader; 0 = recognizer.rnn_hidden",
                                 0, 1024)
+    reader_schedule: Literal["same", "constant", "cosine"] = _f(
+        "same", "learning-rate schedule of the held-out reader's pretraining; same = recognizer_train.schedule")
+    reader_augment: Literal["same", "augmented", "plain"] = _f(
+        "same", "held-out reader's training lines: augmented, plain, or same = as recognizer_train.augment")
     bootstrap: int = _f(1000, "bootstrap resamples for 95% intervals", 10)
     ssim_window: int = _f(11, "SSIM Gaussian window size (odd)", 3, 51)
     ssim_sigma: float = _f(1.5, "SSIM Gaussian sigma", 0.1, 10.0)
@@ -507,10 +511,11 @@ def no_effect(cfg: Config) -> list[tuple[str, str]]:
         idle(["train.epochs"], "train.max_steps > 0 decides the length")
     if cfg.recognizer_train.max_steps > 0:
         idle(["recognizer_train.epochs"], "recognizer_train.max_steps > 0 decides the length")
-    if cfg.recognizer_train.schedule == "constant":
-        idle(["recognizer_train.warmup"], "recognizer_train.schedule is constant")
+    if cfg.recognizer_train.schedule == "constant" and cfg.eval.reader_schedule in ("same", "constant"):
+        idle(["recognizer_train.warmup"], "no recognizer is pretrained with schedule=cosine")
     if cfg.eval.reader:
-        idle(["eval.reader_steps", "eval.reader_width", "eval.reader_rnn_hidden"],
+        idle(["eval.reader_steps", "eval.reader_width", "eval.reader_rnn_hidden", "eval.reader_schedule",
+              "eval.reader_augment"],
              "eval.reader is given: no reader is pretrained")
     if cfg.recognizer.checkpoint and cfg.eval.reader:
         idle([k for k in now if k.startswith("recognizer_train.")],

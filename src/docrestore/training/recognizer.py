@@ -224,6 +224,10 @@ def role_config(cfg: C.Config, role: str) -> C.Config:
             rc.recognizer.width = cfg.eval.reader_width
         if cfg.eval.reader_rnn_hidden:
             rc.recognizer.rnn_hidden = cfg.eval.reader_rnn_hidden
+        if cfg.eval.reader_schedule != "same":
+            rc.recognizer_train.schedule = cfg.eval.reader_schedule
+        if cfg.eval.reader_augment != "same":
+            rc.recognizer_train.augment = cfg.eval.reader_augment == "augmented"
     elif role != "loss":
         raise ValueError(f"role must be 'loss' or 'reader', got {role!r}")
     rc.recognizer.checkpoint = ""
