@@ -314,9 +314,7 @@ def run_feature_loss(profile: str | None = None, weight: float = 5.0, tap: str =
                      seed: int = 0, overrides: list[str] | tuple = (), reuse: bool = True) -> dict[str, list[dict]]:
     """Notebook 03: the method at ``weight``, then the weight sweep and the tap sweep.
     An override ``train.pixel_loss=l1`` makes the L1-pixel arm (its own ledger name)."""
-    overrides = C.override_list(overrides) if isinstance(overrides, str) else list(overrides)
-    pixel = next((o.split("=", 1)[1].strip() for o in overrides if o.startswith("train.pixel_loss=")), "bce")
-    overrides = [o for o in overrides if not o.startswith("train.pixel_loss=")]
+    pixel, overrides = split_pixel_loss(overrides)
     main_exp = feature_loss(weight, tap, distance, discriminator, pixel)
     weight_exps = [feature_loss(w, tap, distance) for w in sweep_weights]
     tap_exps = [feature_loss(weight, t, distance) for t in sweep_taps]
@@ -330,6 +328,14 @@ def run_feature_loss(profile: str | None = None, weight: float = 5.0, tap: str =
 
     main = get(main_exp)
     return {"main": [main], "weights": [get(e) for e in weight_exps], "taps": [get(e) for e in tap_exps]}
+
+
+def split_pixel_loss(overrides: list[str] | tuple | str) -> tuple[str, list[str]]:
+    """``(pixel loss, the other overrides)``: ``train.pixel_loss=...`` names notebook 03's arm
+    (feature_..._pixl1), so it is the arm's own setting, never one for every run of the notebook."""
+    overrides = C.override_list(overrides) if isinstance(overrides, str) else list(overrides)
+    pixel = next((o.split("=", 1)[1].strip() for o in overrides if o.startswith("train.pixel_loss=")), "bce")
+    return pixel, [o for o in overrides if not o.startswith("train.pixel_loss=")]
 
 
 SCHEDULES = ("linear", "cosine", "step", "switch", "balanced")
@@ -348,7 +354,10 @@ def schedules(choice: str) -> list[str]:
 
 def with_baseline(entries: list[dict], profile: str | None = None, seed: int = 0,
                   overrides: list[str] | tuple = (), reuse: bool = True) -> list[dict]:
-    """ERB S1 (reused from the ledger when recorded with the same settings) followed by ``entries``."""
+    """ERB S1 (reused from the ledger when recorded with the same settings) followed by ``entries``.
+    A pixel-loss override is the feature arm's own (:func:`split_pixel_loss`): S1 keeps ERB's BCE,
+    so notebook 03's L1 job never re-trains and overwrites the ledger's ``baseline_s1``."""
+    overrides = split_pixel_loss(overrides)[1]
     announce_plan([baseline("S1")], profile, seed, overrides, reuse)
     return [run_or_reuse(baseline("S1"), profile, seed, overrides, reuse)] + list(entries)
 
