@@ -143,3 +143,24 @@ def test_dirty_means_the_code_not_the_ledger(tmp_path):
     assert R.git_info(tmp_path)["dirty"] is False
     (tmp_path / "src" / "m.py").write_text("x = 2\n")
     assert R.git_info(tmp_path)["dirty"] is True
+
+
+def test_a_group_is_shown_by_its_seeded_arm_when_it_has_one():
+    single = _entry("single", 0, 0.2)
+    single["val_reader"]["cer"] = 0.05  # better on validation, but one seed: no spread to show
+    seeded = E.merge_seeds([_entry("seeded", s, c) for s, c in ((0, 0.30), (1, 0.34), (2, 0.32))])[0]
+    chosen, how = E.representative([single, seeded])
+    assert chosen is seeded and "held-out reader" in how
+    assert "most seeds" in E.SELECTION
+
+
+def test_with_baseline_keeps_the_feature_arms_pixel_loss_off_erb_s1(monkeypatch):
+    seen = []
+    monkeypatch.setattr(P, "announce_plan", lambda *a, **k: None)
+    monkeypatch.setattr(P, "run_or_reuse", lambda exp, profile, seed, overrides, reuse:
+                        seen.append((exp.name, list(overrides))) or {"experiment": exp.name})
+    out = P.with_baseline([{"experiment": "feature"}], "quick", 0,
+                          overrides=["train.pixel_loss=l1", "train.max_steps=7"])
+    assert [e["experiment"] for e in out] == ["baseline_s1", "feature"]
+    assert seen == [("baseline_s1", ["train.max_steps=7"])]
+    assert P.split_pixel_loss("train.pixel_loss=l1 data.root=x") == ("l1", ["data.root=x"])

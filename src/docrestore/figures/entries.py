@@ -135,13 +135,14 @@ def validation_cer(entry: dict) -> float | None:
     return float(v) if _finite(v) else None
 
 
-SELECTION = ("chosen by the lowest validation CER read by the held-out reader (a network no loss "
-             "was trained against); the test split is not used to choose")
+SELECTION = ("chosen among the arms with the most seeds by the lowest validation CER read by the "
+             "held-out reader (a network no loss was trained against); the test split is not used to choose")
 
 
 def representative(entries: Sequence[dict]) -> tuple[dict, str]:
-    """One entry standing for a group: the lowest validation CER read by the held-out reader
-    (mean over the arm's seeds when several are given). Never the test split, never the loss
+    """One entry standing for a group: among the arms with the most seeds (so a table row has its
+    seed spread whenever the plan seeded one of the group's arms), the lowest validation CER read
+    by the held-out reader (mean over the arm's seeds). Never the test split, never the loss
     recognizer (the network the feature-loss and dual-modal arms optimise against): an entry
     without ``val_reader`` cannot be chosen, so a group of only such entries falls back to its
     first arm in name order and says so.
@@ -152,6 +153,8 @@ def representative(entries: Sequence[dict]) -> tuple[dict, str]:
         raise ValueError("representative() of an empty group")
     if len(entries) == 1:
         return entries[0], "only arm"
+    most = max(n_seeds(e) for e in entries)
+    entries = [e for e in entries if n_seeds(e) == most]
     scored = [(validation_cer(e), e) for e in entries]
     scored = [(v, e) for v, e in scored if v is not None]
     if scored:
