@@ -104,7 +104,9 @@ def run_page_experiment(exp: Experiment, profile: str | None = None, seed: int =
 
 def run_or_reuse_page(exp: Experiment, profile: str | None = None, seed: int = 0, overrides=(),
                       reuse: bool = True, splits=None) -> dict:
-    """The page-ledger entry of ``exp``, reused when recorded with exactly this resolved config."""
+    """The page-ledger entry of ``exp``, reused by the line ledger's rule (:func:`reuse.decide`:
+    same settings, the fields the page ledger records, code unchanged since the entry's commit);
+    trained and evaluated otherwise."""
     d = _page_decision(exp, profile, seed, overrides, reuse, R.git_info())
     if not d.train:
         log.info("reusing the page ledger entry %s: %s", d.name, d.reason)
