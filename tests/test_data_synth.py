@@ -96,6 +96,27 @@ def test_heldout_fonts_only_in_the_test_split(tmp_path):
     assert meta["heldout_fonts"] == ["DejaVu Serif"] and meta["train_fonts"] == ["DejaVu Sans"]
 
 
+def test_reader_split_holds_every_hand_and_only_the_reader_trains_on_it(tmp_path):
+    from docrestore.data.dataset import LineDataset
+    from docrestore.training.recognizer import role_config
+
+    cfg = tiny_cfg(tmp_path, "data.fonts=[DejaVu Sans, DejaVu Serif]", "data.heldout_fonts=[DejaVu Serif]",
+                   "data.n_reader=16")
+    manifest = synth.ensure_dataset(cfg)
+    records = M.read_manifest(manifest)
+    reader = [r for r in records if r["split"] == M.READER_SPLIT]
+    assert len(reader) == 16 and {r["font"] for r in reader} == {"DejaVu Sans", "DejaVu Serif"}
+    assert {r["font"] for r in records if r["split"] in ("train", "val")} == {"DejaVu Sans"}
+    # the restorer's splits never hold the reader's lines
+    train = LineDataset(manifest, "train", cfg.data.height, cfg.data.width, Charset.from_file(
+        manifest.parent / M.CHARSET))
+    assert all(r["split"] == "train" for r in train.records)
+    assert role_config(cfg, "reader").recognizer_train.reader_lines
+    assert not role_config(cfg, "loss").recognizer_train.reader_lines
+    with pytest.raises(C.ConfigError, match="recognizer_train.reader_lines"):  # idle without the split
+        C.load_config(profile="smoke", overrides=["recognizer_train.reader_lines=true"])
+
+
 # -------------------------------------------------------------------------------- errors
 def test_missing_font_is_an_error_naming_it_and_make_setup(tmp_path):
     cfg = tiny_cfg(tmp_path, "data.fonts=[DejaVu Sans, No Such Hand]")

@@ -49,6 +49,9 @@ class DataConfig:
     n_train: int = _f(20000, "synthetic training lines", 1)
     n_val: int = _f(1000, "synthetic validation lines", 1)
     n_test: int = _f(2000, "synthetic test lines", 1)
+    n_reader: int = _f(0, "synthetic lines in every hand, held-out hands included, that only the held-out "
+                          "reader trains on (beside the train split), so it can read the unseen-hand test "
+                          "lines; the restorer and the loss recognizer never see them. 0 = none", 0)
     languages: list[str] = _f(["nl", "id"], "wordfreq languages of the word corpus")
     corpus_words: int = _f(8000, "most frequent words taken per language", 10)
     corpus_file: str = _f("", "optional UTF-8 text file of extra words/lines for the corpus")
@@ -181,6 +184,8 @@ class RecognizerTrainConfig:
     warmup: int = _f(100, "schedule=cosine: steps of linear learning-rate warm-up", 0)
     augment: bool = _f(False, "vary pen width, size, slant, baseline and ink contrast of each training line "
                               "(data/augment.py)")
+    reader_lines: bool = _f(False, "also train on the data's 'reader' split (data.n_reader); set for the "
+                                   "held-out reader only")
     val_every: int = _f(500, "validate every N steps", 1)
     patience: int = _f(0, "validations without CER improvement before stopping; 0 = never", 0)
     init: str = _f("", "recognizer checkpoint to fine-tune (e.g. the held-out reader on real lines of "
@@ -503,6 +508,8 @@ def no_effect(cfg: Config) -> list[tuple[str, str]]:
         idle(["generator.levels"], "generator.name is unet (always 4 levels)")
     if cfg.distill.student != "light":
         idle(["distill.levels"], "distill.student is unet (always 4 levels)")
+    if not cfg.data.n_reader:
+        idle(["recognizer_train.reader_lines"], "data.n_reader is 0 (no reader split)")
     if not cfg.distill.pages:
         idle(["distill.page_share"], "distill.pages is empty (lines only)")
     if tc.early_stop_metric == "none":

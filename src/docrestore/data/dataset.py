@@ -77,8 +77,8 @@ class LineDataset(Dataset):
     ``fit_counts``: how many lines fit the width and how many are squeezed to it."""
 
     def __init__(self, manifest: str | Path, split: str, height: int, width: int, charset: Charset):
-        if split not in M.SPLITS:
-            raise DataError(f"split must be one of {list(M.SPLITS)}, got {split!r}")
+        if split not in M.ALL_SPLITS:
+            raise DataError(f"split must be one of {list(M.ALL_SPLITS)}, got {split!r}")
         self.manifest = Path(manifest)
         self.split = split
         self.height = height

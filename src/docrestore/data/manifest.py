@@ -1,6 +1,6 @@
 """Manifests: one JSON object a line, image paths relative to the manifest's folder.
 
-A record: ``{"id", "split": train|val|test, "degraded": path, "clean": path or null, "text",
+A record: ``{"id", "split": train|val|test (or reader), "degraded": path, "clean": path or null, "text",
 "font", "severity", "degradations": [{"name", ...params}], "height", "width"}``. Real lines have
 ``clean: null`` and may leave out the synthesis fields (font, severity, degradations, sizes).
 """
@@ -19,6 +19,9 @@ from .paths import DataError
 log = logging.getLogger("docrestore")
 
 SPLITS = ("train", "val", "test")
+# Synthetic lines in every hand that only the held-out reader trains on (data.n_reader).
+READER_SPLIT = "reader"
+ALL_SPLITS = SPLITS + (READER_SPLIT,)
 REQUIRED = ("id", "split", "degraded", "text")
 MANIFEST = "manifest.jsonl"
 CHARSET = "charset.txt"
@@ -99,7 +102,7 @@ def validate_manifest(manifest: str | Path, charset: Charset | None = None,
         missing = [k for k in REQUIRED if k not in rec]
         if missing:
             raise ManifestError(f"{where} lacks {', '.join(missing)}; every record needs {', '.join(REQUIRED)}")
-        if rec["split"] not in SPLITS:
+        if rec["split"] not in ALL_SPLITS:
             raise ManifestError(f"{where} (id {rec['id']!r}) has split {rec['split']!r}; use one of {list(SPLITS)}")
         if rec["id"] in seen:
             raise ManifestError(f"{where}: id {rec['id']!r} appears twice; ids must be unique")

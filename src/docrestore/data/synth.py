@@ -42,7 +42,7 @@ from .render import clean_from_mask, render_line
 
 log = logging.getLogger("docrestore")
 
-SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
+SPLIT_CODE = {"train": 0, "val": 1, "test": 2, "reader": 3}
 PARTIAL = "manifest.partial.jsonl"
 STATE = ".synth-state.json"
 LOCK = ".synth.lock"
@@ -74,7 +74,10 @@ def sample_rng(seed: int, split: str, index: int) -> np.random.Generator:
 
 
 def split_sizes(cfg: C.Config) -> dict[str, int]:
-    return {"train": cfg.data.n_train, "val": cfg.data.n_val, "test": cfg.data.n_test}
+    sizes = {"train": cfg.data.n_train, "val": cfg.data.n_val, "test": cfg.data.n_test}
+    if cfg.data.n_reader:
+        sizes[M.READER_SPLIT] = cfg.data.n_reader
+    return sizes
 
 
 def make_plan(cfg: C.Config, root: Path | None = None) -> SynthPlan:
@@ -98,7 +101,8 @@ def make_plan(cfg: C.Config, root: Path | None = None) -> SynthPlan:
 def make_sample(plan: SynthPlan, split: str, index: int) -> tuple[dict, np.ndarray, np.ndarray]:
     """One triplet: its manifest record, the clean and the degraded image (uint8, H x W)."""
     rng = sample_rng(plan.seed, split, index)
-    names = plan.test_fonts if split == "test" else plan.train_fonts
+    # Test lines and the reader's lines come in every hand; train and val only in the training hands.
+    names = plan.test_fonts if split in ("test", M.READER_SPLIT) else plan.train_fonts
     font = plan.fonts[names[rng.integers(len(names))]]
     text = plan.corpus.line(rng, font.name)
     severity = float(rng.uniform(plan.severity_min, plan.severity_max))
@@ -294,7 +298,7 @@ def _synthesise(cfg: C.Config) -> Path:
         known = _known_records(root) if _recorded_hash(root) == digest else {}
         M.write_json_atomic(root / STATE, {"hash": digest})
         plan = make_plan(cfg, root)
-        for split in M.SPLITS:
+        for split in split_sizes(cfg):
             (root / "images" / split).mkdir(parents=True, exist_ok=True)
         tasks = [(split, i, known.get(sample_id(split, i)))
                  for split, n in split_sizes(cfg).items() for i in range(n)]

@@ -87,11 +87,19 @@ def pretrain(cfg: C.Config, run: R.Run) -> dict:
     from ..data.dataset import check_frames
 
     frames = common.recognizer_frames(model, cfg.data.height, cfg.data.width, device)
-    check_frames(data.train, frames)  # an impossible CTC target is an error, not a silent 0
+    parts = [data.train]
+    if tc.reader_lines:  # the held-out reader also learns the hands the restorer never sees
+        from ..data.dataset import LineDataset
+        from ..data.manifest import READER_SPLIT
+
+        parts.append(LineDataset(data.manifest, READER_SPLIT, cfg.data.height, cfg.data.width, data.charset))
+    for part in parts:
+        check_frames(part, frames)  # an impossible CTC target is an error, not a silent 0
+    train = parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
     check_frames(data.val, frames, fatal=False)
     opt_cls = torch.optim.Adam if tc.optimizer == "adam" else torch.optim.RMSprop
     opt = opt_cls(model.parameters(), lr=tc.lr)
-    per_epoch = common.steps_per_epoch(len(data.train), tc.batch_size)
+    per_epoch = common.steps_per_epoch(len(train), tc.batch_size)
     total = tc.max_steps if tc.max_steps > 0 else tc.epochs * per_epoch
     lr_at = learning_rate(tc, total)
     rng_augment = torch.Generator().manual_seed(cfg.seed + 11)
@@ -112,8 +120,8 @@ def pretrain(cfg: C.Config, run: R.Run) -> dict:
         bar = tqdm(total=total, desc="pretrain recognizer", unit="step", **R.progress_options())
         stop = False
         while step < total and not stop:
-            sampler = common.EpochBatches(len(data.train), tc.batch_size, cfg.seed, epoch)
-            for batch in common.loader(data.train, cfg, batch_sampler=sampler):
+            sampler = common.EpochBatches(len(train), tc.batch_size, cfg.seed, epoch)
+            for batch in common.loader(train, cfg, batch_sampler=sampler):
                 model.train()
                 use_degraded = tc.on_degraded > 0 and torch.rand(1, generator=rng_degraded).item() < tc.on_degraded
                 images = batch["degraded"] if use_degraded else readable(batch)
@@ -228,6 +236,7 @@ def role_config(cfg: C.Config, role: str) -> C.Config:
             rc.recognizer_train.schedule = cfg.eval.reader_schedule
         if cfg.eval.reader_augment != "same":
             rc.recognizer_train.augment = cfg.eval.reader_augment == "augmented"
+        rc.recognizer_train.reader_lines = cfg.data.n_reader > 0
     elif role != "loss":
         raise ValueError(f"role must be 'loss' or 'reader', got {role!r}")
     rc.recognizer.checkpoint = ""
