@@ -66,3 +66,11 @@ def test_reader_has_its_own_length_and_idle_keys_are_refused():
         C.load_config(profile="smoke", overrides=["recognizer_train.warmup=5"])
     with pytest.raises(C.ConfigError, match="eval.reader_steps"):
         C.load_config(profile="smoke", overrides=["eval.reader_steps=5", "eval.reader=x.pt"])
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_paper_lines_are_long_enough_for_wer_and_fit_the_ctc_frames(profile):
+    d = C.load_config(profile=profile).data
+    assert (d.min_words + d.max_words) / 2 >= 4  # WER over 2-word lines says little
+    assert 2 * d.max_chars + 1 <= d.width // 4  # the recognizers' T = W/4 CTC frames
+    assert d.n_reader > 0 and d.heldout_fonts  # the reader can read the unseen hands
