@@ -397,11 +397,9 @@ def prepare(profile: str | None = None, seed: int = 0):
     prof = auto_profile(profile)
     cfg = C.load_config(None, [f"seed={seed}"], profile=prof)
     ensure_dataset(cfg)
-    # Every core for the reader: the GAN jobs block on it at their first evaluation, and a
-    # one-thread reader left a core idle for 12 of the plan's minutes (logbook 2026-11-30); while
-    # the jobs train, the OS shares the cores.
-    cores = str(__import__("os").cpu_count() or 1)
-    env = dict(__import__("os").environ, DOCRESTORE_THREADS=cores, OMP_NUM_THREADS=cores)
+    # One thread: beside two one-thread GAN jobs on 2 cores, a two-thread reader was over 3x
+    # slower (OpenMP threads waiting on each other), not faster (logbook 2026-11-30).
+    env = dict(__import__("os").environ, DOCRESTORE_THREADS="1", OMP_NUM_THREADS="1")
     reader = subprocess.Popen([sys.executable, "-c",
                                "import sys; from docrestore import pipeline as P, config as C, runs as R; "
                                "R.setup_logging(); from docrestore.training.recognizer import ensure_recognizer; "
