@@ -12,14 +12,19 @@ A page's text line is cut along its polygon (PAGE ``Coords``, ALTO ``Shape/Polyg
 only a baseline is given, along the band from ``0.75 h`` above to ``0.25 h`` below the baseline
 (``h``: ALTO's line HEIGHT, else the median distance between the page's baselines); an ALTO line
 with only a box is cut by its box. Outside the polygon the cut is paper white; a line whose
-baseline slants is rotated level (deskewed). Lines without text are not written.
+baseline slants is rotated level (deskewed). Lines not yet transcribed (empty text, common in
+eScriptorium exports) are left out and listed in ``DIR/ingest_untranscribed.txt``; they are not
+errors.
 
-Splits are by page, never by line, so no page has lines on both sides of a train/test border:
-pages named with ``--test-pages`` / ``--val-pages`` go there, the others are spread by the shares
-(``--test-share``, ``--val-share``) in a seeded order. A file that cannot be used (an unreadable
-XML, a missing image, a line without text or with a polygon outside the image) is named in the
-report and in ``DIR/ingest_errors.txt``; everything else is still written, and the command exits
-nonzero. The result is a folder the trainer and evaluator read with ``data.manifest``:
+A page is named by its XML's path under the input folder (``iforal/foral_x/1.xml`` ->
+``foral_x-1``; an XML given as a file: its stem), and each record carries its ``set``: the
+name of the input folder it came from (``iforal``), so one manifest can hold several collections
+and report them apart. Splits are by page, never by line, so no page has lines on both sides of a
+train/test border: pages named with ``--test-pages`` / ``--val-pages`` go there, the others are
+spread by the shares (``--test-share``, ``--val-share``) in a seeded order, within each set. A
+file that cannot be used (an unreadable XML, a missing image, a line with a polygon outside the
+image) is named in the report and in ``DIR/ingest_errors.txt``; everything else is still written,
+and the command exits nonzero. The result is a folder the trainer and evaluator read with ``data.manifest``:
 ``manifest.jsonl`` (``clean: null``), ``charset.txt``, ``dataset.json`` and ``lines/<page>/*.png``.
 """
 
@@ -255,8 +260,7 @@ def page_lines(page: Page, line_height: float = 0.0) -> tuple[list[tuple[TextLin
     out, errors = [], []
     for ln in page.lines:
         where = f"{page.source} line {ln.id}"
-        if not ln.text.strip():
-            errors.append(f"{where}: no transcription (empty TextEquiv/String); not written")
+        if not ln.text.strip():  # not yet transcribed: usual in exports, counted by ingest, not an error
             continue
         height = ln.height or line_height or spacing or 0.0
         polygon = ln.polygon
@@ -310,8 +314,25 @@ def assign_splits(pages: list[str], test_pages: list[str], val_pages: list[str],
 
 
 # --------------------------------------------------------------------------------- ingest
-def _collect(inputs: list[str]) -> tuple[list[Path], list[Path], list[str]]:
-    """(XML files, line images with a transcription, errors) from files and folders."""
+def set_name(raw: str) -> str:
+    """The set (collection) of an input: a folder's own name, a file's folder's name."""
+    p = Path(raw).resolve()
+    return _safe((p if p.is_dir() else p.parent).name)
+
+
+def page_name(xml: Path, root: Path | None) -> str:
+    """A page's name: its path under the input folder without the suffix (``foral_x/1.xml`` ->
+    ``foral_x-1``), so pages of one name in sibling folders (``1.xml`` in every charter of a set)
+    stay apart; an XML given as a file is named by its stem."""
+    if root is None:
+        return _safe(xml.stem)
+    rel = xml.relative_to(root).with_suffix("")
+    return _safe("-".join(rel.parts))
+
+
+def _collect(inputs: list[str]) -> tuple[list[tuple[Path, Path | None, str]], list[tuple[Path, str]], list[str]]:
+    """(XML files with their input folder and set, line images with a transcription and their set,
+    errors) from files and folders."""
     xmls, lines, errors = [], [], []
     for raw in inputs:
         p = Path(raw)
@@ -322,11 +343,12 @@ def _collect(inputs: list[str]) -> tuple[list[Path], list[Path], list[str]]:
         else:
             errors.append(f"{p}: no such file or folder")
             continue
+        group = set_name(raw)
         for f in files:
             if f.suffix.lower() == ".xml":
-                xmls.append(f)
+                xmls.append((f, p if p.is_dir() else None, group))
             elif f.suffix.lower() in IMAGE_EXTS and transcription_of(f) is not None:
-                lines.append(f)
+                lines.append((f, group))
             elif p.is_file() and f.suffix.lower() in IMAGE_EXTS:
                 errors.append(f"{f}: a line image without {f.stem}.gt.txt or {f.stem}.txt beside it; not written")
     return xmls, lines, errors
@@ -344,7 +366,9 @@ def ingest(inputs: list[str], out: str | Path, *, test_pages: list[str] = (), va
     xmls, line_images, errors = _collect(list(inputs))
     items: list[tuple[str, str, Path, str]] = []  # (page, line id, written image, text)
     sources: dict[str, str] = {}
-    for xml in xmls:
+    set_of: dict[str, str] = {}  # page -> set (the input it came from)
+    untranscribed: list[str] = []
+    for xml, root, group in xmls:
         try:
             page = read_page(xml)
             cuts, line_errors = page_lines(page, line_height)
@@ -352,16 +376,18 @@ def ingest(inputs: list[str], out: str | Path, *, test_pages: list[str] = (), va
             errors.append(str(exc))
             continue
         errors += line_errors
-        name = _safe(page.name)
+        untranscribed += [f"{xml} line {ln.id}" for ln in page.lines if not ln.text.strip()]
+        name = page_name(xml, root)
         if name in sources:
-            name = _safe(f"{page.name}-{hashlib.sha1(str(xml).encode()).hexdigest()[:6]}")
+            name = _safe(f"{name}-{hashlib.sha1(str(xml).encode()).hexdigest()[:6]}")
         sources[name] = str(xml)
+        set_of[name] = group
         for ln, img in cuts:
             dest = out / "lines" / name / f"{_safe(ln.id)}.png"
             dest.parent.mkdir(parents=True, exist_ok=True)
             img.save(dest)
             items.append((name, _safe(ln.id), dest, ln.text.strip()))
-    for img_path in line_images:
+    for img_path, group in line_images:
         text_path = transcription_of(img_path)
         try:
             text = text_path.read_text(encoding="utf-8").strip()
@@ -376,12 +402,13 @@ def ingest(inputs: list[str], out: str | Path, *, test_pages: list[str] = (), va
         stem = img_path.name[: -len(img_path.suffix)]
         page = _safe(page_of(stem))
         sources.setdefault(page, str(img_path.parent))
+        set_of.setdefault(page, group)
         dest = out / "lines" / page / f"{_safe(stem)}.png"
         dest.parent.mkdir(parents=True, exist_ok=True)
         gray.save(dest)
         items.append((page, _safe(stem), dest, " ".join(text.split())))
     pages = sorted({p for p, *_ in items})
-    split_of = assign_splits(pages, list(test_pages), list(val_pages), test_share, val_share, seed) if pages else {}
+    split_of = splits_by_set(pages, set_of, list(test_pages), list(val_pages), test_share, val_share, seed)
     records, seen = [], set()
     for page, line_id, dest, text in items:
         rid = f"{page}/{line_id}"
@@ -392,21 +419,54 @@ def ingest(inputs: list[str], out: str | Path, *, test_pages: list[str] = (), va
         with Image.open(dest) as im:
             w, h = im.size
         records.append({"id": rid, "split": split_of[page], "degraded": str(dest.relative_to(out)),
-                        "clean": None, "text": text, "page": page, "source": sources.get(page, ""),
-                        "height": h, "width": w})
+                        "clean": None, "text": text, "page": page, "set": set_of.get(page, ""),
+                        "source": sources.get(page, ""), "height": h, "width": w})
     if records:
         M.write_manifest(out / M.MANIFEST, records)
         Charset.from_texts(r["text"] for r in records).to_file(out / M.CHARSET)
     counts = M.split_counts(records)
     pages_by_split = {s: sorted({r["page"] for r in records if r["split"] == s}) for s in M.SPLITS}
     (out / "ingest_errors.txt").write_text("".join(e + "\n" for e in errors), encoding="utf-8")
+    (out / "ingest_untranscribed.txt").write_text("".join(e + "\n" for e in untranscribed), encoding="utf-8")
+    sets = set_summary(records)
     meta = {"kind": "real_lines", "counts": counts, "pages": pages_by_split, "errors": len(errors),
+            "untranscribed": len(untranscribed), "sets": sets,
             "inputs": [str(i) for i in inputs], "seed": seed, "test_share": test_share,
             "val_share": val_share, "complete": True,
             "hash": hashlib.sha256((out / M.MANIFEST).read_bytes()).hexdigest()[:16] if records else ""}
     M.write_json_atomic(out / M.META, meta)
     return {"manifest": str(out / M.MANIFEST) if records else "", "counts": counts, "pages": pages_by_split,
-            "errors": errors}
+            "errors": errors, "untranscribed": untranscribed, "sets": sets}
+
+
+def splits_by_set(pages: list[str], set_of: dict[str, str], test_pages: list[str], val_pages: list[str],
+                  test_share: float, val_share: float, seed: int) -> dict[str, str]:
+    """{page: split}, the shares applied within each set, so every set has its own train, val and
+    test pages (one draw over all pages could leave a small set without test pages). Named test
+    (val) pages replace the test (val) share everywhere, as with one set."""
+    if not pages:
+        return {}
+    assign_splits(pages, test_pages, val_pages, 0.0, 0.0, seed)  # names every unknown page at once
+    test_share = 0.0 if test_pages else test_share
+    val_share = 0.0 if val_pages else val_share
+    out: dict[str, str] = {}
+    for group in sorted({set_of.get(p, "") for p in pages}):
+        mine = [p for p in pages if set_of.get(p, "") == group]
+        out.update(assign_splits(mine, [p for p in test_pages if p in mine], [p for p in val_pages if p in mine],
+                                 test_share, val_share, seed))
+    return out
+
+
+def set_summary(records: list[dict]) -> dict[str, dict]:
+    """Per set: pages and lines per split, characters, and the charset (as one sorted string)."""
+    out: dict[str, dict] = {}
+    for group in sorted({r.get("set", "") for r in records}):
+        mine = [r for r in records if r.get("set", "") == group]
+        out[group] = {"lines": M.split_counts(mine),
+                      "pages": {s: len({r["page"] for r in mine if r["split"] == s}) for s in M.SPLITS},
+                      "characters": sum(len(r["text"]) for r in mine),
+                      "charset": "".join(sorted(set("".join(r["text"] for r in mine))))}
+    return out
 
 
 def main_cli(args) -> int:
@@ -416,6 +476,12 @@ def main_cli(args) -> int:
                      line_height=args.line_height)
     for e in summary["errors"]:
         print(f"docrestore ingest: error: {e}")
+    if summary["untranscribed"]:
+        print(f"{len(summary['untranscribed'])} lines without a transcription were left out (not an error; "
+              f"listed in {Path(args.out) / 'ingest_untranscribed.txt'})")
+    for group, st in summary["sets"].items():
+        print(f"set {group or '-'}: lines {st['lines']}, pages {st['pages']}, {st['characters']} characters, "
+              f"{len(st['charset'])} distinct: {st['charset']}")
     if summary["manifest"]:
         print(f"wrote {summary['manifest']}: {summary['counts']} lines; pages {summary['pages']}")
         print(f"use it with data.manifest={summary['manifest']}")
