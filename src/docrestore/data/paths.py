@@ -19,7 +19,7 @@ from .. import config as C
 SYNTH_VERSION = 2
 
 # DataConfig fields that do not change the synthesised data (where it goes, how fast, how it is read).
-NON_SYNTHESIS_FIELDS = ("root", "manifest", "workers", "loader_workers")
+NON_SYNTHESIS_FIELDS = ("root", "manifest", "workers", "loader_workers", "source", "real_lines")
 
 
 class DataError(Exception):
@@ -55,6 +55,10 @@ def dataset_root(cfg: C.Config) -> Path:
     ``data.root``, or ``PROJECT_ROOT/data/synth-<hash12>`` for ``data.root=auto``."""
     if cfg.data.manifest:
         return C.resolve_path(cfg.data.manifest).parent
+    if cfg.data.source == "real":
+        from .real_pairs import pairs_root
+
+        return pairs_root(cfg)
     if cfg.data.root in ("", "auto"):
         return C.PROJECT_ROOT / "data" / f"synth-{dataset_hash(cfg)}"
     return C.resolve_path(cfg.data.root)

@@ -344,9 +344,14 @@ def use_real_manifest(cfg: C.Config) -> Path:
 
 def ensure_dataset(cfg: C.Config) -> Path:
     """The manifest path of a complete dataset for ``cfg``: ``data.manifest`` (validated) when
-    set, else the synthetic dataset, synthesised or finished when missing."""
+    set, the real-line pairs for ``data.source=real`` (data/real_pairs.py), else the synthetic
+    dataset, synthesised or finished when missing."""
     if cfg.data.manifest:
         return use_real_manifest(cfg)
+    if cfg.data.source == "real":
+        from .real_pairs import ensure_pairs
+
+        return ensure_pairs(cfg)
     return _synthesise(cfg)
 
 
