@@ -58,6 +58,13 @@ def test_flatten_background_removes_shading_and_keeps_ink():
     assert paper.mean() > 0.97 and paper.std() < 0.05  # even white, though the scan went 0.78-0.94
     assert flat[15:25, 10:280].min() < 0.1  # ink black
     assert RP.flatten_background(np.full((32, 64), 0.8, np.float32)).min() == 1.0  # a blank crop: white
+    # Ingest leaves pure white outside a line's polygon: it is not paper, so the scan's darker
+    # paper just inside the cut becomes white too (no grey fringe along the polygon).
+    cut = line.copy()
+    cut[:4] = 1.0
+    cut[-3:, :100] = 1.0
+    flat = RP.flatten_background(cut)
+    assert flat[4:7, 30:280].mean() > 0.97 and flat[-6:-3, 30:90].mean() > 0.97
 
 
 def test_real_pairs_keep_splits_flatten_clean_damage_degraded_and_leave_out_too_long(tmp_path):

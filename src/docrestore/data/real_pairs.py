@@ -5,8 +5,8 @@ image) into a paired dataset, as ERB did with IAM and KHATT:
 
 - **clean** = the real line crop at ``data.height x data.width`` (see data/dataset.py: scaled to
   the height, padded with paper or squeezed to the width), **background-flattened**: divided by
-  an estimate of its paper (a grey closing wider than any stroke, smoothed), then stretched so the
-  darkest ink is black and paper above 0.92 of its estimate is white. A restorer should hand an
+  its paper (per column, inside the line's polygon, smoothed), then stretched so the darkest ink
+  is black and paper above 0.92 of its estimate is white. A restorer should hand an
   archive's reader a line with even white paper, not the scan's yellowing and shading; every
   caption of these pairs says "clean = flattened real line".
 - **degraded** = the project's damage model (data/degrade.py) applied to that clean line, at a
@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +36,12 @@ from .. import config as C
 from . import manifest as M
 from .charset import Charset
 from .dataset import ctc_frames_needed, fit, image_size, load_line
-from .degrade import degrade, grey_filter, to_uint8
+from .degrade import degrade, to_uint8
 from .paths import DataError, ensure_writable
 
 log = logging.getLogger("docrestore")
 
-PAIRS_VERSION = 1
+PAIRS_VERSION = 2
 SPLIT_CODE = {"train": 10, "val": 11, "test": 12}  # apart from synth.SPLIT_CODE: other streams
 FRAMES_PER_PIXEL = 0.25  # the recognizers output W/4 frames (models/recognizer.py)
 
@@ -48,14 +49,29 @@ FRAMES_PER_PIXEL = 0.25  # the recognizers output W/4 frames (models/recognizer.
 def flatten_background(line: np.ndarray) -> np.ndarray:
     """``line`` (float (H, W), ink dark on paper) divided by its paper, ink stretched to black.
 
-    The paper is a grey closing (max then min filter) half the line high, wider than any stroke,
-    then smoothed; dividing by it removes yellowing, shading and stains larger than a stroke."""
-    k = max(3, line.shape[0] // 2) | 1
-    paper = grey_filter(grey_filter(line, k, np.maximum), k, np.minimum)
-    paper = ndimage.uniform_filter(paper, k, mode="nearest")
-    ratio = np.clip(line / np.maximum(paper, 1e-3), 0.0, 1.0)
-    lo = float(np.percentile(ratio, 0.5))
-    hi = 0.92  # paper texture within 8 % of the paper estimate becomes white
+    The paper of each column is the 90th percentile of the column's pixels inside the line's
+    polygon (ingest leaves pure white outside it, which must not count as paper, else the scan's
+    darker paper shows as a grey fringe along the cut), smoothed over a line height; dividing by it
+    removes yellowing and shading. Then the darkest ink is stretched to black and paper within 8 %
+    of its estimate becomes white."""
+    h, w = line.shape
+    inside = line < 0.999
+    if inside.sum() < 3:
+        return np.ones_like(line, dtype=np.float32)
+    cols = np.where(inside, line, np.nan)
+    counts = inside.sum(axis=0)
+    with warnings.catch_warnings():  # columns wholly outside the polygon are all-NaN: handled below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        paper = np.where(counts >= 3, np.nanpercentile(cols, 90, axis=0), np.nan)
+    known = np.flatnonzero(np.isfinite(paper))
+    if not len(known):
+        paper = np.full(w, float(np.percentile(line[inside], 90)))
+    else:  # columns with (almost) no inside pixels take their neighbours' paper
+        paper = np.interp(np.arange(w), known, paper[known])
+    paper = ndimage.uniform_filter1d(paper, max(3, h), mode="nearest")
+    ratio = np.where(inside, np.clip(line / np.maximum(paper[None, :], 1e-3), 0.0, 1.0), 1.0)
+    lo = float(np.percentile(ratio[inside], 0.5))
+    hi = 0.92
     if hi - lo < 0.05:  # nothing darker than the paper: a blank crop stays white
         return np.ones_like(line, dtype=np.float32)
     return np.clip((ratio - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
