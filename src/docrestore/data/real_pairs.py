@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -58,11 +57,12 @@ def flatten_background(line: np.ndarray) -> np.ndarray:
     inside = line < 0.999
     if inside.sum() < 3:
         return np.ones_like(line, dtype=np.float32)
-    cols = np.where(inside, line, np.nan)
+    # 90th percentile of each column's inside pixels: sort with the outside first (-1), then index
+    # past it (nanpercentile does the same ten times slower).
     counts = inside.sum(axis=0)
-    with warnings.catch_warnings():  # columns wholly outside the polygon are all-NaN: handled below
-        warnings.simplefilter("ignore", RuntimeWarning)
-        paper = np.where(counts >= 3, np.nanpercentile(cols, 90, axis=0), np.nan)
+    ordered = np.sort(np.where(inside, line, -1.0), axis=0)
+    rank = np.minimum(h - 1, (h - counts) + np.floor(0.9 * np.maximum(counts - 1, 0)).astype(int))
+    paper = np.where(counts >= 3, np.take_along_axis(ordered, rank[None, :], axis=0)[0], np.nan)
     known = np.flatnonzero(np.isfinite(paper))
     if not len(known):
         paper = np.full(w, float(np.percentile(line[inside], 90)))
