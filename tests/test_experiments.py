@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from docrestore import config as C
-from docrestore.experiments import plan as P
-from docrestore.experiments import runner as R
-from docrestore.experiments import status as S
+from docrestore.scheduler import plan as P
+from docrestore.scheduler import runner as R
+from docrestore.scheduler import status as S
 
 NOTEBOOK = Path(__file__).parent / "assets" / "notebooks" / "smoke_job.ipynb"
 
@@ -346,7 +346,7 @@ def test_a_job_killed_mid_run_is_rerun_and_the_others_are_not(tmp_path):
     plan = P.load_plan(write_plan(tmp_path, name="kill", seeds=(0,), parameters={"track": False},
                                   grid={"sleep": [0.0, 8.0]}))
     quick, slow = P.expand(plan)
-    sched = subprocess.Popen([sys.executable, "-m", "docrestore.experiments.runner", "--run", str(plan.path),
+    sched = subprocess.Popen([sys.executable, "-m", "docrestore.scheduler.runner", "--run", str(plan.path),
                               "--gpus", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
     try:

@@ -181,7 +181,7 @@ def test_text_losses_are_refused_on_pages(over, match):
 
 # ------------------------------------------------------------------------------- smoke run
 def test_smoke_run_writes_page_entry_and_table(tmp_path, capsys):
-    from docrestore import pages as P
+    from docrestore.study import pages as P
 
     root = write_dibco(tmp_path / "pages", sets=("TR", "TE"), per_set=2, size=(64, 300))
     over = [f"runs_dir={tmp_path}/runs", f"eval.ledger_dir={tmp_path}/ledger", "tracking.enabled=false",

@@ -9,7 +9,7 @@ from pathlib import Path
 import papermill as pm
 import pytest
 
-from docrestore import pipeline as P
+from docrestore.study import lines as P
 from docrestore.evaluation import ledger as L
 from docrestore.figures.plots import FIGURES
 from docrestore.figures.tables import TABLES

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from . import config as C
-from .experiments import status as S
+from .scheduler import status as S
 
 STATE_DIR = "runs/background"
 

@@ -211,8 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             from .restore import runtime
             return runtime.main_cli(args)
         if args.cmd == "experiments":
-            from .experiments import runner
-            return runner.main_cli(args)
+            from .scheduler import runner
+            from .study.estimate import plan_estimate
+            return runner.main_cli(args, estimate=plan_estimate)
         if args.cmd == "restore":
             # argparse gives every trailing word to `inputs`; key=value words that are not files are overrides.
             from pathlib import Path as _P

@@ -78,7 +78,7 @@ class GANTrainer:
         self.cfg, self.run = cfg, run
         if cfg.train.mode == "pages" and self.reads_text:
             raise C.ConfigError("'train.mode' = pages is set by the page stage (notebook 05, "
-                                "docrestore.pages.run_pages); the line trainer reads line manifests")
+                                "docrestore.study.pages.run_pages); the line trainer reads line manifests")
         self.dist = distributed.init_from_env(cfg.device)  # one process unless under torchrun
         self.device = distributed.local_device(cfg.device, self.dist)
         D.seed_everything(cfg.seed)

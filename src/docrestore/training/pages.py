@@ -45,7 +45,7 @@ def check_page_config(cfg: C.Config) -> None:
         raise C.ConfigError(
             f"'train.ctc.weight' = {tc.ctc.weight} (schedule {tc.ctc.schedule}): page pairs have no "
             "transcription, so there is no CTC loss to compute; set train.ctc.weight=0 and a non-balanced "
-            "schedule for page training (the page recipes in docrestore.pipeline do)")
+            "schedule for page training (the page recipes in docrestore.study.pages do)")
     if tc.scenario != "frozen":
         raise C.ConfigError(
             f"'train.scenario' = {tc.scenario}: S1/S2 update the recognizer with CTC on transcriptions, which "

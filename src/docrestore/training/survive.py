@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from .. import config as C
-from ..experiments import status as S
+from ..scheduler import status as S
 
 log = logging.getLogger("docrestore")
 

@@ -5,7 +5,7 @@ notebook's ``parameters`` cell), then starts a detached scheduler and returns at
 scheduler keeps a pool of worker slots (each visible GPU x ``jobs_per_gpu``, or
 ``cpu_workers`` slots on the CPU) and runs one job per slot, each in its own process group:
 
-    python -m docrestore.experiments.runner --job runs/experiments/<plan>/<job-id>
+    python -m docrestore.scheduler.runner --job runs/experiments/<plan>/<job-id>
 
 which executes the notebook with papermill into ``<job-id>/notebook.ipynb``, its output
 going to ``<job-id>/job.log`` and its state to ``<job-id>/status.json``. A GPU job sees only
@@ -41,6 +41,7 @@ from . import plan as P
 from . import status as S
 
 Echo = Callable[[str], None]
+Estimate = Callable[[str, int, int], list[str]]
 
 
 class PlanBusy(RuntimeError):
@@ -152,8 +153,9 @@ def _rel(p: Path) -> str:
 
 
 def dry_run_text(plan: P.Plan, jobs: list[P.Job], force: bool = False, workers: int | None = None,
-                 gpus: int | None = None) -> str:
-    """The jobs with their resolved parameters and device; what a launch would do."""
+                 gpus: int | None = None, estimate: Estimate | None = None) -> str:
+    """The jobs with their resolved parameters and device; what a launch would do; ``estimate``
+    (profile, seeds, jobs at once) -> lines of the plan's time (the study layer's)."""
     slots, slots_text = make_slots(plan, gpus, workers)
     decisions = decide(plan, jobs, force)
     n_run = sum(d.run for d in decisions)
@@ -180,12 +182,10 @@ def dry_run_text(plan: P.Plan, jobs: list[P.Job], force: bool = False, workers: 
                   f"    notebook   : {_rel(d.job.notebook)}",
                   f"    device     : {dev}",
                   f"    parameters : {params or '(none)'}"]
-    if plan.profile:  # the time it takes, from the newest training benchmark (make bench / gpu-check)
-        from ..training import throughput
-
+    if plan.profile and estimate:  # the time it takes, as the caller that knows the recipes estimates it
         n_gpus = gpus if gpus is not None else count_gpus()
-        lines += ["", *throughput.plan_estimate(plan.profile, max(1, len(plan.seeds or [0])),
-                                                 n_gpus * plan.jobs_per_gpu if n_gpus else plan.cpu_workers)]
+        lines += ["", *estimate(plan.profile, max(1, len(plan.seeds or [0])),
+                                n_gpus * plan.jobs_per_gpu if n_gpus else plan.cpu_workers)]
     lines += ["", "# every parameter name matches its notebook's parameters cell; nothing was started"]
     return "\n".join(lines)
 
@@ -302,7 +302,7 @@ def start_job(plan: P.Plan, job: P.Job, slot: Slot, n_slots: int) -> subprocess.
                   f"started {S.now_iso()}\n")
         log.flush()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "docrestore.experiments.runner", "--job", str(jd)],
+            [sys.executable, "-m", "docrestore.scheduler.runner", "--job", str(jd)],
             cwd=C.PROJECT_ROOT, env=job_env(plan, job, slot, n_slots), stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     st = S.read_status(jd)
@@ -425,7 +425,7 @@ def launch_background(plan: P.Plan, force: bool = False, workers: int | None = N
     n_run = sum(d.run for d in decisions)
     plan.state_dir.mkdir(parents=True, exist_ok=True)
     log_path = plan.state_dir / "scheduler.log"
-    cmd = [sys.executable, "-m", "docrestore.experiments.runner", "--run", str(plan.path), "--gpus", str(gpus)]
+    cmd = [sys.executable, "-m", "docrestore.scheduler.runner", "--run", str(plan.path), "--gpus", str(gpus)]
     if force:
         cmd.append("--force")
     if workers:
@@ -563,8 +563,9 @@ def run_job(job_dir: str | Path) -> int:
 
 
 # ----------------------------------------------------------------------------- commands
-def main_cli(args) -> int:
-    """``docrestore experiments PLAN [--status | --dry-run | --foreground] [--force] [--workers N]``."""
+def main_cli(args, estimate: Estimate | None = None) -> int:
+    """``docrestore experiments PLAN [--status | --dry-run | --foreground] [--force] [--workers N]``;
+    ``estimate`` adds the plan's time to the dry run."""
     try:
         plan = P.load_plan(args.plan)
         if getattr(args, "status", False):
@@ -574,7 +575,8 @@ def main_cli(args) -> int:
         gpus = getattr(args, "gpus", None)
         force = bool(getattr(args, "force", False))
         if getattr(args, "dry_run", False):
-            print(dry_run_text(plan, prepare_jobs(plan), force=force, workers=workers, gpus=gpus))
+            print(dry_run_text(plan, prepare_jobs(plan), force=force, workers=workers, gpus=gpus,
+                               estimate=estimate))
             return 0
         if getattr(args, "foreground", False):
             return run_plan(plan, force=force, workers=workers, gpus=gpus)
@@ -589,7 +591,7 @@ def main_cli(args) -> int:
 
 
 def _main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m docrestore.experiments.runner",
+    ap = argparse.ArgumentParser(prog="python -m docrestore.scheduler.runner",
                                  description="internal: the detached scheduler (--run) and one job (--job)")
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--run", metavar="PLAN", help="run the plan's scheduler in this process")

@@ -5,7 +5,7 @@ overrides on top of a profile. `run_experiment` trains it, evaluates it on the t
 held-out reader and writes its results-ledger entry. `paper_figures` runs the experiments the
 ledger lacks, then draws every figure and table (notebook 04).
 
-    python -m docrestore.pipeline paper-figures --profile quick
+    python -m docrestore.study paper-figures --profile quick
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config as C
-from . import runs as R
+from .. import config as C
+from .. import runs as R
 
 log = logging.getLogger("docrestore")
 
@@ -167,12 +167,12 @@ def make_config(exp: Experiment, profile: str | None = None, seed: int = 0, over
 def run_experiment(exp: Experiment, profile: str | None = None, seed: int = 0,
                    overrides: list[str] | tuple = (), config: str | None = None) -> dict:
     """Train ``exp``, evaluate it with the held-out reader and write its ledger entry."""
-    from .evaluation.evaluate import evaluate_checkpoint
-    from .training import common
-    from .training.gan import GANTrainer
-    from .training.recognizer import ensure_recognizer
+    from ..evaluation.evaluate import evaluate_checkpoint
+    from ..training import common
+    from ..training.gan import GANTrainer
+    from ..training.recognizer import ensure_recognizer
 
-    from .evaluation import ledger as L
+    from ..evaluation import ledger as L
 
     cfg = make_config(exp, profile, seed, overrides, config)
     R.setup_logging()
@@ -180,7 +180,7 @@ def run_experiment(exp: Experiment, profile: str | None = None, seed: int = 0,
     L.check_clean_tree(cfg.profile, cfg.eval.ledger_dir, cfg.eval.allow_dirty)
     data = common.open_data(cfg)
     recognizer = ensure_recognizer(cfg, "loss")
-    from .training import survive
+    from ..training import survive
 
     run = survive.start_or_continue(cfg, "train")  # an interrupted run of this experiment continues
     result = GANTrainer(cfg, run, data, recognizer).fit()
@@ -200,7 +200,7 @@ def _job_result(entry: dict) -> None:
     """Tell the background runner (when this runs inside a plan) the headline numbers so far."""
     import os
 
-    from .experiments.status import JOB_DIR_ENV, record_result
+    from ..scheduler.status import JOB_DIR_ENV, record_result
 
     job_dir = os.environ.get(JOB_DIR_ENV)
     if not job_dir:
@@ -244,8 +244,8 @@ def notebook_overrides(steps: int | None = None, data_root: str | None = None,
 
 
 def _decision(exp: Experiment, profile: str | None, seed: int, overrides, reuse: bool, head: dict):
-    from .evaluation import ledger as L
-    from .experiments import reuse as RU
+    from ..evaluation import ledger as L
+    from . import reuse as RU
 
     cfg = make_config(exp, profile, seed, overrides)
     name = entry_name(exp, seed)
@@ -256,7 +256,7 @@ def _decision(exp: Experiment, profile: str | None, seed: int, overrides, reuse:
 def run_or_reuse(exp: Experiment, profile: str | None = None, seed: int = 0,
                  overrides: list[str] | tuple = (), reuse: bool = True) -> dict:
     """The ledger entry of ``exp``: reused when the ledger holds one made with exactly this
-    resolved config by code unchanged since its commit (experiments/reuse.py), else trained now."""
+    resolved config by code unchanged since its commit (study/reuse.py), else trained now."""
     d = _decision(exp, profile, seed, overrides, reuse, R.git_info())
     if not d.train:
         log.info("reusing %s: %s", d.name, d.reason)
@@ -269,8 +269,8 @@ def announce_plan(exps: list[Experiment], profile: str | None = None, seed: int 
                   overrides: list[str] | tuple = (), reuse: bool = True) -> str:
     """Say (notebook output and papermill's terminal) which profile was chosen and why, which
     trainings will run and which ledger entries are reused, and how long it should take."""
-    from .experiments import reuse as RU
-    from .notebook import announce
+    from . import reuse as RU
+    from ..notebook import announce
 
     prof, why = C.choose_profile(profile)
     head = R.git_info()
@@ -366,12 +366,12 @@ def with_baseline(entries: list[dict], profile: str | None = None, seed: int = 0
 def missing_experiments(profile: str, ledger_dir: Path, overrides: list[str] | tuple = ()) -> list[Experiment]:
     """The paper's experiments (one per seed of the seeded arms, named as in the ledger) whose
     entry is missing or stale, by the rule the notebooks reuse entries with
-    (:func:`docrestore.experiments.reuse.decide`: other settings, older fields, or code changed
+    (:func:`docrestore.study.reuse.decide`: other settings, older fields, or code changed
     since the entry's commit). A stale entry is never counted as done."""
     import dataclasses
 
-    from .evaluation import ledger as L
-    from .experiments import reuse as RU
+    from ..evaluation import ledger as L
+    from . import reuse as RU
 
     head = R.git_info()
     missing = []
@@ -391,8 +391,8 @@ def prepare(profile: str | None = None, seed: int = 0):
     (its cache lock) when they evaluate. Call :func:`wait_reader` on the returned process."""
     import subprocess
 
-    from .data.synth import ensure_dataset
-    from .training.recognizer import ensure_recognizer
+    from ..data.synth import ensure_dataset
+    from ..training.recognizer import ensure_recognizer
 
     prof = auto_profile(profile)
     cfg = C.load_config(None, [f"seed={seed}"], profile=prof)
@@ -401,7 +401,7 @@ def prepare(profile: str | None = None, seed: int = 0):
     # slower (OpenMP threads waiting on each other), not faster (logbook 2026-11-30).
     env = dict(__import__("os").environ, DOCRESTORE_THREADS="1", OMP_NUM_THREADS="1")
     reader = subprocess.Popen([sys.executable, "-c",
-                               "import sys; from docrestore import pipeline as P, config as C, runs as R; "
+                               "from docrestore import config as C, runs as R; "
                                "R.setup_logging(); from docrestore.training.recognizer import ensure_recognizer; "
                                f"ensure_recognizer(C.load_config(None, ['seed={seed}'], profile='{prof}'), 'reader')"],
                               env=env)
@@ -432,7 +432,7 @@ def page_figures(profile: str, dibco: str | None = None) -> Path | None:
     where it comes from and how to point at it."""
     import papermill as pm
 
-    from .data.pages import data_hint, resolve_root
+    from ..data.pages import data_hint, resolve_root
 
     if not resolve_root(dibco or "auto").is_dir():
         print(f"paper-figures: {data_hint()}" if not dibco else
@@ -455,10 +455,10 @@ def paper_figures(profile: str = "quick", ledger_dir: str | None = None, dibco: 
 
     import papermill as pm
 
-    from .experiments import plan as PL
-    from .experiments import runner
+    from ..scheduler import plan as PL
+    from ..scheduler import runner
 
-    from .figures.paper import output_dirs, profile_dirs
+    from ..figures.paper import output_dirs, profile_dirs
 
     R.setup_logging()
     ledger_dir = ledger_dir or C.load_config(profile=profile).eval.ledger_dir
@@ -503,7 +503,7 @@ def paper_figures(profile: str = "quick", ledger_dir: str | None = None, dibco: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m docrestore.pipeline")
+    p = argparse.ArgumentParser(prog="python -m docrestore.study")
     sub = p.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("paper-figures", help="run missing experiments, then draw every figure and table")
     f.add_argument("--profile", default="quick", choices=C.PROFILES)
@@ -515,14 +515,14 @@ def main(argv: list[str] | None = None) -> int:
     ls.add_argument("--profile", default="quick", choices=C.PROFILES)
     args = p.parse_args(argv)
     if args.cmd == "paper-figures" and (args.background or args.status):
-        from . import background
+        from .. import background
 
         name = f"paper-figures-{args.profile}"
         if args.status:
             print(background.status_text(name))
             print(f"experiment jobs: docrestore experiments configs/experiments/paper_{args.profile}.yaml --status")
         else:
-            background.launch(name, [sys.executable, "-m", "docrestore.pipeline", "paper-figures",
+            background.launch(name, [sys.executable, "-m", "docrestore.study", "paper-figures",
                                      "--profile", args.profile] + (["--dibco", args.dibco] if args.dibco else []))
     elif args.cmd == "paper-figures":
         paper_figures(args.profile, dibco=args.dibco or None)

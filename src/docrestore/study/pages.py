@@ -1,7 +1,7 @@
 """The DIBCO page benchmark as recipes: the arms, train + evaluate + page-ledger entry, and the
 functions notebook 05 and `make paper-figures` call.
 
-    from docrestore import pages
+    from docrestore.study import pages
     pages.run_pages(profile="quick", arms=["supervised", "cgan"])   # notebook 05
     pages.page_outputs("quick")                                    # paper/tables/quick/dibco.tex + crops figure
 """
@@ -12,9 +12,9 @@ import logging
 import time
 from pathlib import Path
 
-from . import config as C
-from . import runs as R
-from .pipeline import Experiment, auto_profile, entry_name
+from .. import config as C
+from .. import runs as R
+from .lines import Experiment, auto_profile, entry_name
 
 log = logging.getLogger("docrestore")
 
@@ -55,7 +55,7 @@ def page_overrides(train_sets=None, test_sets=None, init_from: str | None = None
 
 
 def make_page_config(exp: Experiment, profile: str | None = None, seed: int = 0, overrides=()) -> C.Config:
-    from .training.pages import apply_page_budget
+    from ..training.pages import apply_page_budget
 
     cfg = C.load_config(None, list(exp.overrides) + [f"seed={seed}"] + list(overrides), profile=auto_profile(profile))
     cfg.desc = exp.name + (f"-seed{seed}" if seed else "")
@@ -66,11 +66,11 @@ def run_page_experiment(exp: Experiment, profile: str | None = None, seed: int =
                         splits=None) -> dict:
     """Train ``exp`` on the training pages, evaluate its best checkpoint on the test pages (with the
     classical references) and write its page-ledger entry."""
-    from . import checkpoint as CK
-    from . import device as D
-    from .data.pages import open_pages
-    from .evaluation import dibco
-    from .training.pages import PageTrainer
+    from .. import checkpoint as CK
+    from .. import device as D
+    from ..data.pages import open_pages
+    from ..evaluation import dibco
+    from ..training.pages import PageTrainer
 
     cfg = make_page_config(exp, profile, seed, overrides)
     R.setup_logging()
@@ -117,8 +117,8 @@ def run_or_reuse_page(exp: Experiment, profile: str | None = None, seed: int = 0
 
 def _page_decision(exp: Experiment, profile, seed, overrides, reuse: bool, head: dict):
     """The line ledger's rule for a page entry: same settings, made by code unchanged since its commit."""
-    from .evaluation import dibco
-    from .experiments import reuse as RU
+    from ..evaluation import dibco
+    from . import reuse as RU
 
     cfg = make_page_config(exp, profile, seed, overrides)
     name = entry_name(exp, seed)
@@ -129,9 +129,9 @@ def _page_decision(exp: Experiment, profile, seed, overrides, reuse: bool, head:
 def announce_pages(exps: list[Experiment], profile: str | None, seed: int, overrides, reuse: bool) -> str:
     """Say (notebook output and papermill's terminal) which arms train and which page entries are
     reused, and about how long it takes (timed by earlier page runs of the profile)."""
-    from .evaluation import dibco
-    from .experiments import reuse as RU
-    from .notebook import announce
+    from ..evaluation import dibco
+    from . import reuse as RU
+    from ..notebook import announce
 
     prof, why = C.choose_profile(profile)
     head = R.git_info()
@@ -148,7 +148,7 @@ def run_pages(profile: str | None = None, arms=("supervised", "cgan"), train_set
     """Notebook 05: each arm fine-tuned (or trained from scratch) on the training pages and
     measured on the test pages; one page-ledger entry per arm. With ``pages.root=auto`` and no
     pages at ../shared/data/dibco it says where the data comes from and returns no entries."""
-    from .data.pages import data_hint, open_pages
+    from ..data.pages import data_hint, open_pages
 
     over = page_overrides(train_sets, test_sets, init_from, steps, root, overrides)
     cfg = C.load_config(None, over, profile=auto_profile(profile))
@@ -165,7 +165,7 @@ def results_table(entries: list[dict]):
     """References and methods side by side (notebook display)."""
     import pandas as pd
 
-    from .evaluation.dibco import PAGE_METRICS, REFERENCE_LABELS
+    from ..evaluation.dibco import PAGE_METRICS, REFERENCE_LABELS
 
     rows = []
     if entries:
@@ -181,7 +181,7 @@ def results_table(entries: list[dict]):
 def page_outputs(entries: list[dict]) -> list[Path]:
     """paper/tables/<profile>/dibco.tex and paper/figures/<profile>/dibco_crops.* from the page ledger of the entries'
     profile, for their test sets (nothing when there are no entries)."""
-    from .evaluation.dibco import write_outputs
+    from ..evaluation.dibco import write_outputs
 
     if not entries:
         print("(no page entries: no DIBCO table)")
@@ -202,6 +202,6 @@ def show_outputs(paths: list[Path]) -> None:
 
 
 def data_available(root: str = "auto") -> bool:
-    from .data.pages import resolve_root
+    from ..data.pages import resolve_root
 
     return resolve_root(root).is_dir()
