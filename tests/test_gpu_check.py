@@ -56,10 +56,18 @@ def test_plan_estimate_reads_the_newest_benchmark(tmp_path, monkeypatch):
     assert f"{hours:.1f} h of training steps" in line and f"~{hours / 2:.1f} h with 2 job(s)" in line
 
 
-def test_arm_of_experiment_overrides():
-    assert E.arm_of(["discriminator.name=dual_modal", "train.feature_loss.weight=5.0"]) == "dual_modal"
-    assert E.arm_of(["train.scenario=frozen", "train.ctc.weight=0", "train.feature_loss.weight=5.0"]) == "feature_loss"
-    assert E.arm_of(["train.feature_loss.weight=0.0", "train.ctc.weight=0"]) == "baseline_s1"
-    assert E.arm_of(["train.ctc.schedule=balanced"]) == "balanced"
-    assert E.arm_of(["train.ctc.schedule=cosine"]) == "annealing"
-    assert E.arm_of(["train.scenario=S2"]) == "baseline_s2"
+def test_arm_of_reads_the_resolved_config():
+    from docrestore import config as C
+    from docrestore.study import lines as L
+
+    def arm(*overrides):
+        return E.arm_of(C.load_config(profile="smoke", overrides=list(overrides)))
+
+    assert arm("discriminator.name=dual_modal", "train.feature_loss.weight=5.0") == "dual_modal"
+    assert arm("train.scenario=frozen", "train.ctc.weight=0", "train.feature_loss.weight=5.0") == "feature_loss"
+    assert arm("train.feature_loss.weight=0.0", "train.ctc.weight=0") == "baseline_s1"
+    assert arm("train.ctc.schedule=balanced") == "balanced"
+    assert arm("train.ctc.schedule=cosine") == "annealing"
+    assert arm("train.scenario=S2") == "baseline_s2"
+    # every paper arm is timed as one of the benchmarked kinds of step
+    assert {E.arm_of(L.make_config(e, "smoke")) for e in L.paper_experiments("smoke")} == set(T.ARMS)

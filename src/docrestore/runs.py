@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import json
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -18,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import config as C
+from .files import write_json_atomic
 
 log = logging.getLogger("docrestore")
 
@@ -78,11 +77,7 @@ class Run:
         return p
 
     def write_json(self, name: str, obj) -> Path:
-        p = self.path(name)
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8")
-        os.replace(tmp, p)
-        return p
+        return write_json_atomic(self.path(name), obj)
 
 
 def run_dir_name(stage: str, desc: str, now: _dt.datetime | None = None) -> str:

@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .. import config as C
+from ..files import write_json_atomic
+from ..processes import pid_alive, process_start_id
 from . import plan as P
 from . import status as S
 
@@ -145,13 +147,6 @@ def prepare_jobs(plan: P.Plan) -> list[P.Job]:
     return jobs
 
 
-def _rel(p: Path) -> str:
-    try:
-        return str(Path(p).resolve().relative_to(C.PROJECT_ROOT))
-    except ValueError:
-        return str(p)
-
-
 def dry_run_text(plan: P.Plan, jobs: list[P.Job], force: bool = False, workers: int | None = None,
                  gpus: int | None = None, estimate: Estimate | None = None) -> str:
     """The jobs with their resolved parameters and device; what a launch would do; ``estimate``
@@ -160,7 +155,7 @@ def dry_run_text(plan: P.Plan, jobs: list[P.Job], force: bool = False, workers: 
     decisions = decide(plan, jobs, force)
     n_run = sum(d.run for d in decisions)
     lines = [
-        f"# docrestore experiments {_rel(plan.path)} --dry-run",
+        f"# docrestore experiments {C.project_relative(plan.path)} --dry-run",
         f"# plan         : {plan.name}" + (f"  ({plan.description})" if plan.description else ""),
         f"# profile      : {plan.profile or '(not set by the plan)'}",
         f"# state folder : {plan.state_dir}/",
@@ -179,7 +174,7 @@ def dry_run_text(plan: P.Plan, jobs: list[P.Job], force: bool = False, workers: 
             dev = "-"
         params = ", ".join(f"{k}={v!r}" for k, v in d.job.parameters.items())
         lines += [f"{d.job.id}  [{'run' if d.run else 'skip'}: {d.reason}]",
-                  f"    notebook   : {_rel(d.job.notebook)}",
+                  f"    notebook   : {C.project_relative(d.job.notebook)}",
                   f"    device     : {dev}",
                   f"    parameters : {params or '(none)'}"]
     if plan.profile and estimate:  # the time it takes, as the caller that knows the recipes estimates it
@@ -204,7 +199,7 @@ def plan_lock(plan: P.Plan) -> Iterator[None]:
         with contextlib.suppress(OSError, ValueError):
             info = json.loads((plan.state_dir / "scheduler.json").read_text(encoding="utf-8"))
         raise PlanBusy(f"plan '{plan.name}' is already running (scheduler pid {info.get('pid', '?')}, "
-                       f"plan file {info.get('plan', '?')}); see `docrestore experiments {_rel(plan.path)} "
+                       f"plan file {info.get('plan', '?')}); see `docrestore experiments {C.project_relative(plan.path)} "
                        "--status`, or wait for it to finish before launching it again") from None
     try:
         yield
@@ -291,9 +286,9 @@ def start_job(plan: P.Plan, job: P.Job, slot: Slot, n_slots: int) -> subprocess.
     for stale in ("notebook.ipynb", "result.json"):
         (jd / stale).unlink(missing_ok=True)
     attempt = int(S.read_status(jd).get("attempt") or 0) + 1
-    S.write_json_atomic(jd / "job.json", {**job.to_dict(), "device": slot.label,
+    write_json_atomic(jd / "job.json", {**job.to_dict(), "device": slot.label,
                                           "tracking_uri": plan.tracking_uri, "plan_file": str(plan.path)})
-    S.write_json_atomic(jd / "status.json", {
+    write_json_atomic(jd / "status.json", {
         "state": S.RUNNING, "pid": None, "pid_start": None, "started": S.now_iso(), "finished": None,
         "device": slot.label, "error": "", "progress": "", "headline": {}, "attempt": attempt,
         "fingerprint": job.fingerprint, "cells": _cells(job.notebook)})
@@ -307,7 +302,7 @@ def start_job(plan: P.Plan, job: P.Job, slot: Slot, n_slots: int) -> subprocess.
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     st = S.read_status(jd)
     if st.get("state") == S.RUNNING and not st.get("pid"):
-        S.update_status(jd, pid=proc.pid, pid_start=S.process_start_id(proc.pid))
+        S.update_status(jd, pid=proc.pid, pid_start=process_start_id(proc.pid))
     return proc
 
 
@@ -352,10 +347,10 @@ def run_plan(plan: P.Plan, force: bool = False, workers: int | None = None, gpus
     jobs = prepare_jobs(plan)
     with plan_lock(plan):
         slots, slots_text = make_slots(plan, gpus, workers)
-        info = {"pid": os.getpid(), "pid_start": S.process_start_id(os.getpid()), "started": S.now_iso(),
+        info = {"pid": os.getpid(), "pid_start": process_start_id(os.getpid()), "started": S.now_iso(),
                 "finished": None, "plan": str(plan.path), "slots_text": slots_text}
-        S.write_json_atomic(plan.state_dir / "scheduler.json", info)
-        say(f"plan {plan.name} ({_rel(plan.path)}); jobs in {plan.state_dir}/")
+        write_json_atomic(plan.state_dir / "scheduler.json", info)
+        say(f"plan {plan.name} ({C.project_relative(plan.path)}); jobs in {plan.state_dir}/")
         say(slots_text)
         decisions = decide(plan, jobs, force)
         for d in decisions:
@@ -405,7 +400,7 @@ def run_plan(plan: P.Plan, force: bool = False, workers: int | None = None, gpus
         finally:
             if old_term is not None:
                 signal.signal(signal.SIGTERM, old_term)
-            S.write_json_atomic(plan.state_dir / "scheduler.json", {**info, "finished": S.now_iso()})
+            write_json_atomic(plan.state_dir / "scheduler.json", {**info, "finished": S.now_iso()})
         rows = [S.job_row(j.id, plan.job_dir(j), j.fingerprint) for j in jobs]
         say(f"plan {plan.name}: {S.summary_line(rows)}")
         if code == 0 and any(r["state"] != S.DONE for r in rows):
@@ -436,7 +431,7 @@ def launch_background(plan: P.Plan, force: bool = False, workers: int | None = N
         proc = subprocess.Popen(cmd, cwd=C.PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    plan_arg = _rel(plan.path)
+    plan_arg = C.project_relative(plan.path)
     echo(f"plan {plan.name}: {n_run} job(s) to run, {len(jobs) - n_run} skipped")
     echo(slots_text)
     echo(f"scheduler started in the background (pid {proc.pid}); it goes on after this terminal closes.")
@@ -466,10 +461,10 @@ def status_text(plan: P.Plan) -> str:
     left = sum(r["state"] in (S.QUEUED, S.FAILED, S.INTERRUPTED, S.NOT_STARTED) for r in rows)
     hint = []
     if left and not sched.startswith("scheduler: running"):
-        hint = [f"{left} job(s) not done: `docrestore experiments {_rel(plan.path)}` runs them "
+        hint = [f"{left} job(s) not done: `docrestore experiments {C.project_relative(plan.path)}` runs them "
                 "(done jobs are skipped)"]
     return "\n".join([
-        f"plan {plan.name} ({_rel(plan.path)}): {plan.state_dir}/",
+        f"plan {plan.name} ({C.project_relative(plan.path)}): {plan.state_dir}/",
         sched,
         "",
         S.format_table(rows),
@@ -502,10 +497,10 @@ def _kill_kernels(sig: int = signal.SIGTERM, wait: float = 3.0) -> None:
             else:
                 os.kill(k, sig)
     end = time.monotonic() + wait
-    while time.monotonic() < end and any(S.pid_alive(k) for k in kids):
+    while time.monotonic() < end and any(pid_alive(k) for k in kids):
         time.sleep(0.1)
     for k in kids:
-        if S.pid_alive(k):
+        if pid_alive(k):
             with contextlib.suppress(OSError):
                 os.kill(k, signal.SIGKILL)
 
@@ -521,7 +516,7 @@ def run_job(job_dir: str | Path) -> int:
     spec = json.loads((jd / "job.json").read_text(encoding="utf-8"))
     notebook, params = Path(spec["notebook"]), spec["parameters"]
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
-    S.update_status(jd, state=S.RUNNING, pid=os.getpid(), pid_start=S.process_start_id(os.getpid()))
+    S.update_status(jd, state=S.RUNNING, pid=os.getpid(), pid_start=process_start_id(os.getpid()))
 
     def _on_term(signum, frame):
         _kill_kernels()

@@ -1,7 +1,7 @@
-"""``python -m docrestore.study paper-figures | list`` (``make paper-figures``)."""
+"""``python -m docrestore.study paper-figures | list | reader`` (``make paper-figures``)."""
 
 import sys
 
-from .lines import main
+from .paper import main
 
 sys.exit(main())

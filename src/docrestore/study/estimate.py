@@ -11,31 +11,30 @@ from .. import config as C
 from ..training import throughput as T
 
 
-def arm_of(overrides) -> str:
-    """Which benchmarked arm an experiment's overrides train (the cGAN arm is timed as S1, an
-    upper bound: it skips the recognizer update)."""
-    o = dict(str(x).split("=", 1) for x in overrides if "=" in str(x))
-    if o.get("discriminator.name") == "dual_modal":
+def arm_of(cfg: C.Config) -> str:
+    """Which benchmarked kind of training step (:data:`docrestore.training.throughput.ARMS`) an
+    arm's resolved config trains (the cGAN arm is timed as S1, an upper bound: it skips the
+    recognizer update)."""
+    if cfg.discriminator.name == "dual_modal":
         return "dual_modal"
-    if float(o.get("train.feature_loss.weight", 0) or 0) > 0:
+    if cfg.train.feature_loss.weight > 0:
         return "feature_loss"
-    schedule = o.get("train.ctc.schedule", "constant")
-    if schedule == "balanced":
+    if cfg.train.ctc.schedule == "balanced":
         return "balanced"
-    if schedule != "constant":
+    if cfg.train.ctc.schedule != "constant":
         return "annealing"
-    return "baseline_s2" if o.get("train.scenario") == "S2" else "baseline_s1"
+    return "baseline_s2" if cfg.train.scenario == "S2" else "baseline_s1"
 
 
 def estimate_hours(profile: str, seeds: int, rates: dict[str, float]) -> tuple[float, int]:
     """Hours of training steps for the paper's experiments at ``profile`` x ``seeds`` at ``rates``
     ({arm: lines/s}), and the steps per run (the profile's budget; early stopping only shortens it)."""
-    from .lines import paper_experiments
+    from .lines import make_config, paper_experiments
 
     cfg = C.load_config(profile=profile)
-    steps = cfg.train.max_steps or cfg.train.epochs * max(1, cfg.data.n_train // cfg.train.batch_size)
+    steps = C.total_steps(cfg)
     lines = steps * cfg.train.batch_size
-    hours = sum(seeds * lines / (rates.get(arm_of(e.overrides)) or min(rates.values())) / 3600
+    hours = sum(seeds * lines / (rates.get(arm_of(make_config(e, profile))) or min(rates.values())) / 3600
                 for e in paper_experiments(profile))
     return hours, steps
 

@@ -39,19 +39,10 @@ from .. import config as C
 from .. import device as D
 from .. import runs as R
 from ..tracking import Tracker
+from ..data import loading
 from . import common, distributed, survive
 
 log = logging.getLogger("docrestore")
-
-
-def project_relative(path: Path) -> str:
-    """A path inside the project as relative text, so checkpoints survive a moved checkout."""
-    if path is None:  # no recognizer (page mode without text-reading losses)
-        return ""
-    try:
-        return str(Path(path).resolve().relative_to(C.PROJECT_ROOT))
-    except ValueError:
-        return str(path)
 
 
 def set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
@@ -68,7 +59,7 @@ class GANTrainer:
     def needs_recognizer(self, cfg: C.Config) -> bool:
         return True
 
-    def __init__(self, cfg: C.Config, run: R.Run, data: common.Data | None = None,
+    def __init__(self, cfg: C.Config, run: R.Run, data: loading.Data | None = None,
                  recognizer_path: Path | None = None):
         from ..losses import CTCWeightSchedule, FeatureLoss, GANLoss
         from ..models import build_discriminator, build_generator
@@ -84,7 +75,7 @@ class GANTrainer:
         D.seed_everything(cfg.seed)
         tc = cfg.train
         with distributed.main_first(self.dist):  # rank 0 synthesises / pretrains what is missing
-            self.data = data or common.open_data(cfg)
+            self.data = data or loading.open_data(cfg)
             self.recognizer_path = (Path(recognizer_path or ensure_recognizer(cfg, "loss"))
                                     if self.needs_recognizer(cfg) else None)
         # Again: a recognizer pretrained just now consumed the RNG; the models must not depend on
@@ -138,8 +129,7 @@ class GANTrainer:
         self.ctc_clips = 0  # steps whose CTC exceeded train.ctc.clip (its gradient then vanishes)
         self.ctc_raw_peak = 0.0  # largest unclipped CTC since the last logged step
         self.val_data = common.subset(self.data.val, tc.val_lines)
-        per_epoch = common.steps_per_epoch(len(self.data.train), tc.batch_size)
-        self.total_steps = tc.max_steps if tc.max_steps > 0 else tc.epochs * per_epoch
+        self.total_steps = C.total_steps(cfg, len(self.data.train))
         self.resumed_from = ""
         if tc.resume:
             self.load(C.resolve_path(tc.resume))
@@ -164,7 +154,7 @@ class GANTrainer:
                 "best": self.best.state(), "history": self.history.records,
                 "nonfinite": self.guard.total, "collapses": self.collapses, "ctc_clips": self.ctc_clips,
                 "ctc_raw_peak": self.ctc_raw_peak,
-                "recognizer_checkpoint": project_relative(self.recognizer_path), "data_hash": self.data.data_hash}
+                "recognizer_checkpoint": C.project_relative(self.recognizer_path), "data_hash": self.data.data_hash}
 
     def save(self, path: Path) -> None:
         CK.save_checkpoint(path, self.state())
@@ -517,7 +507,7 @@ class GANTrainer:
                       "best_value": self.best.best, "steps": self.step, "val": last_val,
                       "nonfinite": self.guard.total, "collapses": self.collapses,
                       "ctc_clips": self.ctc_clips, "mlflow_run_id": tracker.run_id, "run_dir": str(self.run.dir),
-                      "recognizer_checkpoint": project_relative(self.recognizer_path),
+                      "recognizer_checkpoint": C.project_relative(self.recognizer_path),
                       "data_hash": self.data.data_hash,
                       "history": self.history.records}
             status("done")

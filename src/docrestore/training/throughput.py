@@ -68,12 +68,12 @@ def random_recognizer(cfg: C.Config, path: Path) -> Path:
 
 def random_data(cfg: C.Config, n: int):
     from ..data.charset import Charset
-    from . import common
+    from ..data import loading
 
     charset = Charset(CHARSET)
     chars = max(1, min(cfg.data.max_chars, cfg.data.width // 16))
     lines = RandomLines(n, cfg.data.height, cfg.data.width, chars, cfg.seed)
-    return common.Data(Path("random-lines"), charset, lines, RandomLines(8, cfg.data.height, cfg.data.width, chars, 1),
+    return loading.Data(Path("random-lines"), charset, lines, RandomLines(8, cfg.data.height, cfg.data.width, chars, 1),
                        lines, "random")
 
 
