@@ -24,6 +24,7 @@ log = logging.getLogger("docrestore")
 # What a result depends on: a change here since an entry's commit makes the entry stale; a change
 # elsewhere (paper/, docs, the logbook, the ledger itself) does not.
 CODE_PATHS = ("src", "configs", "notebooks", "pyproject.toml", "uv.lock")
+COMMIT_ID = re.compile(r"[0-9a-f]{7,40}|[0-9a-f]{64}")  # abbreviated or full SHA-1, full SHA-256
 
 
 def git_info(root: Path = C.PROJECT_ROOT) -> dict:
@@ -45,8 +46,11 @@ def git_info(root: Path = C.PROJECT_ROOT) -> dict:
 
 def code_changed_since(commit: str | None, root: Path = C.PROJECT_ROOT) -> bool:
     """True when the code under a result (:data:`CODE_PATHS`) differs between ``commit`` and the
-    working tree, or when that cannot be told (unknown commit, no git)."""
-    if not commit or commit == "unknown":
+    working tree, or when that cannot be told (unknown commit, no git).
+
+    ``commit`` comes from a ledger entry, a file anyone can edit: only a hexadecimal commit id is
+    passed to git (``--output=FILE`` would be an option that writes FILE)."""
+    if not commit or not COMMIT_ID.fullmatch(commit):
         return True
     try:
         r = subprocess.run(["git", "diff", "--quiet", commit, "--", *CODE_PATHS], cwd=root,
