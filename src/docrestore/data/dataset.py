@@ -16,6 +16,7 @@ silently learning a wrong target.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,15 @@ def fit(size: tuple[int, int], height: int, width: int) -> str:
     (padded with paper when narrower) or 'squeezed' (wider than ``width`` after scaling to the
     height: resized to fit, keeping all of its text)."""
     return "squeezed" if fitted_width(size, height) > width else "fits"
+
+
+def save_png(path: Path, image: np.ndarray) -> None:
+    """8-bit grayscale PNG, written to a temporary name and renamed (never half a file)."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    # zlib's Z_RLE strategy (compress_type=3): "almost as fast as Huffman-only but better for PNG
+    # data": here 1.5x faster than the default and as small (noise defeats long matches anyway).
+    Image.fromarray(image).save(tmp, format="PNG", compress_type=3)
+    tmp.replace(path)
 
 
 def load_line(path: str | Path, height: int, width: int) -> np.ndarray:

@@ -18,13 +18,12 @@ transcription needs more CTC frames than a line of ``data.width`` has (``width /
 and counted (``dataset.json: too_long``), as are lines squeezed to fit (``squeezed``).
 
 The pairs are written once per settings under ``data/real-<hash>/`` (hash of the ingested
-manifest's bytes, the geometry, the seed, the severity range and :data:`PAIRS_VERSION`).
+manifest's bytes, the geometry, the seed, the severity range and ``paths.PAIRS_VERSION``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from pathlib import Path
 
@@ -32,15 +31,15 @@ import numpy as np
 from scipy import ndimage
 
 from .. import config as C
+from ..files import write_json_atomic
 from . import manifest as M
 from .charset import Charset
-from .dataset import ctc_frames_needed, fit, image_size, load_line
+from .dataset import ctc_frames_needed, fit, image_size, load_line, save_png
 from .degrade import degrade, to_uint8
-from .paths import DataError, ensure_writable
+from .paths import DataError, ensure_writable, pair_settings, pairs_root
 
 log = logging.getLogger("docrestore")
 
-PAIRS_VERSION = 2
 SPLIT_CODE = {"train": 10, "val": 11, "test": 12}  # apart from synth.SPLIT_CODE: other streams
 FRAMES_PER_PIXEL = 0.25  # the recognizers output W/4 frames (models/recognizer.py)
 
@@ -77,25 +76,6 @@ def flatten_background(line: np.ndarray) -> np.ndarray:
     return np.clip((ratio - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
-def pair_settings(cfg: C.Config) -> dict:
-    src = C.resolve_path(cfg.data.real_lines)
-    if not src.is_file():
-        raise DataError(f"data.real_lines={cfg.data.real_lines} does not exist; run `docrestore ingest PAGES "
-                        f"--out DIR` first and give DIR/manifest.jsonl")
-    d = cfg.data
-    return {"real_lines_sha256": hashlib.sha256(src.read_bytes()).hexdigest(), "height": d.height,
-            "width": d.width, "seed": d.seed, "severity_min": d.severity_min, "severity_max": d.severity_max,
-            "pairs_version": PAIRS_VERSION}
-
-
-def pairs_root(cfg: C.Config) -> Path:
-    """``data.root`` when set, else ``PROJECT_ROOT/data/real-<hash12 of the settings>``."""
-    if cfg.data.root not in ("", "auto"):
-        return C.resolve_path(cfg.data.root)
-    blob = json.dumps(pair_settings(cfg), sort_keys=True).encode()
-    return C.PROJECT_ROOT / "data" / f"real-{hashlib.sha256(blob).hexdigest()[:12]}"
-
-
 def make_pair(src: Path, rec: dict, index: int, seed: int, height: int, width: int, severity_range,
               bleed_rec: dict | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
     """(record, clean uint8, degraded uint8) of one real line ``rec`` of the manifest ``src``."""
@@ -119,8 +99,6 @@ def make_pair(src: Path, rec: dict, index: int, seed: int, height: int, width: i
 
 def ensure_pairs(cfg: C.Config) -> Path:
     """The manifest of the real-line pairs of ``cfg`` (made when missing); see the module docstring."""
-    from .synth import save_png
-
     root = pairs_root(cfg)
     settings = pair_settings(cfg)
     manifest = root / M.MANIFEST
@@ -152,7 +130,7 @@ def ensure_pairs(cfg: C.Config) -> Path:
     Charset.from_texts(r["text"] for r in out).to_file(root / M.CHARSET)
     M.write_manifest(manifest, out)
     squeezed = {s: sum(1 for r in out if r["split"] == s and r["fit"] == "squeezed") for s in M.SPLITS}
-    M.write_json_atomic(root / M.META, {
+    write_json_atomic(root / M.META, {
         "complete": True, "kind": "real_pairs", "settings": settings, "real_lines": str(src),
         "counts": M.split_counts(out), "too_long": len(too_long), "too_long_ids": too_long,
         "squeezed": squeezed, "ctc_frames": frames,
