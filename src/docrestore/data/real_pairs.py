@@ -23,6 +23,7 @@ manifest's bytes, the geometry, the seed, the severity range and ``paths.PAIRS_V
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 from pathlib import Path
@@ -140,3 +141,17 @@ def ensure_pairs(cfg: C.Config) -> Path:
     log.info("real-line pairs: %s; %d lines too long for %d CTC frames left out; squeezed to width %d: %s",
              M.split_counts(out), len(too_long), frames, w, squeezed)
     return manifest
+
+
+REAL_ASPECT = 16  # real lines are width = 16 x height: quick 32 x 512, full 128 x 2048 (configs/real_lines.yaml)
+
+
+def notebook_pairs(cfg: C.Config, real_lines: str | None) -> Path | None:
+    """The real-hand pairs the data notebook shows beside the font lines of ``cfg``: its profile's
+    line height, width ``REAL_ASPECT`` times that; None when no ``real_lines`` manifest is given."""
+    if not real_lines:
+        return None
+    real = copy.deepcopy(cfg)
+    real.data.source, real.data.real_lines, real.data.root = "real", str(real_lines), "auto"
+    real.data.width = REAL_ASPECT * cfg.data.height
+    return ensure_pairs(C.validate(real))
