@@ -262,3 +262,38 @@ def test_files_of_unknown_settings_are_remade_not_trusted(tmp_path):
     Image.fromarray(stranger).save(root / "images/train/train_000002_clean.png")
     synth.ensure_dataset(cfg)
     assert folder_bytes(root) == before
+
+
+# ------------------------------------------------------------------ the same lines on every machine
+# The smoke dataset of this synthesis code (SYNTH_VERSION 3), measured on a 2-core AMD EPYC (numpy
+# with AVX2 and with its SIMD kernels switched off: NPY_DISABLE_CPU_FEATURES=X86_V3, the same
+# digits). A change of synthesis that changes the lines must bump SYNTH_VERSION and this record.
+SMOKE_DATA_HASH = "bf37fd7907eea7c9"      # the manifest (what ledger entries record as data_hash)
+SMOKE_CONTENT_HASH = "dc06d4db20dcc337"   # the manifest and every image's pixels
+
+
+def test_smoke_dataset_is_the_recorded_one(smoke_dataset):
+    from docrestore.training.common import dataset_hash
+
+    assert dataset_hash(smoke_dataset) == SMOKE_DATA_HASH
+    assert synth.content_hash(smoke_dataset) == SMOKE_CONTENT_HASH
+
+
+def test_a_family_with_two_equal_files_resolves_to_one_whatever_the_font_cache_order(monkeypatch):
+    """matplotlib breaks such ties by its font cache's order, which differs between machines."""
+    import matplotlib.font_manager as fm
+
+    from docrestore.data import fonts
+
+    def entry(fname):
+        return fm.FontEntry(fname=fname, name="Twin Hand", style="normal", variant="normal",
+                            weight=400, stretch="normal", size="scalable")
+
+    files = ["/fonts/b/Twin-Tertia18.otf", "/fonts/a/Twin-Cicero12.otf", "/fonts/c/Twin-Cicero12.otf"]
+    chosen = set()
+    for order in (files, files[::-1], files[1:] + files[:1]):
+        monkeypatch.setattr(fm.fontManager, "ttflist", [entry(f) for f in order])
+        chosen.add(fonts._findfont("Twin Hand"))
+    assert chosen == {"/fonts/a/Twin-Cicero12.otf"}
+    with pytest.raises(ValueError):
+        fonts._findfont("No Such Hand")

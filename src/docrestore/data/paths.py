@@ -16,7 +16,9 @@ from pathlib import Path
 from .. import config as C
 
 # Bump when a change to the synthesis code changes its output, so old auto folders are not reused.
-SYNTH_VERSION = 2
+# 3: a font family with two equally good files (Hamlet, Jessen, Breip, DejaVu) resolves to the
+# same file on every machine (fonts._findfont), not to whichever matplotlib's font cache lists first.
+SYNTH_VERSION = 3
 
 # DataConfig fields that do not change the synthesised data (where it goes, how fast, how it is read).
 NON_SYNTHESIS_FIELDS = ("root", "manifest", "workers", "loader_workers")

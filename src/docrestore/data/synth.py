@@ -317,6 +317,8 @@ def _synthesise(cfg: C.Config) -> Path:
             "complete": True, "hash": digest, "synth_version": SYNTH_VERSION,
             "settings": synthesis_settings(cfg), "counts": counts,
             "fonts": {name: font.path for name, font in plan.fonts.items()},
+            # Which file drew each hand, by content: two machines with other font packages differ here.
+            "font_sha256": {name: _file_sha(font.path) for name, font in plan.fonts.items()},
             "train_fonts": plan.train_fonts, "test_fonts": plan.test_fonts,
             "heldout_fonts": [f for f in plan.test_fonts if f not in plan.train_fonts],
             "charset_size": len(charset.chars), "manifest": M.MANIFEST, "charset": M.CHARSET,
@@ -325,6 +327,28 @@ def _synthesise(cfg: C.Config) -> Path:
         (root / PARTIAL).unlink(missing_ok=True)
     log.info("dataset complete: %s (%s lines, %d characters)", root, counts, len(charset.chars))
     return manifest_path
+
+
+def _file_sha(path: str | Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def content_hash(manifest: str | Path) -> str:
+    """16 hex digits over a dataset's manifest and the decoded pixels of every image it lists,
+    in manifest order: equal on two machines exactly when they synthesised the same lines (PNG
+    bytes are left out: another zlib may compress the same pixels differently)."""
+    import hashlib
+
+    manifest = Path(manifest)
+    digest = hashlib.sha256(manifest.read_bytes())
+    for rec in M.read_manifest(manifest):
+        for key in ("clean", "degraded"):
+            if rec.get(key):
+                with Image.open(M.resolve(manifest, rec[key])) as im:
+                    digest.update(np.asarray(im).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def use_real_manifest(cfg: C.Config) -> Path:
