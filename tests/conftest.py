@@ -59,6 +59,18 @@ def smoke_recognizer(smoke_dataset, tmp_path_factory) -> Path:
     return ensure_recognizer(cfg, "loss")
 
 
+@pytest.fixture(scope="session")
+def smoke_reader(smoke_dataset, tmp_path_factory) -> Path:
+    """The smoke profile's held-out reader (the `reader` role), made once per test run (all
+    workers); give it as ``eval.reader=`` to a test that evaluates but does not test the reader."""
+    from docrestore.training.recognizer import ensure_recognizer
+
+    runs = shared_dir(tmp_path_factory, "rec-runs")
+    cfg = C.load_config(profile="smoke", overrides=[f"runs_dir={runs}", f"data.root={smoke_dataset.parent}",
+                                                   "tracking.enabled=false"])
+    return ensure_recognizer(cfg, "reader")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread():
     """Tests run two to a 2-core machine (pytest -n 2): one torch thread each is faster than two
