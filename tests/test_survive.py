@@ -118,6 +118,43 @@ def test_find_interrupted_takes_only_the_same_config(tmp_path, smoke_cfg):
 STATUS_FILE = survive.STATUS
 
 
+CLAIMER = """
+import sys, time
+from docrestore import config as C
+from docrestore.training import survive
+cfg = C.load_config(profile="smoke", overrides=sys.argv[1:])
+print(survive.find_interrupted(cfg), flush=True)
+sys.stdin.read()  # holds the run until the test closes stdin
+"""
+
+
+def test_an_interrupted_run_is_claimed_by_one_process_only(tmp_path, smoke_cfg):
+    """Two `train` commands with one config both continued the same interrupted run: the folder
+    is now claimed (a lock held while the process lives) before any work."""
+    run = Path(smoke_cfg.runs_dir) / "20260101-000000-train-smoke"
+    run.mkdir(parents=True)
+    C.save(smoke_cfg, run / "config.yaml")
+    (run / "last.pt").write_bytes(b"x")
+    survive.write_status(run, "interrupted", step=3)
+    args = [f"runs_dir={smoke_cfg.runs_dir}", f"data.root={smoke_cfg.data.root}", "tracking.enabled=false"]
+    first = subprocess.Popen([sys.executable, "-c", CLAIMER, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert first.stdout.readline().strip() == str(run)
+        assert survive.find_interrupted(smoke_cfg) is None  # the other process holds it
+    finally:
+        first.stdin.close()
+        first.wait(timeout=60)
+    assert survive.find_interrupted(smoke_cfg) == run  # its process ended: free again
+
+
+def test_a_new_run_folder_is_its_own_even_in_the_same_second(smoke_cfg):
+    from docrestore import runs as R
+
+    a, b = R.start_run(smoke_cfg, "train"), R.start_run(smoke_cfg, "train")
+    assert a.dir != b.dir and a.dir.is_dir() and b.dir.is_dir()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_stop_signals_only_raise_a_flag(sig):
     with survive.StopSignals() as s:

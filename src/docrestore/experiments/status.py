@@ -36,11 +36,9 @@ def now_iso() -> str:
 # ------------------------------------------------------------------------------ files
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write to a temporary file and rename it, so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    from ..files import write_json
+
+    write_json(path, obj, default=str)
 
 
 def read_status(job_dir: Path) -> dict:

@@ -19,7 +19,6 @@ side give ``page.png.png`` and ``page.jpg.png``, alone or together).
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -210,14 +209,10 @@ def write_text(path: str | Path, text: str) -> Path:
 def _atomic(path: Path, write) -> Path:
     """``write(tmp)`` beside ``path`` under a temporary name, then rename: a killed run never
     leaves a half-written file under the final name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    from ..files import replacing
+
+    with replacing(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
