@@ -198,6 +198,57 @@ def test_background_job_log_status_and_stop(tmp_path):
     proc.wait(timeout=10)
 
 
+def test_a_fast_jobs_exit_code_survives_a_slow_launcher(tmp_path, monkeypatch):
+    """The launcher wrote its state after starting the job: a job done by then lost its exit code."""
+    from docrestore import background
+    from docrestore.experiments import status as S
+
+    real = S.write_json_atomic
+
+    def slow(path, obj):
+        time.sleep(1.5)  # the job (exit 3) ends meanwhile
+        real(path, obj)
+    monkeypatch.setattr(S, "write_json_atomic", slow)
+    proc = background.launch("fast", [sys.executable, "-c", "raise SystemExit(3)"], tmp_path, echo=lambda m: None)
+    proc.wait(timeout=60)
+    assert background.read_state("fast", tmp_path)["exit_code"] == 3
+
+
+def test_two_launches_at_once_start_one_job(tmp_path, monkeypatch):
+    """The launcher checked, then started, with a gap: two launches could both start."""
+    import threading
+
+    from docrestore import background
+    from docrestore.experiments import status as S
+
+    real = S.write_json_atomic
+
+    def slow(path, obj):
+        time.sleep(1.0)  # the gap between the start and the state that says so
+        real(path, obj)
+    monkeypatch.setattr(S, "write_json_atomic", slow)
+    cmd = [sys.executable, "-c", "import time; time.sleep(30)"]
+    started, refused = [], []
+
+    def go():
+        try:
+            started.append(background.launch("once", cmd, tmp_path, echo=lambda m: None))
+        except RuntimeError as exc:
+            refused.append(exc)
+    threads = [threading.Thread(target=go) for _ in range(2)]
+    for t in threads:
+        t.start()
+        time.sleep(0.2)
+    for t in threads:
+        t.join()
+    try:
+        assert len(started) == 1 and len(refused) == 1 and "still running" in str(refused[0])
+    finally:
+        for proc in started:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
 def test_train_status_without_runs(tmp_path, capsys, monkeypatch):
     from docrestore import background, cli
 
