@@ -103,16 +103,18 @@ class Tracker:
         """Send the writes kept from before, then this one; a write refused after all retries is
         kept for the next time (a warning says so) instead of ending the run."""
         self.pending.append((call, args, kwargs))
-        self._flush()
+        # While writes are kept the store is known to be failing: a short try, so that training
+        # does not wait the whole retry time at every step.
+        self._flush(RETRIES if len(self.pending) == 1 else 3)
 
-    def _flush(self) -> None:
+    def _flush(self, tries: int) -> None:
         while self.pending:
             name, a, kw = self.pending[0]
             try:
-                _retry(getattr(self._mlflow, name), *a, **kw)
+                _retry(getattr(self._mlflow, name), *a, tries=tries, **kw)
             except Exception as exc:  # the store stays busy or unreachable: training goes on
                 log.warning("MLflow %s failed after %d tries (%s); %d write(s) kept, sent with the next one",
-                            name, RETRIES, exc, len(self.pending))
+                            name, tries, exc, len(self.pending))
                 return
             self.pending.pop(0)
 
@@ -138,7 +140,7 @@ class Tracker:
 
     def end(self, status: str = "FINISHED") -> None:
         if self._mlflow:
-            self._flush()  # one more try for what was kept
+            self._flush(RETRIES)  # one more full try for what was kept
             if self.pending:
                 self._keep_unsent()
             try:
