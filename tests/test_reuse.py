@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from docrestore import config as C
-from docrestore.experiments import reuse as RU
+from docrestore.study import reuse as RU
 
 
 def _entry(tmp_path, cfg, commit="a" * 40, dirty=False, **extra):
@@ -59,7 +59,7 @@ def test_plan_text_estimates_from_earlier_runs(tmp_path):
 
 def test_one_profile_rule_for_cli_and_notebooks(monkeypatch):
     from docrestore import device as D
-    from docrestore import pipeline as P
+    from docrestore.study import lines as P
 
     monkeypatch.delenv(C.PROFILE_ENV, raising=False)
     monkeypatch.setattr(D, "has_gpu", lambda: False)

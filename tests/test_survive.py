@@ -201,14 +201,13 @@ def test_background_job_log_status_and_stop(tmp_path):
 def test_a_fast_jobs_exit_code_survives_a_slow_launcher(tmp_path, monkeypatch):
     """The launcher wrote its state after starting the job: a job done by then lost its exit code."""
     from docrestore import background
-    from docrestore.experiments import status as S
 
-    real = S.write_json_atomic
+    real = background.write_json_atomic
 
     def slow(path, obj):
         time.sleep(1.5)  # the job (exit 3) ends meanwhile
         real(path, obj)
-    monkeypatch.setattr(S, "write_json_atomic", slow)
+    monkeypatch.setattr(background, "write_json_atomic", slow)
     proc = background.launch("fast", [sys.executable, "-c", "raise SystemExit(3)"], tmp_path, echo=lambda m: None)
     proc.wait(timeout=60)
     assert background.read_state("fast", tmp_path)["exit_code"] == 3
@@ -219,14 +218,13 @@ def test_two_launches_at_once_start_one_job(tmp_path, monkeypatch):
     import threading
 
     from docrestore import background
-    from docrestore.experiments import status as S
 
-    real = S.write_json_atomic
+    real = background.write_json_atomic
 
     def slow(path, obj):
         time.sleep(1.0)  # the gap between the start and the state that says so
         real(path, obj)
-    monkeypatch.setattr(S, "write_json_atomic", slow)
+    monkeypatch.setattr(background, "write_json_atomic", slow)
     cmd = [sys.executable, "-c", "import time; time.sleep(30)"]
     started, refused = [], []
 

@@ -633,6 +633,30 @@ def resolve_path(p: str | Path) -> Path:
     return p if p.is_absolute() else PROJECT_ROOT / p
 
 
+def total_steps(cfg: Config, n_train: int | None = None) -> int:
+    """Generator steps of a run: ``train.max_steps``, else ``train.epochs`` epochs of ``n_train``
+    lines (default ``data.n_train``; the trainer passes its dataset's length), at least one step
+    an epoch."""
+    t = cfg.train
+    n = cfg.data.n_train if n_train is None else n_train
+    return t.max_steps if t.max_steps > 0 else t.epochs * max(1, n // t.batch_size)
+
+
+def project_relative(path: str | Path | None) -> str:
+    """The inverse of :func:`resolve_path` for what is recorded: a path inside the project as a
+    relative POSIX path (checkpoints and the ledger move with the repository); any other path
+    unchanged; None or '' -> ''."""
+    if path is None or not str(path):
+        return ""
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            return p.resolve().relative_to(PROJECT_ROOT).as_posix()
+        except (ValueError, OSError):
+            pass
+    return p.as_posix()
+
+
 def profile_path(profile: str) -> Path:
     return CONFIG_DIR / "profiles" / f"{profile}.yaml"
 

@@ -1,9 +1,11 @@
-"""Replacing a file whole: a temporary file of one's own beside it, then a rename.
+"""Small file helpers every layer shares: replacing a file whole, atomic JSON and text writes.
 
 Every writer gets its own temporary name (``mkstemp`` in the destination's folder), so two
 processes or threads replacing one file (two trainers saving ``last.pt``, parallel jobs writing a
 cache) never rename each other's half-written file away; a reader sees the old file or the new
 one, never half of either; a failed write leaves the old file and no stray temporary.
+
+Imports neither torch nor the config, so status commands that use it answer at once.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-def write_json(path: str | Path, obj: Any, **dumps) -> Path:
-    """Replace ``path`` with ``obj`` as JSON (indent 2 unless ``dumps`` says otherwise)."""
-    return write_text(path, json.dumps(obj, **{"indent": 2, **dumps}) + "\n")
+def write_json_atomic(path: str | Path, obj: Any, *, sort_keys: bool = False) -> Path:
+    """Replace ``path`` with ``obj`` as indented JSON (see :func:`replacing`). Values JSON lacks
+    are written as text."""
+    return write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=sort_keys, default=str) + "\n")

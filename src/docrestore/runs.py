@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import config as C
-from .files import write_json as write_json_file
+from .files import write_json_atomic
 
 log = logging.getLogger("docrestore")
 
@@ -82,7 +81,7 @@ class Run:
         return p
 
     def write_json(self, name: str, obj) -> Path:
-        return write_json_file(self.path(name), obj, default=str)
+        return write_json_atomic(self.path(name), obj)
 
 
 def run_dir_name(stage: str, desc: str, now: _dt.datetime | None = None) -> str:

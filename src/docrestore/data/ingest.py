@@ -43,6 +43,7 @@ import defusedxml.ElementTree as DET
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..files import write_json_atomic
 from . import manifest as M
 from .charset import Charset
 
@@ -473,7 +474,7 @@ def ingest(inputs: list[str], out: str | Path, *, test_pages: list[str] = (), va
             "inputs": [str(i) for i in inputs], "seed": seed, "test_share": test_share,
             "val_share": val_share, "complete": True,
             "hash": hashlib.sha256((out / M.MANIFEST).read_bytes()).hexdigest()[:16] if records else ""}
-    M.write_json_atomic(out / M.META, meta)
+    write_json_atomic(out / M.META, meta, sort_keys=True)
     return {"manifest": str(out / M.MANIFEST) if records else "", "counts": counts, "pages": pages_by_split,
             "errors": errors}
 

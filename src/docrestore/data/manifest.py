@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Iterable
 
-from ..files import replacing, write_json
+from ..files import replacing
 from .charset import Charset
 from .paths import DataError
 
@@ -135,5 +135,9 @@ def read_meta(root: str | Path) -> dict | None:
         return None
 
 
-def write_json_atomic(path: str | Path, obj) -> Path:
-    return write_json(path, obj, ensure_ascii=False, sort_keys=True)
+def manifest_hash(manifest: str | Path) -> str:
+    """A short hash of the manifest's bytes: identifies the data a result was measured on (not
+    the synthesis settings a dataset folder is named by: :func:`docrestore.data.paths.settings_hash`)."""
+    import hashlib
+
+    return hashlib.sha256(Path(manifest).read_bytes()).hexdigest()[:16]
