@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import logging
+import os
 import re
 import subprocess
 import sys
