@@ -22,7 +22,9 @@ from .. import runs as R
 
 # Keys that do not change a result (where things are written, how many loader processes ...).
 IGNORED_KEYS = frozenset({"desc", "train.resume", "device", "data.loader_workers", "data.workers", "tracking.uri",
-                          "tracking.enabled", "runs_dir", "eval.ledger_dir"})
+                          "tracking.enabled", "runs_dir", "eval.ledger_dir",
+                          # a paper entry is always the test split; another split writes a real-lines entry
+                          "eval.split"})
 
 
 def config_differences(a: dict, b: dict) -> list[str]:
