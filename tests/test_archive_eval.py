@@ -149,8 +149,9 @@ def test_line_crops_draw_each_picked_line_degraded_and_restored_with_its_reading
 
 
 def test_the_notebook_run_as_it_is_says_what_to_give():
+    from docrestore.evaluation import archive as AR
     from docrestore.figures import archive as FA
 
-    report = REAL.archive_report("", "", experiment="my_archive")
+    report = AR.archive_report("", "", experiment="my_archive")
     assert report["entry"] is None and "give the archive's manifest" in report["how"]
-    assert REAL.archive_summary(report) is None and FA.cer_distribution(None, []) is None
+    assert AR.archive_summary(report) is None and FA.cer_distribution(None, []) is None

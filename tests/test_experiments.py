@@ -20,9 +20,10 @@ import pytest
 import yaml
 
 from docrestore import config as C
-from docrestore.experiments import plan as P
-from docrestore.experiments import runner as R
-from docrestore.experiments import status as S
+from docrestore import processes as PR
+from docrestore.scheduler import plan as P
+from docrestore.scheduler import runner as R
+from docrestore.scheduler import status as S
 
 NOTEBOOK = Path(__file__).parent / "assets" / "notebooks" / "smoke_job.ipynb"
 
@@ -174,7 +175,7 @@ def test_decide_skips_done_and_reruns_the_rest(tmp_path):
     S.update_status(plan.job_dir(jobs[1]), state=S.DONE, fingerprint="other-settings")
     S.update_status(plan.job_dir(jobs[2]), state=S.FAILED, fingerprint=jobs[2].fingerprint)
     S.update_status(plan.job_dir(jobs[3]), state=S.RUNNING, pid=os.getpid(),
-                    pid_start=S.process_start_id(os.getpid()))
+                    pid_start=PR.process_start_id(os.getpid()))
     got = {d.job.id: (d.run, d.reason) for d in R.decide(plan, jobs)}
     assert got[jobs[0].id] == (False, "done (skipped; --force reruns it)")
     assert got[jobs[1].id] == (True, "rerun: its parameters changed since it ran")
@@ -192,7 +193,7 @@ def test_status_table_shows_each_state(tmp_path):
     d = [plan.job_dir(j) for j in jobs]
     fp = [j.fingerprint for j in jobs]
     S.update_status(d[0], state=S.QUEUED, fingerprint=fp[0])
-    S.update_status(d[1], state=S.RUNNING, pid=os.getpid(), pid_start=S.process_start_id(os.getpid()),
+    S.update_status(d[1], state=S.RUNNING, pid=os.getpid(), pid_start=PR.process_start_id(os.getpid()),
                     started=S.now_iso(), cells=8, fingerprint=fp[1], device="GPU 1")
     (d[1] / "job.log").write_text("Executing Cell 2---------\nold line\nExecuting Cell 5---------\n"
                                   "epoch 1\r 40%|####      | 4/10 [00:02<00:03]\r 50%|#####     | 5/10 [00:03<00:02]\n")
@@ -241,6 +242,7 @@ def test_two_launches_of_one_plan_are_refused_and_plans_do_not_share_folders(tmp
 
 
 # ------------------------------------------------------------------------------ real runs
+@pytest.mark.e2e
 def test_four_jobs_two_workers_on_cpu_all_done_and_in_mlflow(tmp_path, capfd):
     path = write_plan(tmp_path, name="four", seeds=(0, 1, 2, 3), parameters={"track": True}, cpu_workers=2)
     plan = P.load_plan(path)
@@ -272,6 +274,7 @@ def test_four_jobs_two_workers_on_cpu_all_done_and_in_mlflow(tmp_path, capfd):
     assert "4 job(s): 4 done" in R.status_text(plan)
 
 
+@pytest.mark.e2e
 def test_a_failed_job_does_not_stop_the_others(tmp_path):
     plan = P.load_plan(write_plan(tmp_path, name="failing", seeds=(0,), parameters={"track": False},
                                   grid={"fail": [True, False]}))
@@ -288,6 +291,7 @@ def test_a_failed_job_does_not_stop_the_others(tmp_path):
     assert "ValueError: asked to fail (seed=0)" in table and "1 done" in table and "1 failed" in table
 
 
+@pytest.mark.e2e
 def test_an_interrupted_job_is_rerun_and_done_jobs_are_skipped(tmp_path):
     plan = P.load_plan(write_plan(tmp_path, name="resume", seeds=(0, 1), parameters={"track": False}))
     done, killed = P.expand(plan)
@@ -307,6 +311,7 @@ def test_an_interrupted_job_is_rerun_and_done_jobs_are_skipped(tmp_path):
     assert sum(" start " in f" {m} " for m in lines) == 1
 
 
+@pytest.mark.e2e
 def test_background_launch_returns_at_once_and_the_job_goes_on(tmp_path):
     plan = P.load_plan(write_plan(tmp_path, name="detached", seeds=(7,), parameters={"track": False}))
     lines: list[str] = []
@@ -346,7 +351,7 @@ def test_a_job_killed_mid_run_is_rerun_and_the_others_are_not(tmp_path):
     plan = P.load_plan(write_plan(tmp_path, name="kill", seeds=(0,), parameters={"track": False},
                                   grid={"sleep": [0.0, 8.0]}))
     quick, slow = P.expand(plan)
-    sched = subprocess.Popen([sys.executable, "-m", "docrestore.experiments.runner", "--run", str(plan.path),
+    sched = subprocess.Popen([sys.executable, "-m", "docrestore.scheduler.runner", "--run", str(plan.path),
                               "--gpus", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
     try:
@@ -363,7 +368,7 @@ def test_a_job_killed_mid_run_is_rerun_and_the_others_are_not(tmp_path):
     st = S.read_status(plan.job_dir(slow))
     assert st["state"] == S.INTERRUPTED and "killed by signal 9" in st["error"]
     assert S.read_status(plan.job_dir(quick))["state"] == S.DONE
-    assert S.wait_for(lambda: not any(S.pid_alive(k) for k in kernels), timeout=30), \
+    assert S.wait_for(lambda: not any(PR.pid_alive(k) for k in kernels), timeout=30), \
         "the orphaned kernel must exit once its job process is gone"
     quick_mtime = (plan.job_dir(quick) / "notebook.ipynb").stat().st_mtime
     lines: list[str] = []

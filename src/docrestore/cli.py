@@ -219,8 +219,7 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argpa
 
 
 # Subcommands with their own options and no config tree: module whose main_cli(args) runs them.
-TOOLS = {"ingest": "docrestore.data.ingest", "export": "docrestore.restore.runtime",
-         "experiments": "docrestore.experiments.runner"}
+TOOLS = {"ingest": "docrestore.data.ingest", "export": "docrestore.restore.runtime"}
 
 
 def _print_config(args) -> int:
@@ -263,6 +262,10 @@ def dispatch(args) -> int:
         return _print_config(args)
     if args.cmd in TOOLS:
         return importlib.import_module(TOOLS[args.cmd]).main_cli(args)
+    if args.cmd == "experiments":  # the scheduler knows no recipe: the study gives it the time estimate
+        from .scheduler import runner
+        from .study.estimate import plan_estimate
+        return runner.main_cli(args, estimate=plan_estimate)
     if args.cmd == "restore":
         _split_restore_words(args)
     if getattr(args, "teacher", None):

@@ -30,8 +30,9 @@ from .. import checkpoint as CK
 from .. import config as C
 from .. import device as D
 from .. import runs as R
+from ..files import write_json_atomic
 from ..data import manifest as MF
-from ..training import common
+from ..data import loading
 from . import metrics as M
 from . import stats as S
 
@@ -104,7 +105,7 @@ def read_before_after(generator, reader, reader_chars: list[str], lines, cfg: C.
     generator.eval()
     out = {"ids": [], "texts": [], "preds": {k: [] for k in READS}, "crops": [],
            "per_line": {f"{m}_{k}": [] for m in ("cer", "wer") for k in READS}}
-    for batch in common.loader(lines, cfg, batch_size=16):
+    for batch in loading.loader(lines, cfg, batch_size=16):
         degraded = batch["degraded"].to(device)
         with D.autocast(device):
             restored = generator(degraded).float().clamp(0, 1)
@@ -116,7 +117,7 @@ def read_before_after(generator, reader, reader_chars: list[str], lines, cfg: C.
                 out["per_line"][f"cer_{k}"].append(float(M.cer(text, hyps[k][j])))
                 out["per_line"][f"wer_{k}"].append(float(M.wer(text, hyps[k][j])))
         if crops is not None:
-            arrays = {k: common.to_numpy_images(images[k]) for k in READS}
+            arrays = {k: loading.to_numpy_images(images[k]) for k in READS}
             for j, line_id in enumerate(batch["ids"]):
                 names = _crop_names(len(out["crops"]), line_id)
                 for k in READS:
@@ -203,7 +204,7 @@ def evaluate_real_lines(cfg: C.Config, checkpoint: str | Path, *, experiment: st
     if write:
         path = real_entry_path(cfg, experiment)
         path.parent.mkdir(parents=True, exist_ok=True)
-        MF.write_json_atomic(path, entry)
+        write_json_atomic(path, entry, sort_keys=True)
         table = write_per_line(per_line_rows(records, res, base.manifest), folder / PER_LINE_CSV)
         log.info("real-lines entry written: %s; per line (most improved first): %s, crops in %s",
                  path, table, crops)
@@ -240,7 +241,7 @@ def _entry(cfg: C.Config, experiment: str, res: dict, base, split: str, checkpoi
         "line_ids": res["ids"], "per_line_csv": f"{R.slug(experiment)}/{PER_LINE_CSV}",
         "config": C.to_dict(cfg), "git_commit": git["commit"], "git_dirty": git["dirty"],
         "device": D.describe(device), "date": _dt.datetime.now().isoformat(timespec="seconds"),
-        "data_hash": common.dataset_hash(base.manifest),
+        "data_hash": MF.manifest_hash(base.manifest),
     }
 
 
@@ -259,7 +260,7 @@ def reusable_entry(cfg: C.Config, checkpoint: Path, experiment: str) -> tuple[di
         "the reader": not cfg.eval.reader or Path(entry.get("reader", "")) == C.resolve_path(cfg.eval.reader),
         "the manifest": manifest is not None and Path(entry.get("manifest", "")) == manifest,
         "the lines": manifest is not None and manifest.is_file()
-                     and entry.get("data_hash") == common.dataset_hash(manifest),
+                     and entry.get("data_hash") == MF.manifest_hash(manifest),
         "the split": entry.get("split") == cfg.eval.split,
         "the line size": (entry.get("height"), entry.get("width")) == (cfg.data.height, cfg.data.width),
         "the per-line CSV": (lines_dir(cfg, experiment) / PER_LINE_CSV).is_file(),
@@ -268,68 +269,3 @@ def reusable_entry(cfg: C.Config, checkpoint: Path, experiment: str) -> tuple[di
     if differ:
         return None, f"the entry {path} differs in {', '.join(differ)}"
     return entry, f"reusing {path} (commit {str(entry.get('git_commit'))[:8]}, {entry.get('date')})"
-
-
-def archive_report(manifest: str, checkpoint: str, reader: str = "", *, experiment: str, split: str = "all",
-                   profile: str | None = None, overrides=(), reuse: bool = True) -> dict:
-    """Notebook 06: an archive's lines read before and after restoration, as `docrestore evaluate
-    data.manifest=... eval.split=...` measures them (the same config rule, the same entry). The
-    entry that command wrote is reused when it measured exactly this (:func:`reusable_entry`);
-    else the lines are evaluated now. Returns ``{"entry", "rows" (the per-line CSV), "folder",
-    "how"}``; without a manifest and a checkpoint (the notebook run as it is, as CI runs every
-    notebook) an empty report whose ``how`` says what to give."""
-    from . import evaluate as EV
-
-    if not manifest or not checkpoint:
-        return {"entry": None, "rows": [], "folder": None,
-                "how": "nothing evaluated: give the archive's manifest (docrestore ingest --out FOLDER writes "
-                       "FOLDER/manifest.jsonl) and the generator checkpoint (runs/<gan run>/best_val_cer.pt); "
-                       "see the README, 'Your own archive lines'"}
-    cfg = C.load_config(profile=profile, overrides={
-        "data.manifest": manifest, "eval.checkpoint": checkpoint, "eval.reader": reader, "eval.split": split,
-        "eval.experiment": experiment, **dict(C.parse_override(o) for o in C.override_list(overrides))})
-    trained, ckpt, experiment = EV.checkpoint_config(cfg)
-    entry, how = reusable_entry(trained, ckpt, experiment) if reuse else (None, "reuse=False")
-    if entry is None:
-        how = f"evaluated now ({how})"
-        entry = evaluate_real_lines(trained, ckpt, experiment=experiment)
-    folder = lines_dir(trained, experiment)
-    return {"entry": entry, "rows": read_per_line(folder / PER_LINE_CSV), "folder": folder,
-            "how": f"{how}; per line (most improved first): {folder / PER_LINE_CSV}"}
-
-
-def archive_summary(report: dict):
-    """The before/after table of :func:`archive_report`: per reading, mean CER and WER with their
-    95 % intervals and the corpus CER, and the paired test (a DataFrame where pandas is present);
-    None for an empty report."""
-    if report["entry"] is None:
-        return None
-    m, p, corpus = report["entry"]["metrics"], report["entry"]["paired"], report["entry"]["corpus"]
-    rows = []
-    for k in READS:
-        c, w = m[f"cer_{k}"], m[f"wer_{k}"]
-        rows.append({"line read": k, "lines": c["n"],
-                     "CER mean [95% CI]": f"{c['mean']:.3f} [{c['lo']:.3f}, {c['hi']:.3f}]",
-                     "WER mean [95% CI]": f"{w['mean']:.3f} [{w['lo']:.3f}, {w['hi']:.3f}]",
-                     "corpus CER": round(corpus[f"cer_{k}"], 4),
-                     "paired Wilcoxon p (CER)": "" if k == "degraded" else f"{p['cer']['p_value']:.3g}"})
-    try:
-        import pandas as pd
-
-        return pd.DataFrame(rows)
-    except ImportError:  # pragma: no cover - pandas comes with mlflow
-        return rows
-
-
-def real_table(entry: dict) -> str:
-    """A small Markdown table of one real-lines entry (logbook, README, notebooks)."""
-    m, p = entry["metrics"], entry["paired"]
-    rows = ["| read by the held-out reader | CER [95% CI] | WER [95% CI] |", "| --- | --- | --- |"]
-    for k in READS:
-        c, w = m[f"cer_{k}"], m[f"wer_{k}"]
-        rows.append(f"| {k} line | {c['mean']:.3f} [{c['lo']:.3f}, {c['hi']:.3f}] "
-                    f"| {w['mean']:.3f} [{w['lo']:.3f}, {w['hi']:.3f}] |")
-    rows.append(f"\n{m['cer_degraded']['n']} lines; paired Wilcoxon restored vs degraded: CER p = "
-                f"{p['cer']['p_value']:.3g}, WER p = {p['wer']['p_value']:.3g}; mean per-line CER change "
-                f"{np.round(p['cer']['mean_diff'], 4)}")
-    return "\n".join(rows)

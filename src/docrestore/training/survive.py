@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import os
 import signal
@@ -22,7 +21,8 @@ import time
 from pathlib import Path
 
 from .. import config as C
-from ..experiments import status as S
+from ..files import read_json_state, write_json_atomic
+from ..processes import pid_alive, process_start_id
 
 log = logging.getLogger("docrestore")
 
@@ -81,21 +81,18 @@ class StopSignals:
 
 def write_status(run_dir: Path, state: str, **fields) -> None:
     pid = os.getpid()
-    S.write_json_atomic(Path(run_dir) / STATUS, {
-        "state": state, "pid": pid, "pid_start": S.process_start_id(pid),
+    write_json_atomic(Path(run_dir) / STATUS, {
+        "state": state, "pid": pid, "pid_start": process_start_id(pid),
         "updated": _dt.datetime.now().isoformat(timespec="seconds"), **fields})
 
 
 def read_status(run_dir: Path) -> dict:
-    try:
-        return json.loads((Path(run_dir) / STATUS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    return read_json_state(Path(run_dir) / STATUS)
 
 
 def _alive(status: dict) -> bool:
     """Whether the process that wrote ``status`` still runs (not a later one with its pid)."""
-    return S.pid_alive(status.get("pid"), status.get("pid_start"))
+    return pid_alive(status.get("pid"), status.get("pid_start"))
 
 
 def _comparable(cfg_dict: dict) -> dict:

@@ -19,19 +19,12 @@ from pathlib import Path
 
 from .. import config as C
 from .. import runs as R
+from ..evaluation import ledger as L
 
-# Keys that do not change a result (where things are written, how many loader processes ...).
-IGNORED_KEYS = frozenset({"desc", "train.resume", "device", "data.loader_workers", "data.workers", "tracking.uri",
-                          "tracking.enabled", "runs_dir", "eval.ledger_dir",
-                          # a paper entry is always the test split; another split writes a real-lines entry
-                          "eval.split"})
-
-
-def config_differences(a: dict, b: dict) -> list[str]:
-    """Dotted keys whose values differ between two config dicts (ignoring :data:`IGNORED_KEYS`)."""
-    fa = {k: v for k, v in C.flatten(a).items() if k not in IGNORED_KEYS}
-    fb = {k: v for k, v in C.flatten(b).items() if k not in IGNORED_KEYS}
-    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
+# Keys that do not change a result, and the settings two configs differ in (one copy, beside the
+# ledger whose entries they compare).
+IGNORED_KEYS = L.SETTINGS_IGNORED_KEYS
+config_differences = L.config_differences
 
 
 # Fields a ledger entry made by older code lacks: such an entry is stale and is made again.
@@ -55,7 +48,7 @@ def decide(name: str, cfg: C.Config, path: Path, reuse: bool, head: dict,
            fields: tuple[str, ...] = CURRENT_FIELDS) -> Decision:
     """Reuse the entry at ``path`` or train ``name`` with ``cfg``; ``head`` is runs.git_info();
     ``fields`` are those an entry of the current code has (page entries have their own)."""
-    steps = total_steps(cfg)
+    steps = C.total_steps(cfg)
     if not reuse:
         return Decision(name, True, "reuse=False", steps=steps)
     if not path.exists():
@@ -82,11 +75,6 @@ def decide(name: str, cfg: C.Config, path: Path, reuse: bool, head: dict,
                         steps=steps)
     note = ", uncommitted changes" if entry.get("git_dirty") else ""
     return Decision(name, False, f"ledger entry of commit {_short(made)}{note}, {when}", entry=entry)
-
-
-def total_steps(cfg: C.Config) -> int:
-    t = cfg.train
-    return t.max_steps or t.epochs * max(1, cfg.data.n_train // t.batch_size)
 
 
 def seconds_per_step(ledger_dir: Path, profile: str, folder: Path | None = None) -> tuple[float, int] | None:

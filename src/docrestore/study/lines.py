@@ -1,0 +1,291 @@
+"""The line benchmark: the paper's line arms as named recipes, and the functions notebooks 01–03 call.
+
+An arm = a name, a display name (method), a group (which figure/table it feeds) and config
+overrides on top of a profile (:class:`~.benchmark.Experiment`). :func:`run_experiment` trains
+it, evaluates it on the test split with the held-out reader and writes its results-ledger entry;
+:data:`LINES` decides, announces, runs-or-reuses and tabulates (:mod:`.benchmark`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from .. import config as C
+from .. import runs as R
+from . import reuse as RU
+from .benchmark import (Benchmark, Experiment, arm_config, auto_profile, entry_name,  # noqa: F401
+                        parameter_overrides)
+
+log = logging.getLogger("docrestore")
+
+TAPS = ("cnn1", "cnn2", "cnn3", "cnn4", "cnn5")  # cnn5 = cnn_last, the weight sweep's tap
+
+
+def baseline(arm: str, ctc_weight: float = 1.0, pixel_weight: float = 10.0) -> Experiment:
+    """ERB arms: 'cgan' (lambda = 0), 'S1', 'S2'."""
+    common = (f"train.pixel_weight={pixel_weight}",)
+    if arm == "cgan":
+        return Experiment("baseline_cgan", "cGAN (λ=0)", "baseline",
+                          common + ("train.ctc.weight=0", "train.scenario=frozen"))
+    if arm in ("S1", "S2"):
+        return Experiment(f"baseline_{arm.lower()}", f"ERB {arm}", "baseline",
+                          common + (f"train.scenario={arm}", f"train.ctc.weight={ctc_weight}"))
+    raise ValueError(f"baseline arm must be cgan, S1 or S2, got {arm!r}")
+
+
+NOTES_WEIGHT = 10.0  # the research notes' CTC weight (ramp target and abrupt switch)
+
+
+def annealing(schedule: str, target_weight: float, warmup: int, ramp: int, steps: int | None = None,
+              name: str | None = None, method: str | None = None) -> Experiment:
+    """An annealing arm: ``schedule`` to ``target_weight`` (ERB's lambda: ``train.ctc.reduction=sum``).
+    ``constant`` is the control at the same weight (no warm-up, no ramp); ``switch`` and
+    ``balanced`` have no ramp. Arms at a weight other than 5 carry it in their name."""
+    names = {"linear": "linear ramp", "cosine": "cosine ramp", "step": "step ramp",
+             "switch": "abrupt switch", "balanced": "gradient-balanced", "constant": "constant"}
+    if schedule not in names:
+        raise ValueError(f"schedule must be one of {sorted(names)}, got {schedule!r}")
+    if schedule == "constant":
+        warmup, ramp = 0, 0
+    elif schedule in ("switch", "balanced"):
+        ramp = 0
+    w = f"{target_weight:g}"
+    overrides = ["train.scenario=S1", f"train.ctc.weight={target_weight}", f"train.ctc.schedule={schedule}"]
+    overrides += [f"train.ctc.warmup={warmup}"] if warmup else []
+    overrides += [f"train.ctc.ramp={ramp}"] if ramp else []
+    overrides += [f"train.ctc.steps={steps}"] if steps is not None and schedule == "step" else []
+    return Experiment(name or (f"anneal_{schedule}" + ("" if target_weight == 5.0 else f"_w{w}")),
+                      method or f"CTC {names[schedule]} (λ={w})", "annealing", tuple(overrides))
+
+
+def notes_epoch(total_steps: int) -> float:
+    """One epoch of the research notes, in generator steps of this profile: the notes' schedule
+    counts epochs of the full profile's run (``train.epochs`` of configs/profiles/full.yaml), so a
+    shorter profile keeps the same shares of its training."""
+    full = C.load_config(profile="full").train.epochs
+    return total_steps / full
+
+
+def notes_arms(total_steps: int) -> list[Experiment]:
+    """The user's own CTC settings (research notes), at ERB's lambda semantics: λ = 0 for 10
+    epochs then +1 per epoch up to 10 (the step schedule with 10 stairs over 10 epochs), the
+    abrupt switch to 10 after a 3-epoch warm-up, and the constant control at 10."""
+    e = notes_epoch(total_steps)
+    w = NOTES_WEIGHT
+    return [annealing("step", w, round(10 * e), round(10 * e), steps=10, name="notes_ramp",
+                      method="CTC ramp +1/epoch to 10 (notes)"),
+            annealing("switch", w, round(3 * e), 0, name="notes_switch", method="CTC switch to 10 (notes)"),
+            annealing("constant", w, 0, 0, name="notes_constant", method="CTC constant 10 (control)")]
+
+
+def feature_loss(weight: float, tap: str = "cnn_last", distance: str = "mse",
+                 discriminator: str = "patch", pixel: str = "bce") -> Experiment:
+    """The recognition feature loss at ``weight`` (the weight sweep at the last CNN block, the tap
+    sweep at other taps), optionally with the dual-modal discriminator, and with the L1 pixel loss
+    the user's own runs used (``pixel="l1"``) beside ERB's BCE."""
+    w = f"{weight:g}"
+    name = f"feature_w{w}_{tap}" + (f"_{distance}" if distance != "mse" else "")
+    method = f"feature loss w={w} ({tap})"
+    group = "feature_weight" if tap == "cnn_last" else "feature_tap"
+    if discriminator == "dual_modal":
+        name, group = f"dual_modal_w{w}" + (f"_{tap}" if tap != "cnn_last" else ""), "dual_modal"
+        method = "dual-modal D" if weight == 0 else f"dual-modal D + feature loss w={w}"
+    overrides = ("train.scenario=frozen", "train.ctc.weight=0", f"train.feature_loss.weight={weight}")
+    if weight > 0:  # with weight 0 the feature settings have no effect (config.no_effect)
+        overrides += (f"train.feature_loss.taps=[{tap}]", f"train.feature_loss.distance={distance}")
+    overrides += (f"discriminator.name={discriminator}",)
+    if pixel != "bce":
+        name, method = f"{name}_pix{pixel}", f"{method}, {pixel.upper()} pixel loss"
+        overrides += (f"train.pixel_loss={pixel}",)
+    return Experiment(name, method, group, overrides)
+
+
+# The arms of the main table that the plans run with 3 seeds (mean and sd over seeds).
+SEEDED = ("baseline_cgan", "baseline_s1", "baseline_s2", "feature_w5_cnn_last", "dual_modal_w5")
+SEEDS = (0, 1, 2)
+
+
+def paper_experiments(profile: str, seeds: bool = False) -> list[Experiment]:
+    """Every experiment the paper's figures and tables need; with ``seeds`` as (experiment, seed)
+    pairs, the :data:`SEEDED` arms once per seed of :data:`SEEDS`."""
+    cfg = C.load_config(profile=profile)
+    total = C.total_steps(cfg)
+    warmup, ramp = default_annealing(total)
+    exps = [baseline("cgan"), baseline("S1"), baseline("S2")]
+    exps += [annealing(s, 5.0, warmup, ramp) for s in ("linear", "cosine", "step", "switch", "balanced", "constant")]
+    exps += notes_arms(total)
+    exps += [feature_loss(w) for w in (0.0, 1.0, 5.0, 10.0)]
+    exps += [feature_loss(5.0, pixel="l1")]
+    exps += [feature_loss(5.0, tap) for tap in TAPS[:-1]]
+    exps += [feature_loss(0.0, discriminator="dual_modal"), feature_loss(5.0, discriminator="dual_modal")]
+    if not seeds:
+        return exps
+    seeded = SEEDS if profile != "smoke" else (0,)  # smoke checks the mechanics, one seed
+    return [(e, s) for e in exps for s in (seeded if e.name in SEEDED else (0,))]
+
+
+def default_annealing(total_steps: int) -> tuple[int, int]:
+    """Warm-up for the first 20 % of training, then a ramp over the next 40 %."""
+    return int(0.2 * total_steps), int(0.4 * total_steps)
+
+
+# The line arms need nothing beyond the common recipe: the arm's overrides and seed on a profile.
+make_config = arm_config
+
+
+def run_experiment(exp: Experiment, profile: str | None = None, seed: int = 0,
+                   overrides: list[str] | tuple = (), config: str | None = None) -> dict:
+    """Train ``exp``, evaluate it with the held-out reader and write its ledger entry."""
+    from ..data import loading
+    from ..evaluation import ledger as L
+    from ..evaluation.evaluate import evaluate_checkpoint
+    from ..training import survive
+    from ..training.gan import GANTrainer
+    from ..training.recognizer import ensure_recognizer
+
+    cfg = make_config(exp, profile, seed, overrides, config)
+    R.setup_logging()
+    # Refused before minutes of training, not after: a paper entry from a dirty tree.
+    L.check_clean_tree(cfg.profile, cfg.eval.ledger_dir, cfg.eval.allow_dirty)
+    data = loading.open_data(cfg)
+    recognizer = ensure_recognizer(cfg, "loss")
+    run = survive.start_or_continue(cfg, "train")  # an interrupted run of this experiment continues
+    result = GANTrainer(cfg, run, data, recognizer).fit()
+    result.update(git_commit=run.git["commit"], git_dirty=run.git["dirty"])
+    # Only evaluation reads with the held-out reader: while `prepare` still trains it, the plan's
+    # first jobs train their GANs and wait here (on the reader's cache lock), not before training.
+    ensure_recognizer(cfg, "reader")
+    name = entry_name(exp, seed)
+    entry = evaluate_checkpoint(cfg, Path(result["best"]), experiment=name, method=exp.method,
+                                group=exp.group, train_result=result)
+    run.write_json("ledger_entry.json", {k: v for k, v in entry.items() if k != "per_line"})
+    _job_result(entry)
+    return entry
+
+
+def _job_result(entry: dict) -> None:
+    """Tell the background runner (when this runs inside a plan) the headline numbers so far."""
+    import os
+
+    from ..scheduler.status import JOB_DIR_ENV, record_result
+
+    job_dir = os.environ.get(JOB_DIR_ENV)
+    if not job_dir:
+        return
+    path = Path(job_dir) / "result.json"
+    head = json.loads(path.read_text()).get("headline", {}) if path.exists() else {}
+    m = entry["metrics"]
+    head.update({f"{entry['experiment']}:{k}": round(m[k]["mean"], 4) for k in ("psnr", "cer")})
+    record_result(head)
+
+
+# ------------------------------------------------------------------------------ notebook entry
+def notebook_overrides(steps: int | None = None, data_root: str | None = None,
+                       overrides: list[str] | tuple = ()) -> list[str]:
+    """The overrides notebooks 01–03's parameters stand for (None = the profile's value)."""
+    return parameter_overrides({"train.max_steps": None if steps is None else int(steps), "data.root": data_root},
+                               overrides)
+
+
+LINES = Benchmark(
+    name="lines", configure=make_config, folder=lambda ledger_dir, profile: C.resolve_path(ledger_dir) / profile,
+    fields=RU.CURRENT_FIELDS, train=run_experiment, columns=("psnr", "ssim", "cer", "wer"), digits=4,
+    extra_columns=lambda e: {"run": e["mlflow_run_id"][:8], "profile": e["profile"]})
+
+
+def run_or_reuse(exp: Experiment, profile: str | None = None, seed: int = 0,
+                 overrides: list[str] | tuple = (), reuse: bool = True) -> dict:
+    """The ledger entry of ``exp``, reused or trained now (:meth:`.benchmark.Benchmark.run_or_reuse`)."""
+    return LINES.run_or_reuse(exp, profile, seed, overrides, reuse)
+
+
+def announce_plan(exps: list[Experiment], profile: str | None = None, seed: int = 0,
+                  overrides: list[str] | tuple = (), reuse: bool = True) -> str:
+    """What the notebook is about to train and reuse, and for how long (:meth:`.benchmark.Benchmark.announce`)."""
+    return LINES.announce(exps, profile, seed, overrides, reuse)
+
+
+results_table = LINES.table
+
+
+def run_baseline(profile: str | None = None, scenario: str = "both", ctc_weight: float = 1.0,
+                 pixel_weight: float = 10.0, with_cgan: bool = True, seed: int = 0,
+                 overrides: list[str] | tuple = (), reuse: bool = True) -> list[dict]:
+    """Notebook 01: the cGAN (lambda = 0) and ERB S1 / S2, each trained, evaluated and recorded."""
+    arms = (["cgan"] if with_cgan else []) + (["S1", "S2"] if scenario == "both" else [scenario])
+    exps = [baseline(a, ctc_weight, pixel_weight) for a in arms]
+    announce_plan(exps, profile, seed, overrides, reuse)
+    return [run_or_reuse(e, profile, seed, overrides, reuse) for e in exps]
+
+
+def run_annealing(profile: str | None = None, schedules: list[str] | tuple = ("linear",),
+                  target_weight: float = 5.0, warmup: int | None = None, ramp: int | None = None,
+                  seed: int = 0, overrides: list[str] | tuple = (), reuse: bool = True) -> list[dict]:
+    """Notebook 02: one run per CTC-weight schedule (warm-up/ramp default to 20 %/40 % of training);
+    ``constant`` is the control at ``target_weight``; ``notes_ramp``, ``notes_switch`` and
+    ``notes_constant`` are the research notes' own settings at weight 10 (:func:`notes_arms`)."""
+    cfg = C.load_config(None, list(overrides), profile=auto_profile(profile))
+    total = C.total_steps(cfg)
+    dw, dr = default_annealing(total)
+    warmup = dw if warmup is None else warmup
+    ramp = dr if ramp is None else ramp
+    notes = {e.name: e for e in notes_arms(total)}
+    exps = [notes[s] if s in notes else annealing(s, target_weight, warmup, ramp) for s in schedules]
+    announce_plan(exps, profile, seed, overrides, reuse)
+    return [run_or_reuse(e, profile, seed, overrides, reuse) for e in exps]
+
+
+def run_feature_loss(profile: str | None = None, weight: float = 5.0, tap: str = "cnn_last",
+                     distance: str = "mse", discriminator: str = "patch",
+                     sweep_weights: list[float] | tuple = (), sweep_taps: list[str] | tuple = (),
+                     seed: int = 0, overrides: list[str] | tuple = (), reuse: bool = True) -> dict[str, list[dict]]:
+    """Notebook 03: the method at ``weight``, then the weight sweep and the tap sweep.
+    An override ``train.pixel_loss=l1`` makes the L1-pixel arm (its own ledger name)."""
+    pixel, overrides = split_pixel_loss(overrides)
+    main_exp = feature_loss(weight, tap, distance, discriminator, pixel)
+    weight_exps = [feature_loss(w, tap, distance) for w in sweep_weights]
+    tap_exps = [feature_loss(weight, t, distance) for t in sweep_taps]
+    announce_plan([main_exp] + weight_exps + tap_exps, profile, seed, overrides, reuse)
+    done: dict[str, dict] = {}  # an arm in two lists (the main one in the weight sweep) runs once
+
+    def get(e: Experiment) -> dict:
+        if e.name not in done:
+            done[e.name] = run_or_reuse(e, profile, seed, overrides, reuse)
+        return done[e.name]
+
+    main = get(main_exp)
+    return {"main": [main], "weights": [get(e) for e in weight_exps], "taps": [get(e) for e in tap_exps]}
+
+
+def split_pixel_loss(overrides: list[str] | tuple | str) -> tuple[str, list[str]]:
+    """``(pixel loss, the other overrides)``: ``train.pixel_loss=...`` names notebook 03's arm
+    (feature_..._pixl1), so it is the arm's own setting, never one for every run of the notebook."""
+    overrides = C.override_list(overrides) if isinstance(overrides, str) else list(overrides)
+    pixel = next((o.split("=", 1)[1].strip() for o in overrides if o.startswith("train.pixel_loss=")), "bce")
+    return pixel, [o for o in overrides if not o.startswith("train.pixel_loss=")]
+
+
+SCHEDULES = ("linear", "cosine", "step", "switch", "balanced")
+CONTROLS = ("constant", "notes_ramp", "notes_switch", "notes_constant")
+
+
+def schedules(choice: str) -> list[str]:
+    """'all' or one schedule name -> the list of annealing arms to run ('all' = the five ramps
+    and the constant control at the same weight)."""
+    if choice == "all":
+        return list(SCHEDULES) + ["constant"]
+    if choice not in SCHEDULES + CONTROLS:
+        raise ValueError(f"schedule must be one of {list(SCHEDULES + CONTROLS)} or 'all', got {choice!r}")
+    return [choice]
+
+
+def with_baseline(entries: list[dict], profile: str | None = None, seed: int = 0,
+                  overrides: list[str] | tuple = (), reuse: bool = True) -> list[dict]:
+    """ERB S1 (reused from the ledger when recorded with the same settings) followed by ``entries``.
+    A pixel-loss override is the feature arm's own (:func:`split_pixel_loss`): S1 keeps ERB's BCE,
+    so notebook 03's L1 job never re-trains and overwrites the ledger's ``baseline_s1``."""
+    overrides = split_pixel_loss(overrides)[1]
+    announce_plan([baseline("S1")], profile, seed, overrides, reuse)
+    return [run_or_reuse(baseline("S1"), profile, seed, overrides, reuse)] + list(entries)
