@@ -91,6 +91,10 @@ def test_no_transcription_and_an_empty_split_are_one_line_errors(archive, capsys
     err = _one_line_error(capsys)
     assert str(archive["manifest"]) in err and "has a transcription" in err
     assert not (archive["ledger"] / "smoke" / "real").exists()
+    # a reader trained on the archive's own manifest would read lines it learnt from: say which to give
+    no_reader = [a for a in archive["args"] if not a.startswith("eval.reader=")]
+    assert cli.main(["evaluate", *no_reader, "eval.split=all"]) == 2
+    assert "eval.reader=" in _one_line_error(capsys)
 
 
 def test_a_training_stage_without_a_train_split_is_a_one_line_error(archive, capsys):

@@ -181,6 +181,11 @@ def evaluate_real_lines(cfg: C.Config, checkpoint: str | Path, *, experiment: st
     from ..training.recognizer import ensure_recognizer
 
     split = split or cfg.eval.split
+    if cfg.data.manifest and not cfg.eval.reader and split != "test":
+        # a reader trained now would learn from this manifest's train lines, which this split reads
+        raise C.ConfigError(f"eval.split={split} reads lines that a reader trained on {cfg.data.manifest} "
+                            "would have learnt from; give the held-out reader with "
+                            "eval.reader=runs/<pretrain run>/best_val_cer.pt")
     lines = lines if lines is not None else eval_lines(cfg, split)  # data problems before any model loads
     device = D.pick_device(cfg.device)
     generator, _ = CK.load_generator(checkpoint, device)
