@@ -123,7 +123,8 @@ def _page_decision(exp: Experiment, profile, seed, overrides, reuse: bool, head:
     cfg = make_page_config(exp, profile, seed, overrides)
     name = entry_name(exp, seed)
     path = dibco.pages_dir(cfg.eval.ledger_dir, cfg.profile) / f"{name}.json"
-    return RU.decide(name, cfg, path, reuse, head, fields=dibco.PAGE_FIELDS)
+    # Page entries carry no fingerprint (yet): they keep the byte rule, and say so.
+    return RU.decide(name, cfg, path, reuse, head, fields=dibco.PAGE_FIELDS, behaviour=None, data_hash=None)
 
 
 def announce_pages(exps: list[Experiment], profile: str | None, seed: int, overrides, reuse: bool) -> str:

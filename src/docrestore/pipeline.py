@@ -182,8 +182,13 @@ def run_experiment(exp: Experiment, profile: str | None = None, seed: int = 0,
     recognizer = ensure_recognizer(cfg, "loss")
     from .training import survive
 
+    # What this code does with this config, recorded in the entry (the reuse rule compares it).
+    from .fingerprint import fingerprint
+
+    behaviour = fingerprint(cfg)
     run = survive.start_or_continue(cfg, "train")  # an interrupted run of this experiment continues
     result = GANTrainer(cfg, run, data, recognizer).fit()
+    result["fingerprint"] = behaviour
     result.update(git_commit=run.git["commit"], git_dirty=run.git["dirty"])
     # Only evaluation reads with the held-out reader: while `prepare` still trains it, the plan's
     # first jobs train their GANs and wait here (on the reader's cache lock), not before training.
@@ -363,11 +368,13 @@ def with_baseline(entries: list[dict], profile: str | None = None, seed: int = 0
 
 
 # -------------------------------------------------------------------------------- paper figures
-def missing_experiments(profile: str, ledger_dir: Path, overrides: list[str] | tuple = ()) -> list[Experiment]:
+def missing_experiments(profile: str, ledger_dir: Path, overrides: list[str] | tuple = (),
+                        reasons: dict[str, str] | None = None) -> list[Experiment]:
     """The paper's experiments (one per seed of the seeded arms, named as in the ledger) whose
     entry is missing or stale, by the rule the notebooks reuse entries with
-    (:func:`docrestore.experiments.reuse.decide`: other settings, older fields, or code changed
-    since the entry's commit). A stale entry is never counted as done."""
+    (:func:`docrestore.experiments.reuse.decide`: other settings, older fields, other data, or a
+    changed fingerprint). A stale entry is never counted as done; ``reasons`` (when given)
+    receives why, by entry name."""
     import dataclasses
 
     from .evaluation import ledger as L
@@ -379,8 +386,11 @@ def missing_experiments(profile: str, ledger_dir: Path, overrides: list[str] | t
         name = entry_name(exp, seed)
         cfg = make_config(exp, profile, seed, overrides=overrides)
         path = L.entry_path(ledger_dir, profile, name)
-        if RU.decide(name, cfg, path, True, head).train:
+        d = RU.decide(name, cfg, path, True, head)
+        if d.train:
             missing.append(dataclasses.replace(exp, name=name))
+            if reasons is not None:
+                reasons[name] = d.reason
     return missing
 
 
@@ -466,7 +476,10 @@ def paper_figures(profile: str = "quick", ledger_dir: str | None = None, dibco: 
     figures_dir, tables_dir = output_dirs(ledger)
     fig_dir, tab_dir = profile_dirs(figures_dir, tables_dir, profile)
     t0 = time.time()
-    todo = missing_experiments(profile, ledger)
+    why: dict[str, str] = {}
+    todo = missing_experiments(profile, ledger, reasons=why)
+    for name, reason in why.items():
+        print(f"paper-figures: {name}: {reason}", flush=True)
     if todo:
         plan_path = C.CONFIG_DIR / "experiments" / f"paper_{profile}.yaml"
         plan = PL.load_plan(plan_path)  # a missing plan is said before minutes of pretraining

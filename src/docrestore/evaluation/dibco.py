@@ -253,8 +253,14 @@ def make_page_entry(*, experiment: str, method: str, cfg: C.Config, splits, per_
         "git_dirty": train_result.get("git_dirty"), "mlflow_run_id": train_result.get("mlflow_run_id"),
         "run_dir": _relative(train_result.get("run_dir", "")), "device": device,
         "date": _dt.datetime.now().isoformat(timespec="seconds"), "data_hash": splits.data_hash,
-        "samples": samples, **(extra or {}),
+        "samples": samples, "machine": _machine(), **(extra or {}),
     }
+
+
+def _machine() -> dict:
+    from ..fingerprint import machine
+
+    return machine()
 
 
 def _relative(path) -> str:

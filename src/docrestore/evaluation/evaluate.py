@@ -24,6 +24,7 @@ from .. import checkpoint as CK
 from .. import config as C
 from .. import device as D
 from .. import runs as R
+from ..fingerprint import machine
 from ..training import common
 from . import metrics as M
 from . import references as REF
@@ -193,6 +194,9 @@ def build_entry(cfg: C.Config, *, experiment: str, method: str, group: str, eval
         "device": D.describe(device),
         "date": _dt.datetime.now().isoformat(timespec="seconds"),
         "data_hash": train_result.get("data_hash", ""),
+        # What made it (docrestore.fingerprint; the reuse rule compares it) and where.
+        **({"fingerprint": train_result["fingerprint"]} if train_result.get("fingerprint") else {}),
+        "machine": machine(),
     }
 
 
