@@ -44,8 +44,8 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_differs(tmp_path)
 def test_auto_root_hash_covers_synthesis_settings_and_data_seed_only(tmp_path):
     base = C.load_config(profile="smoke")
     root = paths.dataset_root(base)
-    assert root.parent == C.PROJECT_ROOT / "data" and root.name == f"synth-{paths.dataset_hash(base)}"
-    assert len(paths.dataset_hash(base)) == 12
+    assert root.parent == C.PROJECT_ROOT / "data" and root.name == f"synth-{paths.settings_hash(base)}"
+    assert len(paths.settings_hash(base)) == 12
     same = C.load_config(profile="smoke", overrides=["data.workers=3", "data.loader_workers=2", "train.lr_g=0.5",
                                                      "seed=7"])  # the training seed shares the data
     assert paths.dataset_root(same) == root
@@ -179,7 +179,7 @@ def test_interrupted_generation_is_finished_identically(tmp_path):
     (root / "images/test/train_placeholder.png").write_bytes(b"")  # foreign junk is left alone
     (root / "images/val/val_000000_clean.png").write_bytes(before["images/val/val_000000_clean.png"][:50])
     (root / "manifest.partial.jsonl").write_text('{"id": "train_0000', encoding="utf-8")
-    assert synth._complete_manifest(root, cfg, paths.dataset_hash(cfg)) is None
+    assert synth._complete_manifest(root, cfg, paths.settings_hash(cfg)) is None
     assert synth.ensure_dataset(cfg) == manifest
     after = folder_bytes(root)
     after.pop("images/test/train_placeholder.png")
@@ -191,7 +191,7 @@ def test_unfinished_dataset_with_other_settings_is_not_overwritten(tmp_path):
     cfg = tiny_cfg(tmp_path)
     root = synth.ensure_dataset(cfg).parent
     (root / "dataset.json").unlink()
-    (root / synth.STATE).write_text(json.dumps({"hash": paths.dataset_hash(cfg)}))
+    (root / synth.STATE).write_text(json.dumps({"hash": paths.settings_hash(cfg)}))
     with pytest.raises(paths.DataError, match="other settings"):
         synth.ensure_dataset(tiny_cfg(tmp_path, "data.seed=5"))
 
@@ -237,7 +237,7 @@ def test_synthesize_logs_the_dataset_to_mlflow(tmp_path):
     assert len(found) == 1
     logged = found[0].data
     assert logged.metrics["data/n_train"] == 6 and logged.metrics["data/charset_size"] > 10
-    assert logged.tags["data.hash"] == paths.dataset_hash(cfg)
+    assert logged.tags["data.hash"] == paths.settings_hash(cfg)
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(found[0].info.run_id, "dataset")}
     assert {"dataset/samples.png", "dataset/dataset.json", "dataset/charset.txt"} <= artifacts
 
@@ -248,7 +248,7 @@ def test_smoke_dataset_fixture_is_found_complete_by_a_plain_smoke_config(smoke_d
                                                     "tracking.enabled=false", "seed=3"])
     assert synth.ensure_dataset(cfg) == smoke_dataset
     assert (smoke_dataset.parent / "dataset.json").stat().st_mtime_ns == stamp  # reused, not remade
-    assert M.read_meta(smoke_dataset.parent)["hash"] == paths.dataset_hash(cfg)
+    assert M.read_meta(smoke_dataset.parent)["hash"] == paths.settings_hash(cfg)
 
 
 def test_files_of_unknown_settings_are_remade_not_trusted(tmp_path):
@@ -273,9 +273,7 @@ SMOKE_CONTENT_HASH = "dc06d4db20dcc337"   # the manifest and every image's pixel
 
 
 def test_smoke_dataset_is_the_recorded_one(smoke_dataset):
-    from docrestore.training.common import dataset_hash
-
-    assert dataset_hash(smoke_dataset) == SMOKE_DATA_HASH
+    assert M.manifest_hash(smoke_dataset) == SMOKE_DATA_HASH
     assert synth.content_hash(smoke_dataset) == SMOKE_CONTENT_HASH
 
 

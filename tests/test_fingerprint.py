@@ -18,7 +18,7 @@ import pytest
 import docrestore
 from docrestore import config as C
 from docrestore import fingerprint as FP
-from docrestore.experiments import reuse as RU
+from docrestore.study import reuse as RU
 
 ARMS = {  # the three kinds of line arm: no text loss, CTC, recognition feature loss
     "cgan": ["train.ctc.weight=0"],
@@ -168,5 +168,7 @@ def test_reuse_follows_the_fingerprint_not_the_bytes(tmp_path, monkeypatch):
 
 
 def test_machine_names_cpu_and_libraries():
-    m = FP.machine()
+    from docrestore.machine import machine_info
+
+    m = machine_info()
     assert m["cpu"] and m["torch"] and m["numpy"] and m["torch_threads"] >= 1

@@ -18,7 +18,7 @@ one thread, and evaluates the result on that batch with the evaluation code. It 
 loss constant changes the losses or parameters of exactly the arms whose config uses that loss.
 What it cannot see is said in docs/experiments.md ("Stale entries").
 
-:func:`machine` describes the machine a result was made on (entries record it).
+Entries also record the machine they were made on (:func:`docrestore.machine.machine_info`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import math
-import platform
 import tempfile
 from pathlib import Path
 
@@ -53,33 +52,6 @@ _LOSS_KEYS = ("train/loss_g", "train/adv", "train/pixel", "train/feature", "trai
               "train/loss_d", "train/recognizer_ctc")
 
 _cache: dict[str, dict] = {}
-
-
-def machine() -> dict:
-    """The machine a result is made on: CPU, the numpy SIMD extensions in use, thread count and
-    the versions of the numeric libraries (floating-point kernels differ between them)."""
-    import numpy as np
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    simd = []
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__ as feats  # numpy >= 2
-
-        simd = sorted(k for k, v in feats.items() if v and k.startswith(("AVX512F", "AVX2", "FMA3", "ASIMD")))
-    except ImportError:  # pragma: no cover - older numpy
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else ""
-    return {"cpu": cpu, "arch": platform.machine(), "simd": simd, "torch_threads": torch.get_num_threads(),
-            "gpu": gpu, "python": platform.python_version(), "numpy": np.__version__,
-            "torch": torch.__version__, "os": f"{platform.system()} {platform.release()}"}
 
 
 def _round(x: float) -> float:
@@ -135,8 +107,8 @@ def _tiny_data(cfg: C.Config, folder: Path):
     from .data import manifest as M
     from .data.charset import Charset
     from .data.dataset import LineDataset
+    from .data.loading import Data
     from .data.synth import make_plan, make_sample, save_png
-    from .training import common
 
     plan = make_plan(cfg, folder)
     records, digest = [], hashlib.sha256()
@@ -154,7 +126,7 @@ def _tiny_data(cfg: C.Config, folder: Path):
     manifest = M.write_manifest(folder / M.MANIFEST, records)
     h, w = cfg.data.height, cfg.data.width
     train, test = (LineDataset(manifest, s, h, w, charset) for s in ("train", "test"))
-    return common.Data(manifest, charset, train, test, test, digest.hexdigest()[:16])
+    return Data(manifest, charset, train, test, test, digest.hexdigest()[:16])
 
 
 def _tiny_recognizer(cfg: C.Config, data, folder: Path) -> Path:
@@ -235,23 +207,22 @@ def local_data_hash(cfg: C.Config) -> str | None:
     ``cfg``: ``data.manifest``, or the complete synthetic dataset; None when not made yet."""
     from .data import manifest as M
     from .data.paths import dataset_root
-    from .training.common import dataset_hash
 
     if cfg.data.manifest:
         path = C.resolve_path(cfg.data.manifest)
-        return dataset_hash(path) if path.is_file() else None
+        return M.manifest_hash(path) if path.is_file() else None
     root = dataset_root(cfg)
     meta = M.read_meta(root) or {}
     manifest = root / M.MANIFEST
-    return dataset_hash(manifest) if meta.get("complete") is True and manifest.is_file() else None
+    return M.manifest_hash(manifest) if meta.get("complete") is True and manifest.is_file() else None
 
 
 def _compute(cfg: C.Config) -> dict:
     import numpy as np
 
     from . import device as D
+    from .data.loading import loader
     from .evaluation.evaluate import evaluate_generator
-    from .training import common
     from .training.gan import GANTrainer
 
     with tempfile.TemporaryDirectory(prefix="docrestore-fingerprint-") as tmp, _quiet_single_thread():
@@ -260,10 +231,9 @@ def _compute(cfg: C.Config) -> dict:
         data = _tiny_data_cached(fcfg)
         recognizer_path = _tiny_recognizer(fcfg, data, folder)
         trainer = GANTrainer(fcfg, None, data, recognizer_path)
-        batch = next(iter(common.loader(data.train, fcfg, batch_size=LINES)))
+        batch = next(iter(loader(data.train, fcfg, batch_size=LINES)))
         # The arm's own length (the tiny dataset would give another): schedules depend on it.
-        tc = cfg.train
-        total = tc.max_steps if tc.max_steps > 0 else tc.epochs * common.steps_per_epoch(cfg.data.n_train, tc.batch_size)
+        total = C.total_steps(cfg)
         trainer.total_steps = total
         steps = []
         for s in _step_points(total):

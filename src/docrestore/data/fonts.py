@@ -43,11 +43,6 @@ def _font_manager():
     return fm
 
 
-def installed_families() -> list[str]:
-    """Every font family matplotlib can see."""
-    return sorted({f.name for f in _font_manager().fontManager.ttflist})
-
-
 def handwriting_families() -> list[str]:
     """Installed families from the handwriting/early-print packages `make setup` installs."""
     fonts = _font_manager().fontManager.ttflist

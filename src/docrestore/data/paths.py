@@ -46,8 +46,9 @@ def synthesis_settings(cfg: C.Config) -> dict:
     return settings
 
 
-def dataset_hash(cfg: C.Config) -> str:
-    """12 hex digits of the SHA-256 of :func:`synthesis_settings`."""
+def settings_hash(cfg: C.Config) -> str:
+    """12 hex digits of the SHA-256 of :func:`synthesis_settings`: names a synthetic dataset folder
+    (what the bytes of its manifest hash to is :func:`docrestore.data.manifest.manifest_hash`)."""
     blob = json.dumps(synthesis_settings(cfg), sort_keys=True, ensure_ascii=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
@@ -58,7 +59,7 @@ def dataset_root(cfg: C.Config) -> Path:
     if cfg.data.manifest:
         return C.resolve_path(cfg.data.manifest).parent
     if cfg.data.root in ("", "auto"):
-        return C.PROJECT_ROOT / "data" / f"synth-{dataset_hash(cfg)}"
+        return C.PROJECT_ROOT / "data" / f"synth-{settings_hash(cfg)}"
     return C.resolve_path(cfg.data.root)
 
 

@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import logging
 import shutil
 import signal
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -38,20 +40,11 @@ from .. import checkpoint as CK
 from .. import config as C
 from .. import device as D
 from .. import runs as R
+from ..data import loading
 from ..tracking import Tracker
 from . import common, distributed, survive
 
 log = logging.getLogger("docrestore")
-
-
-def project_relative(path: Path) -> str:
-    """A path inside the project as relative text, so checkpoints survive a moved checkout."""
-    if path is None:  # no recognizer (page mode without text-reading losses)
-        return ""
-    try:
-        return str(Path(path).resolve().relative_to(C.PROJECT_ROOT))
-    except ValueError:
-        return str(path)
 
 
 def set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
@@ -60,15 +53,32 @@ def set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
 
 
 class GANTrainer:
-    """Holds the models, optimisers and counters of one GAN run; `fit()` trains it."""
+    """Holds the models, optimisers and counters of one GAN run on text lines; `fit()` trains it.
 
-    # Lines carry transcriptions: CTC is monitored (and weighted). The page trainer turns it off.
-    reads_text = True
+    What depends on the data (lines with transcriptions here, page patches in
+    :class:`docrestore.training.pages.PageTrainer`) sits in the hooks a subclass overrides:
+    :meth:`check_config`, :meth:`needs_recognizer`, :meth:`check_data`, :meth:`text_loss`,
+    :meth:`validate`."""
+
+    def check_config(self, cfg: C.Config) -> None:
+        if cfg.train.mode == "pages":
+            raise C.ConfigError("'train.mode' = pages is set by the page stage (notebook 05, "
+                                "docrestore.study.pages.run_pages); the line trainer reads line manifests")
 
     def needs_recognizer(self, cfg: C.Config) -> bool:
         return True
 
-    def __init__(self, cfg: C.Config, run: R.Run, data: common.Data | None = None,
+    def check_data(self, recognizer: torch.nn.Module, uses_ctc: bool) -> None:
+        """Lines: no unusable real line, and every transcription fits the recognizer's frames
+        (an impossible CTC target is an error, not a silent 0)."""
+        from ..data.dataset import check_frames
+
+        check_real_lines(self.data.train, uses_ctc)
+        frames = common.recognizer_frames(recognizer, self.cfg.data.height, self.cfg.data.width, self.device)
+        check_frames(self.data.train, frames)
+        check_frames(self.data.val, frames, fatal=False)
+
+    def __init__(self, cfg: C.Config, run: R.Run, data: loading.Data | None = None,
                  recognizer_path: Path | None = None):
         from ..losses import CTCWeightSchedule, FeatureLoss, GANLoss
         from ..models import build_discriminator, build_generator
@@ -76,15 +86,13 @@ class GANTrainer:
         from .recognizer import ensure_recognizer
 
         self.cfg, self.run = cfg, run
-        if cfg.train.mode == "pages" and self.reads_text:
-            raise C.ConfigError("'train.mode' = pages is set by the page stage (notebook 05, "
-                                "docrestore.pages.run_pages); the line trainer reads line manifests")
+        self.check_config(cfg)
         self.dist = distributed.init_from_env(cfg.device)  # one process unless under torchrun
         self.device = distributed.local_device(cfg.device, self.dist)
         D.seed_everything(cfg.seed)
         tc = cfg.train
         with distributed.main_first(self.dist):  # rank 0 synthesises / pretrains what is missing
-            self.data = data or common.open_data(cfg)
+            self.data = data or loading.open_data(cfg)
             self.recognizer_path = (Path(recognizer_path or ensure_recognizer(cfg, "loss"))
                                     if self.needs_recognizer(cfg) else None)
         # Again: a recognizer pretrained just now consumed the RNG; the models must not depend on
@@ -103,13 +111,7 @@ class GANTrainer:
         self.ctc_target = tc.ctc.weight
         self.balanced = tc.ctc.schedule == "balanced"
         uses_ctc = self.ctc_target > 0 or self.balanced
-        if self.reads_text:  # lines with transcriptions (pages have none and may have no recognizer)
-            from ..data.dataset import check_frames
-
-            check_real_lines(self.data.train, uses_ctc)
-            frames = common.recognizer_frames(recognizer, cfg.data.height, cfg.data.width, self.device)
-            check_frames(self.data.train, frames)  # an impossible CTC target is an error, not a 0
-            check_frames(self.data.val, frames, fatal=False)
+        self.check_data(recognizer, uses_ctc)
         # ERB updates its recognizer every batch (S1/S2); with lambda = 0 that cannot reach G, so skip it.
         self.train_recognizer = tc.scenario in ("S1", "S2") and uses_ctc
         self.recognizer = recognizer if self.train_recognizer else self.frozen_recognizer
@@ -138,8 +140,7 @@ class GANTrainer:
         self.ctc_clips = 0  # steps whose CTC exceeded train.ctc.clip (its gradient then vanishes)
         self.ctc_raw_peak = 0.0  # largest unclipped CTC since the last logged step
         self.val_data = common.subset(self.data.val, tc.val_lines)
-        per_epoch = common.steps_per_epoch(len(self.data.train), tc.batch_size)
-        self.total_steps = tc.max_steps if tc.max_steps > 0 else tc.epochs * per_epoch
+        self.total_steps = C.total_steps(cfg, len(self.data.train))
         self.resumed_from = ""
         if tc.resume:
             self.load(C.resolve_path(tc.resume))
@@ -164,7 +165,7 @@ class GANTrainer:
                 "best": self.best.state(), "history": self.history.records,
                 "nonfinite": self.guard.total, "collapses": self.collapses, "ctc_clips": self.ctc_clips,
                 "ctc_raw_peak": self.ctc_raw_peak,
-                "recognizer_checkpoint": project_relative(self.recognizer_path), "data_hash": self.data.data_hash}
+                "recognizer_checkpoint": C.project_relative(self.recognizer_path), "data_hash": self.data.data_hash}
 
     def save(self, path: Path) -> None:
         CK.save_checkpoint(path, self.state())
@@ -206,85 +207,126 @@ class GANTrainer:
         return self.schedule.weight(self.step)
 
     def train_step(self, batch: dict) -> dict[str, float]:
-        from ..losses import balanced_scale, ctc_loss, pixel_loss
-
-        tc, dev = self.cfg.train, self.device
-        degraded = batch["degraded"].to(dev)
-        clean = batch["clean"].to(dev)
-        # Lines without a clean image (real archive lines) take part only in what needs no clean
-        # target: the discriminator's fake examples, G's adversarial term and CTC.
-        has_clean = batch["has_clean"].to(dev)
-        n_clean = int(has_clean.sum())
-        targets, lengths = batch["targets"].to(dev), batch["target_lengths"].to(dev)
+        """One step: D on (clean | restored, degraded), then G on its weighted terms, then (S1/S2)
+        the recognizer; returns the step's ``train/*`` metrics."""
+        b = StepBatch.of(batch, self.device)
         w_ctc = self.ctc_weight()
         self.generator.train()
-        with D.autocast(dev):
-            restored = self.g_train(degraded)
+        with D.autocast(self.device):
+            restored = self.g_train(b.degraded)
+        loss_d, loss_d_all = self.discriminator_step(restored, b)
+        terms = self.generator_terms(restored, b, w_ctc)
+        loss_g, grad_norms = self.generator_step(restored, terms, loss_d_all)
+        loss_r = self.recognizer_step(restored, b) if self.train_recognizer else None
+        metrics = {"train/loss_g": loss_g.item(), "train/loss_d": loss_d.item(), "train/adv": terms.adv.item(),
+                   "train/pixel": terms.pix.item(), "train/ctc_monitor": terms.ctc.item(),
+                   "train/ctc_weight": terms.w_ctc, "train/ctc_term": terms.w_ctc * terms.ctc.item(),
+                   "train/feature": terms.feat.item(), "train/ctc_raw": terms.ctc_raw,
+                   "train/ctc_raw_peak": terms.ctc_raw_peak, "train/ctc_clips_total": self.ctc_clips,
+                   "train/nonfinite_total": self.guard.total, **grad_norms,
+                   "train/clean_lines": float(b.n_clean)}
+        if loss_r is not None:
+            metrics["train/recognizer_ctc"] = loss_r.item()
+        # Under torchrun: the BatchNorm statistics each rank gathered on its share, averaged.
+        distributed.sync_buffers(self.trained_modules(), self.dist)
+        return metrics
 
-        # Discriminator: real = (clean, degraded), fake = (restored, degraded).
+    def discriminator_step(self, restored: torch.Tensor, b: "StepBatch") -> tuple[torch.Tensor, torch.Tensor]:
+        """D's update: real = (clean, degraded), fake = (restored, degraded). Returns D's loss and
+        every rank's D loss (the non-finite guard of G's step counts each step once)."""
+        tc = self.cfg.train
         set_requires_grad(self.discriminator, True)
         self.discriminator.train()
-        with D.autocast(dev):
-            fake_d = self.gan_loss(self.d_train(restored.detach(), degraded), False, self.branch_weights)
-            real_d = (self.gan_loss(self.d_train(clean[has_clean], degraded[has_clean]), True,
-                                    self.branch_weights) if n_clean else torch.zeros_like(fake_d))
+        with D.autocast(self.device):
+            fake_d = self.gan_loss(self.d_train(restored.detach(), b.degraded), False, self.branch_weights)
+            real_d = (self.gan_loss(self.d_train(b.clean[b.has_clean], b.degraded[b.has_clean]), True,
+                                    self.branch_weights) if b.n_clean else torch.zeros_like(fake_d))
             loss_d = 0.5 * (real_d + fake_d)
         # Under torchrun a step is skipped on every rank or on none (the ranks must stay in step).
         loss_d_all = distributed.across_ranks(loss_d, self.dist)
-        d_ok = bool(torch.isfinite(loss_d_all).all())
         self.opt_d.zero_grad(set_to_none=True)
-        if d_ok:
+        if bool(torch.isfinite(loss_d_all).all()):
             loss_d.backward()
             if tc.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(self.discriminator.parameters(), tc.grad_clip)
             self.opt_d.step()
+        return loss_d, loss_d_all
 
-        # Generator: D's gradients are switched off while G steps. G's losses go through the plain
-        # D and recognizer (not their DDP wrappers): their weights get no update from this backward.
+    def generator_terms(self, restored: torch.Tensor, b: "StepBatch", w_ctc: float) -> "GeneratorTerms":
+        """G's loss terms, unweighted, and the CTC weight this step uses. D's gradients are off
+        while G steps; G's losses go through the plain D and recognizer (not their DDP wrappers),
+        whose weights get no update from this backward."""
+        from ..losses import pixel_loss
+
+        tc, dev = self.cfg.train, self.device
         set_requires_grad(self.discriminator, False)
         if self.recognizer is not None:
             self.recognizer.eval()  # BatchNorm statistics are not moved by restored lines
         with D.autocast(dev):
-            adv = self.gan_loss(self.discriminator(restored, degraded), True, self.branch_weights)
-        pix = (pixel_loss(tc.pixel_loss, restored[has_clean].float(), clean[has_clean].float()) if n_clean
-               else torch.zeros((), device=dev))
+            adv = self.gan_loss(self.discriminator(restored, b.degraded), True, self.branch_weights)
+        pix = (pixel_loss(tc.pixel_loss, restored[b.has_clean].float(), b.clean[b.has_clean].float())
+               if b.n_clean else torch.zeros((), device=dev))
         ctc_needs_graph = w_ctc > 0 or (self.balanced and self.schedule_active())
-        if not self.reads_text:  # pages have no transcription: no CTC, not even as a monitor
-            ctc = torch.zeros((), device=dev)
-        else:
-            with (contextlib.nullcontext() if ctc_needs_graph else torch.no_grad()):
-                with D.autocast(dev):
-                    logits = self.recognizer(restored).logits
-                ctc = ctc_loss(logits.float(), targets, lengths, tc.ctc.reduction)
+        ctc = self.text_loss(restored, b, ctc_needs_graph)
+        ctc, ctc_raw, ctc_raw_peak = self.clip_ctc(ctc)
+        if self.balanced:
+            w_ctc = self.balanced_weight(adv, ctc, restored)
+        feat = torch.zeros((), device=dev)
+        if self.feature_loss is not None and b.n_clean:
+            with D.autocast(dev):  # restored is bf16 on a GPU: the recognizer must run under autocast too
+                out = self.feature_loss(restored[b.has_clean], b.clean[b.has_clean])
+            feat = (out.loss if hasattr(out, "loss") else out).float()
+        return GeneratorTerms(adv, pix, ctc, feat, w_ctc, ctc_raw, ctc_raw_peak)
+
+    def text_loss(self, restored: torch.Tensor, b: "StepBatch", needs_graph: bool) -> torch.Tensor:
+        """CTC of the (frozen or co-trained) recognizer on the restored lines; without a graph
+        while its weight is 0, so G's gradient cannot depend on the monitor."""
+        from ..losses import ctc_loss
+
+        with (contextlib.nullcontext() if needs_graph else torch.no_grad()):
+            with D.autocast(self.device):
+                logits = self.recognizer(restored).logits
+            return ctc_loss(logits.float(), b.targets, b.lengths, self.cfg.train.ctc.reduction)
+
+    def clip_ctc(self, ctc: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+        """The CTC after ``train.ctc.clip``, its raw value and the raw peak since the last logged
+        step (MLflow and the history get every 5th step, so no spike is missed)."""
+        clip = self.cfg.train.ctc.clip
         ctc_raw = ctc.item()  # before the clip: the spike the clip hides
-        # MLflow and the history get every 5th step: the peak since the last logged one, so no spike is missed
         self.ctc_raw_peak = max(self.ctc_raw_peak, ctc_raw)
         ctc_raw_peak = self.ctc_raw_peak
         if (self.step + 1) % 5 == 0 or self.step == 0:
             self.ctc_raw_peak = 0.0
-        if tc.ctc.clip > 0:
-            self.ctc_clips += int(ctc_raw > tc.ctc.clip)
-            ctc = ctc.clamp(max=tc.ctc.clip)
-        if self.balanced:
-            w_ctc = 0.0
-            if self.schedule_active() and ctc.requires_grad:
-                g_adv = torch.autograd.grad(adv, restored, retain_graph=True, allow_unused=True)[0]
-                g_ctc = torch.autograd.grad(ctc, restored, retain_graph=True, allow_unused=True)[0]
-                if g_adv is not None and g_ctc is not None:
-                    w_ctc = balanced_scale(g_adv, g_ctc, tc.ctc.alpha,
-                                           std=lambda t: distributed.global_std(t, self.dist))
-        feat = torch.zeros((), device=dev)
-        if self.feature_loss is not None and n_clean:
-            with D.autocast(dev):  # restored is bf16 on a GPU: the recognizer must run under autocast too
-                out = self.feature_loss(restored[has_clean], clean[has_clean])
-            feat = (out.loss if hasattr(out, "loss") else out).float()
-        loss_g = tc.adv_weight * adv + tc.pixel_weight * pix + tc.feature_loss.weight * feat
-        if w_ctc > 0:
-            loss_g = loss_g + w_ctc * ctc
+        if clip > 0:
+            self.ctc_clips += int(ctc_raw > clip)
+            ctc = ctc.clamp(max=clip)
+        return ctc, ctc_raw, ctc_raw_peak
+
+    def balanced_weight(self, adv: torch.Tensor, ctc: torch.Tensor, restored: torch.Tensor) -> float:
+        """The balanced schedule's weight this step: alpha * std(grad_adv) / std(grad_ctc) at the
+        restored lines (0 before its warm-up, or when either gradient is missing)."""
+        from ..losses import balanced_scale
+
+        if not (self.schedule_active() and ctc.requires_grad):
+            return 0.0
+        g_adv = torch.autograd.grad(adv, restored, retain_graph=True, allow_unused=True)[0]
+        g_ctc = torch.autograd.grad(ctc, restored, retain_graph=True, allow_unused=True)[0]
+        if g_adv is None or g_ctc is None:
+            return 0.0
+        return balanced_scale(g_adv, g_ctc, self.cfg.train.ctc.alpha,
+                              std=lambda t: distributed.global_std(t, self.dist))
+
+    def generator_step(self, restored: torch.Tensor, t: "GeneratorTerms",
+                       loss_d_all: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """G's weighted loss, each term's gradient norm, and G's update unless a loss is non-finite."""
+        tc = self.cfg.train
+        loss_g = tc.adv_weight * t.adv + tc.pixel_weight * t.pix + tc.feature_loss.weight * t.feat
+        if t.w_ctc > 0:
+            loss_g = loss_g + t.w_ctc * t.ctc
         grad_norms = self.term_grad_norms(restored, {
-            "adv": tc.adv_weight * adv, "pixel": tc.pixel_weight * pix,
-            "ctc": w_ctc * ctc if w_ctc > 0 else None,
-            "feature": tc.feature_loss.weight * feat if self.feature_loss is not None else None})
+            "adv": tc.adv_weight * t.adv, "pixel": tc.pixel_weight * t.pix,
+            "ctc": t.w_ctc * t.ctc if t.w_ctc > 0 else None,
+            "feature": tc.feature_loss.weight * t.feat if self.feature_loss is not None else None})
         # The guard counts each step once, whichever loss was non-finite.
         g_ok = self.guard.ok(distributed.across_ranks(loss_g, self.dist), loss_d_all.detach(), step=self.step)
         self.opt_g.zero_grad(set_to_none=True)
@@ -293,37 +335,27 @@ class GANTrainer:
             if tc.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(self.generator.parameters(), tc.grad_clip)
             self.opt_g.step()
+        return loss_g, grad_norms
 
-        # ERB's recognizer update: S1 on clean lines (a real line's only image is its degraded one),
-        # S2 on the restored ones.
-        loss_r = None
-        if self.train_recognizer:
-            from ..data.dataset import readable
+    def recognizer_step(self, restored: torch.Tensor, b: "StepBatch") -> torch.Tensor:
+        """ERB's recognizer update: S1 on clean lines (a real line's only image is its degraded
+        one), S2 on the restored ones. Returns its CTC."""
+        from ..data.dataset import readable
+        from ..losses import ctc_loss
 
-            self.recognizer.train()
-            source = readable({"clean": clean, "degraded": degraded, "has_clean": has_clean}) if tc.scenario == "S1" else restored.detach()
-            with D.autocast(dev):
-                r_logits = self.r_train(source).logits
-            loss_r = ctc_loss(r_logits.float(), targets, lengths, tc.ctc.reduction)
-            self.opt_r.zero_grad(set_to_none=True)
-            if torch.isfinite(distributed.across_ranks(loss_r, self.dist)):
-                loss_r.backward()
-                torch.nn.utils.clip_grad_norm_(self.recognizer.parameters(), 5.0)
-                self.opt_r.step()
-            self.recognizer.eval()
-
-        metrics = {"train/loss_g": loss_g.item(), "train/loss_d": loss_d.item(), "train/adv": adv.item(),
-                   "train/pixel": pix.item(), "train/ctc_monitor": ctc.item(), "train/ctc_weight": w_ctc,
-                   "train/ctc_term": w_ctc * ctc.item(), "train/feature": feat.item(),
-                   "train/ctc_raw": ctc_raw, "train/ctc_raw_peak": ctc_raw_peak,
-                   "train/ctc_clips_total": self.ctc_clips,
-                   "train/nonfinite_total": self.guard.total, **grad_norms,
-                   "train/clean_lines": float(n_clean)}
-        if loss_r is not None:
-            metrics["train/recognizer_ctc"] = loss_r.item()
-        # Under torchrun: the BatchNorm statistics each rank gathered on its share, averaged.
-        distributed.sync_buffers(self.trained_modules(), self.dist)
-        return metrics
+        self.recognizer.train()
+        source = (readable({"clean": b.clean, "degraded": b.degraded, "has_clean": b.has_clean})
+                  if self.cfg.train.scenario == "S1" else restored.detach())
+        with D.autocast(self.device):
+            r_logits = self.r_train(source).logits
+        loss_r = ctc_loss(r_logits.float(), b.targets, b.lengths, self.cfg.train.ctc.reduction)
+        self.opt_r.zero_grad(set_to_none=True)
+        if torch.isfinite(distributed.across_ranks(loss_r, self.dist)):
+            loss_r.backward()
+            torch.nn.utils.clip_grad_norm_(self.recognizer.parameters(), 5.0)
+            self.opt_r.step()
+        self.recognizer.eval()
+        return loss_r
 
     def trained_modules(self) -> list[torch.nn.Module]:
         """The modules this run updates (the frozen recognizer is not one of them)."""
@@ -352,7 +384,8 @@ class GANTrainer:
 
     # ---------------------------------------------------------------------------- validation
     @torch.no_grad()
-    def validate(self) -> dict[str, float]:
+    def validate(self) -> tuple[dict[str, float], Path]:
+        """Validation metrics on ``train.val_lines`` and the path of this step's sample grid."""
         from ..evaluation.metrics import cer_corpus, psnr, ssim
         from ..models.recognizer import greedy_decode
 
@@ -397,136 +430,214 @@ class GANTrainer:
              "clean": common.to_numpy_images(batch["clean"][:n])},
             batch["texts"][:n], self.run.path("samples", f"step_{self.step:07d}.png"),
             title=f"step {self.step} — {self.cfg.profile} profile")
-        self._last_grid = grid
         self.generator.train()
-        return metrics
+        return metrics, grid
 
     # ----------------------------------------------------------------------------------- fit
     def fit(self) -> dict:
-        cfg, tc = self.cfg, self.cfg.train
-        last_path = self.run.path("last.pt")
-        best_path = self.run.path(common.metric_file_name(self.best.metric))
-        last_val: dict = {}
-        tags = {"stage": "train", "scenario": tc.scenario, "ctc_schedule": tc.ctc.schedule,
-                "discriminator": cfg.discriminator.name, "resumed_from": self.resumed_from}
-        main = self.dist.is_main  # under torchrun only rank 0 validates, writes and logs
-        # Continuing an interrupted run in its own folder: log to its MLflow run too.
-        same_folder = self.resumed_from and Path(self.resumed_from).parent.resolve() == self.run.dir.resolve()
-        mlflow_id = survive.read_status(self.run.dir).get("mlflow_run_id", "") if same_folder else ""
-        with Tracker(cfg if main else _without_tracking(cfg), self.run.dir, self.run.name, tags=tags,
-                     run_id=mlflow_id) as tracker, survive.StopSignals() as signals:
+        """Train to ``total_steps`` (or an early stop); rank 0 validates, checkpoints and logs.
+        SIGTERM/SIGINT write ``last.pt`` between two steps and raise :class:`survive.Interrupted`."""
+        self.last_path = self.run.path("last.pt")
+        self.best_path = self.run.path(common.metric_file_name(self.best.metric))
+        self.last_val: dict = {}
+        with self.open_tracker() as tracker, survive.StopSignals() as signals:
             self.tracker = tracker
             bar = tqdm(total=self.total_steps, initial=self.step, desc="train GAN", unit="step",
-                       **R.progress_options(main))
-            stop = False
-            last_save = survive.clock()
-
-            def status(state: str, **extra) -> None:
-                if main:
-                    survive.write_status(self.run.dir, state, step=self.step, total_steps=self.total_steps,
-                                         mlflow_run_id=tracker.run_id, **extra)
-
-            status("running")
+                       **R.progress_options(self.dist.is_main))
+            self.last_save = survive.clock()
+            self.write_status("running")
             try:
+                stop = False
                 while self.step < self.total_steps and not stop:
-                    sampler = common.EpochBatches(len(self.data.train), tc.batch_size, cfg.seed, self.epoch,
-                                                  start=self.batch_in_epoch)
-                    n_batches = len(sampler.batches)
-                    if len(sampler) == 0:  # e.g. resumed with a larger batch: this epoch is used up
-                        if n_batches == 0:
-                            raise ValueError(f"the training split has no batch of {tc.batch_size} lines "
-                                             f"({len(self.data.train)} lines); lower train.batch_size")
-                        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-                        continue
-                    # Each rank takes its share of every global batch (all of it in one process).
-                    shares = [distributed.shard(b, self.dist) for b in sampler]
-                    for batch in common.loader(self.data.train, cfg, batch_sampler=shares):
+                    for batch in self.epoch_batches():
                         metrics = self.train_step(batch)
-                        self.step += 1
-                        self.batch_in_epoch += 1
-                        if self.batch_in_epoch >= n_batches:  # the checkpoint points at the next batch
-                            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                        self.advance()
                         bar.update(1)
-                        bar.set_postfix(refresh=False, g=f"{metrics['train/loss_g']:.3f}", d=f"{metrics['train/loss_d']:.3f}",
-                                        ctc=f"{metrics['train/ctc_monitor']:.2f}",
-                                        w=f"{metrics['train/ctc_weight']:.2f}")
-                        if self.step % 5 == 0 or self.step == 1:
-                            tracker.log_metrics(metrics, self.step)
-                        if (self.step % tc.val_every == 0 or self.step >= self.total_steps) and main:
-                            last_val = self.validate()
-                            tracker.log_metrics(last_val, self.step)
-                            tracker.log_artifact(self._last_grid, "samples")
-                            self.history.add(self.step, {**metrics, **last_val})
-                            log.info("step %d: %s", self.step, ", ".join(
-                                f"{k} {v:.4g}" for k, v in {**metrics, **last_val}.items()
-                                if k in ("train/loss_g", "train/loss_d", "train/ctc_monitor",
-                                         "train/ctc_weight", "val/psnr", "val/ssim", "val/cer")))
-                            if self.best.update(last_val.get(self.best.metric)):
-                                self.save(best_path)
-                            self.save(last_path)
-                            last_save = survive.clock()
-                            status("running")
-                            if self.best.should_stop and self.step >= tc.ctc.warmup + tc.ctc.ramp:
-                                log.info("early stop: %s has not improved for %d validations",
-                                         self.best.metric, tc.patience)
-                                stop = True
-                        elif self.step % 5 == 0:
-                            self.history.add(self.step, metrics)
-                        if self.step % tc.val_every == 0 or self.step >= self.total_steps:
-                            stop = distributed.broadcast_object(stop, self.dist)  # rank 0's early stop
-                        # Between two steps the state is consistent: a signal (on any rank) or
-                        # the clock (rank 0's) writes last.pt here, the same step on every rank.
-                        due = (tc.checkpoint_minutes > 0 and
-                               survive.clock() - last_save >= 60 * tc.checkpoint_minutes)
-                        signum, due = distributed.max_across_ranks([signals.received or 0, int(due and main)],
-                                                                   self.dist, self.device)
-                        if (signum or due) and self.step < self.total_steps and not stop:
-                            if main:
-                                self.save(last_path)
-                            last_save = survive.clock()
-                            status("running")
-                            if signum:
-                                status("interrupted", signal=signal.Signals(signum).name)
-                                raise survive.Interrupted(signum, self.step, last_path)
+                        bar.set_postfix(refresh=False, **progress_fields(metrics))
+                        stop = self.after_step(metrics)
+                        self.checkpoint_if_asked(signals, stop)
                         if self.step >= self.total_steps or stop:
                             break
-            except survive.Interrupted as exc:
-                if main:
-                    log.warning("%s at step %d: %s written. Rerun the same command to continue this run "
-                                "in %s (or pass train.resume=%s)", signal.Signals(exc.signum).name,
-                                self.step, last_path, self.run.dir, last_path)
-                raise
-            except KeyboardInterrupt:
-                # The second Ctrl-C, mid-step: the models are half updated, so nothing is saved;
-                # last.pt from the last validation or periodic checkpoint is consistent.
-                status("interrupted", signal="SIGINT")
-                if main:
-                    log.warning("stopped at step %d; rerun the same command to continue from the last "
-                                "checkpoint %s", self.step, last_path)
-                raise
             except BaseException as exc:
-                status("failed", error=f"{type(exc).__name__}: {exc}"[:500])
+                self.report_stop(exc)
                 raise
             finally:
                 bar.close()
+            return self.finish()
+
+    def open_tracker(self) -> Tracker:
+        """The MLflow run (rank 0 only); an interrupted run continued in its own folder logs to
+        its MLflow run again."""
+        cfg, tc = self.cfg, self.cfg.train
+        tags = {"stage": "train", "scenario": tc.scenario, "ctc_schedule": tc.ctc.schedule,
+                "discriminator": cfg.discriminator.name, "resumed_from": self.resumed_from}
+        same_folder = self.resumed_from and Path(self.resumed_from).parent.resolve() == self.run.dir.resolve()
+        mlflow_id = survive.read_status(self.run.dir).get("mlflow_run_id", "") if same_folder else ""
+        return Tracker(cfg if self.dist.is_main else _without_tracking(cfg), self.run.dir, self.run.name,
+                       tags=tags, run_id=mlflow_id)
+
+    def write_status(self, state: str, **extra) -> None:
+        """``status.json`` in the run folder (rank 0 only)."""
+        if self.dist.is_main:
+            survive.write_status(self.run.dir, state, step=self.step, total_steps=self.total_steps,
+                                 mlflow_run_id=self.tracker.run_id, **extra)
+
+    def epoch_batches(self):
+        """This rank's share of each remaining global batch of the current epoch (none when a
+        resumed run's epoch is used up: the next epoch starts)."""
+        tc = self.cfg.train
+        sampler = common.EpochBatches(len(self.data.train), tc.batch_size, self.cfg.seed, self.epoch,
+                                      start=self.batch_in_epoch)
+        self.epoch_length = len(sampler.batches)
+        if len(sampler) == 0:  # e.g. resumed with a larger batch: this epoch is used up
+            if self.epoch_length == 0:
+                raise ValueError(f"the training split has no batch of {tc.batch_size} lines "
+                                 f"({len(self.data.train)} lines); lower train.batch_size")
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+            return []
+        # Each rank takes its share of every global batch (all of it in one process).
+        shares = [distributed.shard(b, self.dist) for b in sampler]
+        return common.loader(self.data.train, self.cfg, batch_sampler=shares)
+
+    def advance(self) -> None:
+        self.step += 1
+        self.batch_in_epoch += 1
+        if self.batch_in_epoch >= self.epoch_length:  # the checkpoint points at the next batch
+            self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+
+    def after_step(self, metrics: dict) -> bool:
+        """Log, keep history, validate and checkpoint when due; True when training should stop
+        (rank 0's early stop, broadcast to every rank at validation steps)."""
+        tc = self.cfg.train
+        if self.step % 5 == 0 or self.step == 1:
+            self.tracker.log_metrics(metrics, self.step)
+        due = self.step % tc.val_every == 0 or self.step >= self.total_steps
+        stop = False
+        if due and self.dist.is_main:
+            stop = self.validate_and_save(metrics)
+        elif self.step % 5 == 0:
+            self.history.add(self.step, metrics)
+        if due:
+            stop = distributed.broadcast_object(stop, self.dist)
+        return stop
+
+    def validate_and_save(self, metrics: dict) -> bool:
+        """Validation, the best and last checkpoints; True on an early stop (never inside the
+        CTC warm-up and ramp)."""
+        tc = self.cfg.train
+        self.last_val, grid = self.validate()
+        self.tracker.log_metrics(self.last_val, self.step)
+        self.tracker.log_artifact(grid, "samples")
+        self.history.add(self.step, {**metrics, **self.last_val})
+        log.info("step %d: %s", self.step, ", ".join(
+            f"{k} {v:.4g}" for k, v in {**metrics, **self.last_val}.items() if k in LOGGED))
+        if self.best.update(self.last_val.get(self.best.metric)):
+            self.save(self.best_path)
+        self.save(self.last_path)
+        self.last_save = survive.clock()
+        self.write_status("running")
+        if self.best.should_stop and self.step >= tc.ctc.warmup + tc.ctc.ramp:
+            log.info("early stop: %s has not improved for %d validations", self.best.metric, tc.patience)
+            return True
+        return False
+
+    def checkpoint_if_asked(self, signals: survive.StopSignals, stop: bool) -> None:
+        """Between two steps the state is consistent: a signal (on any rank) or the clock (rank
+        0's) writes last.pt here, the same step on every rank; a signal then stops the run."""
+        tc, main = self.cfg.train, self.dist.is_main
+        due = tc.checkpoint_minutes > 0 and survive.clock() - self.last_save >= 60 * tc.checkpoint_minutes
+        signum, due = distributed.max_across_ranks([signals.received or 0, int(due and main)],
+                                                   self.dist, self.device)
+        if not (signum or due) or self.step >= self.total_steps or stop:
+            return
+        if main:
+            self.save(self.last_path)
+        self.last_save = survive.clock()
+        self.write_status("running")
+        if signum:
+            self.write_status("interrupted", signal=signal.Signals(signum).name)
+            raise survive.Interrupted(signum, self.step, self.last_path)
+
+    def report_stop(self, exc: BaseException) -> None:
+        """Say how an unfinished run ended (log and ``status.json``) and how to continue it."""
+        main = self.dist.is_main
+        if isinstance(exc, survive.Interrupted):
             if main:
-                self.save(last_path)
-                if not best_path.exists():
-                    self.save(best_path)
-            result = {"last": str(last_path), "best": str(best_path), "best_metric": self.best.metric,
-                      "best_value": self.best.best, "steps": self.step, "val": last_val,
-                      "nonfinite": self.guard.total, "collapses": self.collapses,
-                      "ctc_clips": self.ctc_clips, "mlflow_run_id": tracker.run_id, "run_dir": str(self.run.dir),
-                      "recognizer_checkpoint": project_relative(self.recognizer_path),
-                      "data_hash": self.data.data_hash,
-                      "history": self.history.records}
-            status("done")
+                log.warning("%s at step %d: %s written. Rerun the same command to continue this run "
+                            "in %s (or pass train.resume=%s)", signal.Signals(exc.signum).name,
+                            self.step, self.last_path, self.run.dir, self.last_path)
+        elif isinstance(exc, KeyboardInterrupt):
+            # The second Ctrl-C, mid-step: the models are half updated, so nothing is saved;
+            # last.pt from the last validation or periodic checkpoint is consistent.
+            self.write_status("interrupted", signal="SIGINT")
             if main:
-                self.run.write_json("history.json", self.history.records)
-                self.run.write_json("result.json", {k: v for k, v in result.items() if k != "history"})
-                tracker.log_artifact(self.run.dir / "config.yaml")
-                tracker.log_artifact(self.run.dir / "history.json")
+                log.warning("stopped at step %d; rerun the same command to continue from the last "
+                            "checkpoint %s", self.step, self.last_path)
+        else:
+            self.write_status("failed", error=f"{type(exc).__name__}: {exc}"[:500])
+
+    def finish(self) -> dict:
+        """The final checkpoints, ``result.json`` and ``history.json``; returns the result."""
+        main = self.dist.is_main
+        if main:
+            self.save(self.last_path)
+            if not self.best_path.exists():
+                self.save(self.best_path)
+        result = {"last": str(self.last_path), "best": str(self.best_path), "best_metric": self.best.metric,
+                  "best_value": self.best.best, "steps": self.step, "val": self.last_val,
+                  "nonfinite": self.guard.total, "collapses": self.collapses,
+                  "ctc_clips": self.ctc_clips, "mlflow_run_id": self.tracker.run_id, "run_dir": str(self.run.dir),
+                  "recognizer_checkpoint": C.project_relative(self.recognizer_path),
+                  "data_hash": self.data.data_hash,
+                  "history": self.history.records}
+        self.write_status("done")
+        if main:
+            self.run.write_json("history.json", self.history.records)
+            self.run.write_json("result.json", {k: v for k, v in result.items() if k != "history"})
+            self.tracker.log_artifact(self.run.dir / "config.yaml")
+            self.tracker.log_artifact(self.run.dir / "history.json")
         return result
+
+
+# The step's metrics the log line at each validation shows.
+LOGGED = ("train/loss_g", "train/loss_d", "train/ctc_monitor", "train/ctc_weight", "val/psnr", "val/ssim", "val/cer")
+
+
+def progress_fields(metrics: dict) -> dict[str, str]:
+    """The progress bar's short fields."""
+    return {"g": f"{metrics['train/loss_g']:.3f}", "d": f"{metrics['train/loss_d']:.3f}",
+            "ctc": f"{metrics['train/ctc_monitor']:.2f}", "w": f"{metrics['train/ctc_weight']:.2f}"}
+
+
+@dataclasses.dataclass
+class StepBatch:
+    """A training batch on the device; lines without a clean image (real archive lines) take part
+    only in what needs no clean target: D's fake examples, G's adversarial term and CTC."""
+
+    degraded: torch.Tensor
+    clean: torch.Tensor
+    has_clean: torch.Tensor
+    n_clean: int
+    targets: torch.Tensor
+    lengths: torch.Tensor
+
+    @classmethod
+    def of(cls, batch: dict, device: torch.device) -> "StepBatch":
+        has_clean = batch["has_clean"].to(device)
+        return cls(batch["degraded"].to(device), batch["clean"].to(device), has_clean, int(has_clean.sum()),
+                   batch["targets"].to(device), batch["target_lengths"].to(device))
+
+
+class GeneratorTerms(typing.NamedTuple):
+    """G's unweighted loss terms of one step, the CTC weight it uses and the CTC before the clip."""
+
+    adv: torch.Tensor
+    pix: torch.Tensor
+    ctc: torch.Tensor
+    feat: torch.Tensor
+    w_ctc: float
+    ctc_raw: float
+    ctc_raw_peak: float
 
 
 def check_real_lines(train_set, uses_ctc: bool) -> None:

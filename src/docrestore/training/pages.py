@@ -29,6 +29,7 @@ from .. import checkpoint as CK
 from .. import config as C
 from .. import device as D
 from .. import runs as R
+from ..data import loading
 from . import common, distributed
 from .gan import GANTrainer
 
@@ -45,7 +46,7 @@ def check_page_config(cfg: C.Config) -> None:
         raise C.ConfigError(
             f"'train.ctc.weight' = {tc.ctc.weight} (schedule {tc.ctc.schedule}): page pairs have no "
             "transcription, so there is no CTC loss to compute; set train.ctc.weight=0 and a non-balanced "
-            "schedule for page training (the page recipes in docrestore.pipeline do)")
+            "schedule for page training (the page recipes in docrestore.study.pages do)")
     if tc.scenario != "frozen":
         raise C.ConfigError(
             f"'train.scenario' = {tc.scenario}: S1/S2 update the recognizer with CTC on transcriptions, which "
@@ -87,7 +88,8 @@ def _recognizer_chars(path: Path) -> list[str]:
 class PageTrainer(GANTrainer):
     """The GAN trainer on page patches; `fit()`, checkpoints and logging are the GAN trainer's."""
 
-    reads_text = False
+    def check_config(self, cfg: C.Config) -> None:
+        pass  # check_page_config ran before the base class's __init__
 
     def needs_recognizer(self, cfg: C.Config) -> bool:
         return cfg.train.feature_loss.weight > 0 or cfg.discriminator.name == "dual_modal"
@@ -104,7 +106,7 @@ class PageTrainer(GANTrainer):
             recognizer_path = Path(recognizer_path or ensure_recognizer(cfg, "loss"))
             chars = _recognizer_chars(recognizer_path)
         train = PatchDataset(self.splits.train, *self.patch, cfg.pages.patches_per_page, cfg.seed)
-        data = common.Data(manifest=self.splits.root, charset=types.SimpleNamespace(chars=chars), train=train,
+        data = loading.Data(manifest=self.splits.root, charset=types.SimpleNamespace(chars=chars), train=train,
                            val=self.splits.val, test=self.splits.test, data_hash=self.splits.data_hash)
         super().__init__(cfg, run, data, recognizer_path)
         self.supervised = cfg.train.adv_weight == 0
@@ -113,7 +115,13 @@ class PageTrainer(GANTrainer):
                  ", ".join(p.name for p in self.splits.val),
                  "; supervised control (pixel loss only, no discriminator)" if self.supervised else "")
 
+    def check_data(self, recognizer, uses_ctc: bool) -> None:
+        pass  # patches have no transcription to check against the recognizer's frames
+
     # ---------------------------------------------------------------------------------- step
+    def text_loss(self, restored, b, needs_graph: bool) -> torch.Tensor:
+        return torch.zeros((), device=self.device)  # pages have no transcription: no CTC, not even as a monitor
+
     def train_step(self, batch: dict) -> dict[str, float]:
         if not self.supervised:
             return super().train_step(batch)
@@ -145,7 +153,7 @@ class PageTrainer(GANTrainer):
 
     # ---------------------------------------------------------------------------- validation
     @torch.no_grad()
-    def validate(self) -> dict[str, float]:
+    def validate(self) -> tuple[dict[str, float], Path]:
         from ..evaluation import metrics as M
         from ..evaluation.dibco import binarize_restored, crop_box, restore_page
 
@@ -163,14 +171,9 @@ class PageTrainer(GANTrainer):
         y, x, h, w = crop_box(page.ink, self.patch[1])
         h = min(h, self.patch[0] * 2)
         cut = (slice(y, y + h), slice(x, x + w))
-        self._last_grid = common.save_grid(
+        grid = common.save_grid(
             {"degraded": page.image[cut][None], "restored": restored[cut][None], "clean": page.clean[cut][None]},
             [page.name], self.run.path("samples", f"step_{self.step:07d}.png"),
             title=f"step {self.step} — {self.cfg.profile} profile (validation page)")
         self.generator.train()
-        return {"val/psnr": float(np.mean(psnrs)), "val/fmeasure": float(np.mean(fms))}
-
-
-def train_pages(cfg: C.Config, run: R.Run) -> dict:
-    """Train one page run and return the GAN trainer's result dict."""
-    return PageTrainer(cfg, run).fit()
+        return {"val/psnr": float(np.mean(psnrs)), "val/fmeasure": float(np.mean(fms))}, grid

@@ -77,7 +77,7 @@ def decide(name: str, cfg: C.Config, path: Path, reuse: bool, head: dict,
     ``behaviour(cfg)`` is the current code's fingerprint and ``data_hash(cfg)`` the local
     dataset's manifest hash (None: not synthesised yet); None for either skips that check (the
     page benchmark has neither)."""
-    steps = total_steps(cfg)
+    steps = C.total_steps(cfg)
     if not reuse:
         return Decision(name, True, "reuse=False", steps=steps)
     if not path.exists():
@@ -131,11 +131,6 @@ def decide(name: str, cfg: C.Config, path: Path, reuse: bool, head: dict,
 def _machine(entry: dict) -> str:
     m = entry.get("machine")
     return f"made on {m.get('cpu', '?')}" if isinstance(m, dict) else "machine not recorded"
-
-
-def total_steps(cfg: C.Config) -> int:
-    t = cfg.train
-    return t.max_steps or t.epochs * max(1, cfg.data.n_train // t.batch_size)
 
 
 def seconds_per_step(ledger_dir: Path, profile: str, folder: Path | None = None) -> tuple[float, int] | None:
