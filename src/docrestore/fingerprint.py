@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import math
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -190,7 +191,6 @@ def _tiny_data_cached(cfg: C.Config):
     """:func:`_tiny_data`, made once per process for each set of synthesis settings (the arms
     of a profile share one), in a folder removed when the process ends."""
     import atexit
-    import shutil
 
     from .data.paths import synthesis_settings
 
@@ -229,7 +229,13 @@ def _compute(cfg: C.Config) -> dict:
         folder = Path(tmp)
         fcfg = _tiny_config(cfg, folder)
         data = _tiny_data_cached(fcfg)
-        recognizer_path = _tiny_recognizer(fcfg, data, folder)
+        # One fitted recognizer per data and recognizer settings (the arms of a profile share it).
+        rec_key = hashlib.sha256(json.dumps([data.data_hash, C.to_dict(fcfg)["recognizer"]], sort_keys=True,
+                                            default=str).encode()).hexdigest()[:16]
+        recognizer_path = data.manifest.parent / f"recognizer-{rec_key}.pt"
+        if not recognizer_path.exists():
+            recognizer_path = _tiny_recognizer(fcfg, data, folder)
+            shutil.copyfile(recognizer_path, data.manifest.parent / f"recognizer-{rec_key}.pt")
         trainer = GANTrainer(fcfg, None, data, recognizer_path)
         batch = next(iter(loader(data.train, fcfg, batch_size=LINES)))
         # The arm's own length (the tiny dataset would give another): schedules depend on it.
