@@ -21,6 +21,7 @@ from .. import config as C
 from .. import device as D
 from .. import runs as R
 from ..files import write_json_atomic
+from ..machine import machine_info
 from ..data import manifest as MF
 from ..data import loading
 from . import metrics as M
@@ -114,7 +115,7 @@ def evaluate_real_lines(cfg: C.Config, checkpoint: str | Path, *, experiment: st
         "line_ids": res["ids"],
         "config": C.to_dict(cfg), "git_commit": git["commit"], "git_dirty": git["dirty"],
         "device": D.describe(device), "date": _dt.datetime.now().isoformat(timespec="seconds"),
-        "data_hash": MF.manifest_hash(base.manifest),
+        "data_hash": MF.manifest_hash(base.manifest), "machine": machine_info(),
     }
     log.info("%s (%d real lines): CER %.4f degraded -> %.4f restored (paired Wilcoxon p=%.3g), "
              "WER %.4f -> %.4f", experiment, len(res["ids"]), metrics["cer_degraded"]["mean"],
