@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Iterable
 
+from ..files import replacing
 from .charset import Charset
 from .paths import DataError
 
@@ -62,11 +62,9 @@ def write_manifest(path: str | Path, records: Iterable[dict]) -> Path:
     """Write records to a temporary file and rename it into place, so a manifest is never seen
     half-written."""
     p = Path(path)
-    tmp = p.with_name(p.name + f".tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8", newline="\n") as f:
+    with replacing(p) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as f:
         for rec in records:
             f.write(record_line(rec) + "\n")
-    tmp.replace(p)
     return p
 
 

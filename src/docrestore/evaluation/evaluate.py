@@ -13,7 +13,6 @@ import datetime as _dt
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -268,10 +267,9 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
     entry["val_reader"] = val_reader
     entry["reader_clean"] = summarize(clean, cfg)
     if cached_refs is None:
-        ref_cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ref_cache.with_suffix(f".{os.getpid()}.tmp")  # parallel jobs: write whole, then rename
-        tmp.write_text(json.dumps(entry["references"]))
-        os.replace(tmp, ref_cache)
+        from ..files import write_text
+
+        write_text(ref_cache, json.dumps(entry["references"]))  # parallel jobs: whole, then renamed
     else:
         entry["references"] = cached_refs
     m = entry["metrics"]

@@ -34,19 +34,18 @@ def export_onnx(generator: nn.Module, path: str | Path, tile: tuple[int, int] = 
     was_training = generator.training
     generator.eval()
     dummy = torch.rand(1, 1, *tile)
-    tmp = path.with_name(f".{path.name}.tmp")
+    from ..files import replacing
+
     try:
-        with warnings.catch_warnings():
+        with replacing(path, suffix=".onnx") as tmp, warnings.catch_warnings():
             # The shape check in forward() is evaluated once while tracing; the graph is shape-free.
             warnings.simplefilter("ignore")
             torch.onnx.export(generator, (dummy,), str(tmp), input_names=["degraded"],
                               output_names=["restored"], opset_version=OPSET, dynamo=False,
                               dynamic_axes={"degraded": {0: "batch", 2: "height", 3: "width"},
                                             "restored": {0: "batch", 2: "height", 3: "width"}})
-        tmp.replace(path)
     finally:
         generator.train(was_training)
-        tmp.unlink(missing_ok=True)
     return path
 
 
