@@ -80,6 +80,7 @@ def fingerprints_of(edited, tmp_path: Path) -> dict[str, dict]:
     return out
 
 
+@pytest.mark.e2e  # trains three arms for a few steps each (about 30 s of CPU in all)
 def test_fingerprint_is_deterministic_and_shared_by_seeds(tmp_path, original, monkeypatch):
     monkeypatch.setattr(FP, "_cache", {})
     again = FP.fingerprint(arm_config(tmp_path, "feature", seed=2))
@@ -96,6 +97,7 @@ def _move_unit_normalize(text: str) -> str:
     return text[:start] + "from ._norm import unit_normalize  # moved\n" + text[end + 3:]
 
 
+@pytest.mark.e2e  # trains three arms for a few steps each (about 30 s of CPU in all)
 def test_comments_docstrings_and_a_moved_function_keep_every_fingerprint(tmp_path, original):
     feature = Path(docrestore.__file__).parent / "losses" / "feature.py"
     moved = feature.read_text(encoding="utf-8")
@@ -115,6 +117,7 @@ def test_comments_docstrings_and_a_moved_function_keep_every_fingerprint(tmp_pat
         assert FP.differences(original[arm], after[arm]) == [], arm
 
 
+@pytest.mark.e2e  # trains three arms for a few steps each (about 30 s of CPU in all)
 def test_a_changed_feature_loss_constant_stales_exactly_the_feature_arm(tmp_path, original):
     edits = {"losses/feature.py": lambda t: t.replace("NORM_EPS = 1e-8", "NORM_EPS = 0.5", 1)}
     with edited_package(tmp_path, edits) as edited:
