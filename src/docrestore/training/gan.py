@@ -42,7 +42,7 @@ from .. import device as D
 from .. import runs as R
 from ..data import loading
 from ..tracking import Tracker
-from . import common, distributed, survive
+from . import common, distributed, speed, survive
 
 log = logging.getLogger("docrestore")
 
@@ -262,6 +262,8 @@ class GANTrainer:
         set_requires_grad(self.discriminator, False)
         if self.recognizer is not None:
             self.recognizer.eval()  # BatchNorm statistics are not moved by restored lines
+        if self.train_recognizer and speed.on("recognizer_weight_grads"):
+            set_requires_grad(self.recognizer, False)  # its step zeroes them first: wasted work
         with D.autocast(dev):
             adv = self.gan_loss(self.discriminator(restored, b.degraded), True, self.branch_weights)
         pix = (pixel_loss(tc.pixel_loss, restored[b.has_clean].float(), b.clean[b.has_clean].float())
@@ -343,6 +345,7 @@ class GANTrainer:
         from ..data.dataset import readable
         from ..losses import ctc_loss
 
+        set_requires_grad(self.recognizer, True)
         self.recognizer.train()
         source = (readable({"clean": b.clean, "degraded": b.degraded, "has_clean": b.has_clean})
                   if self.cfg.train.scenario == "S1" else restored.detach())
