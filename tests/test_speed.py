@@ -73,3 +73,24 @@ def test_co_trained_recognizer_without_weight_grads_trains_bit_identically(tmp_p
     # S1: the generator's loss reads through the co-trained recognizer, whose weights now take no
     # gradient from it; every train/* metric of every step and all weights stay bit-equal.
     assert_same_training("baseline_s1", tmp_path, steps, overrides=TINY)
+
+
+@pytest.mark.parametrize("steps", STEPS)
+def test_ctc_monitor_reading_the_feature_loss_pass_trains_bit_identically(tmp_path, steps):
+    # feature loss at CTC weight 0: the monitor's CTC comes from the feature loss's forward
+    # through the frozen recognizer instead of a second one; the same numbers, step by step.
+    assert_same_training("feature_loss", tmp_path, steps, overrides=TINY)
+
+
+def test_feature_loss_step_reads_the_restored_lines_once(tmp_path):
+    def forwards(plain: bool) -> int:
+        _, trainer = train_steps("feature_loss", 1, tmp_path / str(plain), plain, TINY)
+        calls = []
+        trainer.frozen_recognizer.register_forward_hook(lambda *a: calls.append(1))
+        _, batches = T.bench_trainer("smoke", "feature_loss", "cpu", 1, tmp_path / "b", TINY)
+        with speed.plain() if plain else contextlib.nullcontext():
+            trainer.train_step(batches[0])
+        return len(calls)
+
+    # plain: the monitor, the clean target and the restored lines; shared: the last two
+    assert (forwards(True), forwards(False)) == (3, 2)

@@ -269,25 +269,37 @@ class GANTrainer:
         pix = (pixel_loss(tc.pixel_loss, restored[b.has_clean].float(), b.clean[b.has_clean].float())
                if b.n_clean else torch.zeros((), device=dev))
         ctc_needs_graph = w_ctc > 0 or (self.balanced and self.schedule_active())
-        ctc = self.text_loss(restored, b, ctc_needs_graph)
+        shared = None  # the feature loss's pass over the restored lines, when the monitor can read it
+        if (self.feature_loss is not None and b.n_clean == len(b.has_clean) and not ctc_needs_graph
+                and self.recognizer is self.frozen_recognizer and speed.on("shared_recognizer_pass")):
+            with D.autocast(dev):
+                shared = self.feature_loss.compute(restored[b.has_clean], b.clean[b.has_clean])
+        ctc = self.text_loss(restored, b, ctc_needs_graph,
+                             logits=None if shared is None else shared.restored_logits.detach())
         ctc, ctc_raw, ctc_raw_peak = self.clip_ctc(ctc)
         if self.balanced:
             w_ctc = self.balanced_weight(adv, ctc, restored)
         feat = torch.zeros((), device=dev)
         if self.feature_loss is not None and b.n_clean:
-            with D.autocast(dev):  # restored is bf16 on a GPU: the recognizer must run under autocast too
-                out = self.feature_loss(restored[b.has_clean], b.clean[b.has_clean])
+            if shared is not None:
+                out = shared
+            else:
+                with D.autocast(dev):  # restored is bf16 on a GPU: the recognizer must run under autocast too
+                    out = self.feature_loss(restored[b.has_clean], b.clean[b.has_clean])
             feat = (out.loss if hasattr(out, "loss") else out).float()
         return GeneratorTerms(adv, pix, ctc, feat, w_ctc, ctc_raw, ctc_raw_peak)
 
-    def text_loss(self, restored: torch.Tensor, b: "StepBatch", needs_graph: bool) -> torch.Tensor:
+    def text_loss(self, restored: torch.Tensor, b: "StepBatch", needs_graph: bool,
+                  logits: torch.Tensor | None = None) -> torch.Tensor:
         """CTC of the (frozen or co-trained) recognizer on the restored lines; without a graph
-        while its weight is 0, so G's gradient cannot depend on the monitor."""
+        while its weight is 0, so G's gradient cannot depend on the monitor. ``logits``: that
+        recognizer's scores on these lines, already computed (then no second forward)."""
         from ..losses import ctc_loss
 
         with (contextlib.nullcontext() if needs_graph else torch.no_grad()):
-            with D.autocast(self.device):
-                logits = self.recognizer(restored).logits
+            if logits is None:
+                with D.autocast(self.device):
+                    logits = self.recognizer(restored).logits
             return ctc_loss(logits.float(), b.targets, b.lengths, self.cfg.train.ctc.reduction)
 
     def clip_ctc(self, ctc: torch.Tensor) -> tuple[torch.Tensor, float, float]:
