@@ -94,3 +94,26 @@ def test_feature_loss_step_reads_the_restored_lines_once(tmp_path):
 
     # plain: the monitor, the clean target and the restored lines; shared: the last two
     assert (forwards(True), forwards(False)) == (3, 2)
+
+
+def test_bench_prints_each_arm_beside_the_baseline(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_train", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_train.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    base_file = tmp_path / "base.json"
+    # an older file has no CPU figures: those cells say so instead of dividing by nothing
+    base_file.write_text('{"results": [{"arm": "baseline_s1", "lines_per_s": 5.0, "lines_per_cpu_s": 8.0},'
+                         ' {"arm": "dual_modal", "lines_per_s": 4.0}]}')
+    now = [{"arm": "baseline_s1", "lines_per_s": 6.0, "lines_per_cpu_s": 12.0},
+           {"arm": "dual_modal", "lines_per_s": 5.0, "lines_per_cpu_s": 9.0},
+           {"arm": "balanced", "lines_per_s": 7.0, "lines_per_cpu_s": 10.0}]
+    lines = bench.comparison(now, bench.read_baseline(base_file), "base.json")
+    assert "| baseline_s1 | 8.0 | 12.0 | 1.50 | 5.0 | 6.0 | 1.20 |" in lines
+    assert "| dual_modal | - | 9.0 | - | 4.0 | 5.0 | 1.25 |" in lines
+    assert "| balanced | - | 10.0 | - | - | 7.0 | - |" in lines
+    with pytest.raises(SystemExit, match="not a training benchmark file"):
+        bench.read_baseline(tmp_path / "missing.json")
