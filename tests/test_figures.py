@@ -242,7 +242,8 @@ def test_tables_carry_profile_run_ids_and_bold_best(made, loaded):
         if e["group"] == "annealing":
             assert e["mlflow_run_id"] in anneal and e["experiment"] in anneal
     assert "(ref.)" in anneal
-    assert re.search(r"& (\$<\$0\.001|0\.\d{3}|1\.000) \\\\", anneal), "a p-value cell"
+    # a p-value cell, marked with what was tested (over seeds, or within one seed's test lines)
+    assert re.search(r"& (\$<\$0\.001|0\.\d{3}|1\.000)\$\^\{[tw]\}\$ \\\\", anneal), "a p-value cell"
     taps = Path(made["tables"]["ablation_feature_tap"]).read_text()
     assert "cnn\\_last" in taps, "the weight-sweep arm at the tap weight is in the tap table"
 

@@ -35,6 +35,7 @@ def child(args, **kw):
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
+@pytest.mark.e2e
 def test_sigterm_then_the_same_command_continues_exactly(tmp_path, smoke_dataset, smoke_recognizer):
     from docrestore import cli
 
@@ -174,6 +175,7 @@ def wait_for_exit(name, state_dir, timeout=60):
     return background.read_state(name, state_dir)
 
 
+@pytest.mark.e2e
 def test_background_job_log_status_and_stop(tmp_path):
     from docrestore import background
 

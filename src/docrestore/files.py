@@ -1,4 +1,4 @@
-"""Small file helpers every layer shares: replacing a file whole, atomic JSON and text writes.
+"""Small file helpers every layer shares: replacing a file whole, atomic JSON, state files read back.
 
 Every writer gets its own temporary name (``mkstemp`` in the destination's folder), so two
 processes or threads replacing one file (two trainers saving ``last.pt``, parallel jobs writing a
@@ -51,3 +51,13 @@ def write_json_atomic(path: str | Path, obj: Any, *, sort_keys: bool = False) ->
     """Replace ``path`` with ``obj`` as indented JSON (see :func:`replacing`). Values JSON lacks
     are written as text."""
     return write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=sort_keys, default=str) + "\n")
+
+
+def read_json_state(path: str | Path) -> dict:
+    """A JSON state file (status, launch state) as a dict; {} when it is missing, unreadable or
+    not an object (never started, or written by something else)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

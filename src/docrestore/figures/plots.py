@@ -68,7 +68,7 @@ def interval_note(arms: Sequence[dict], metrics: Sequence[str] = SWEEP_METRICS) 
     ns = {int(st[3]) for e in arms for m in metrics
           if (st := E.metric(e.get("metrics"), m)) is not None and len(st) > 3 and _finite_num(st[3])}
     lines = f"{min(ns)}" if len(ns) == 1 else (f"{min(ns)}\u2013{max(ns)}" if ns else "the")
-    return f"mean over {lines} test lines, 95% bootstrap interval over test lines"
+    return f"mean over {lines} test lines, {E.interval_description(arms)}"
 
 
 def _finite_num(x) -> bool:

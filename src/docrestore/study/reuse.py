@@ -19,17 +19,12 @@ from pathlib import Path
 
 from .. import config as C
 from .. import runs as R
+from ..evaluation import ledger as L
 
-# Keys that do not change a result (where things are written, how many loader processes ...).
-IGNORED_KEYS = frozenset({"desc", "train.resume", "device", "data.loader_workers", "data.workers", "tracking.uri",
-                          "tracking.enabled", "runs_dir", "eval.ledger_dir"})
-
-
-def config_differences(a: dict, b: dict) -> list[str]:
-    """Dotted keys whose values differ between two config dicts (ignoring :data:`IGNORED_KEYS`)."""
-    fa = {k: v for k, v in C.flatten(a).items() if k not in IGNORED_KEYS}
-    fb = {k: v for k, v in C.flatten(b).items() if k not in IGNORED_KEYS}
-    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
+# Keys that do not change a result, and the settings two configs differ in (one copy, beside the
+# ledger whose entries they compare).
+IGNORED_KEYS = L.SETTINGS_IGNORED_KEYS
+config_differences = L.config_differences
 
 
 # Fields a ledger entry made by older code lacks: such an entry is stale and is made again.
