@@ -1,4 +1,4 @@
-"""Small file helpers every layer shares: replacing a file whole, atomic JSON, state files read back.
+"""Small file helpers every layer shares: whole-file replacement, atomic JSON, state files read.
 
 Every writer gets its own temporary name (``mkstemp`` in the destination's folder), so two
 processes or threads replacing one file (two trainers saving ``last.pt``, parallel jobs writing a
