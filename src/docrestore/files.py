@@ -24,9 +24,9 @@ os.umask(_UMASK)
 
 
 @contextlib.contextmanager
-def replacing(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
-    """A fresh temporary path beside ``path`` to write; renamed over ``path`` when the block
-    ends, removed when it raises. ``suffix``: for writers that pick a format by extension."""
+def temporary_beside(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A fresh temporary path of this writer's own in ``path``'s folder (the rename into place
+    stays on one file system), removed when the block ends if it is still there."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
@@ -35,9 +35,17 @@ def replacing(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)
         yield tmp
-        os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def replacing(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A fresh temporary path beside ``path`` to write; renamed over ``path`` when the block
+    ends, removed when it raises. ``suffix``: for writers that pick a format by extension."""
+    with temporary_beside(path, suffix) as tmp:
+        yield tmp
+        os.replace(tmp, path)
 
 
 def write_text(path: str | Path, text: str) -> Path:

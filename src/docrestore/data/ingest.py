@@ -44,7 +44,7 @@ import defusedxml.ElementTree as DET
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..files import write_json_atomic
+from ..files import replacing, write_json_atomic
 from . import manifest as M
 from .charset import Charset
 
@@ -401,8 +401,8 @@ class _Lines:
             return
         self.taken[key] = source
         dest = self.out / "lines" / page / f"{line}.png"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        image.save(dest)
+        with replacing(dest) as tmp:  # a kill mid-save never leaves half a crop under its name
+            image.save(tmp, format="PNG")
         self.items.append((page, line, dest, text, image.size))
 
 
