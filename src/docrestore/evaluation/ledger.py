@@ -44,7 +44,9 @@ SUMMARY_KEYS = ("mean", "lo", "hi", "n")
 # processes, the checkpoint an interrupted run continued from): two configs that differ only
 # here made the same experiment.
 SETTINGS_IGNORED_KEYS = frozenset({"desc", "train.resume", "device", "data.loader_workers", "data.workers",
-                                   "tracking.uri", "tracking.enabled", "runs_dir", "eval.ledger_dir"})
+                                   "tracking.uri", "tracking.enabled", "runs_dir", "eval.ledger_dir",
+                                   # a paper entry is always the test split; another split writes a real-lines entry
+                                   "eval.split"})
 
 
 def config_differences(a: Mapping, b: Mapping) -> list[str]:
