@@ -106,3 +106,16 @@ def test_source_real_needs_real_lines_and_not_manifest(tmp_path):
         C.load_config(overrides=["data.source=real"], profile="smoke")
     with pytest.raises(C.ConfigError, match="set only one"):
         C.load_config(overrides=["data.source=real", "data.real_lines=x.jsonl", "data.manifest=y.jsonl"], profile="smoke")
+
+
+def test_table_captions_say_which_source_they_show():
+    from docrestore.figures import tables as T
+
+    def entry(source):
+        return {"profile": "quick", "data_hash": "abc", "config": {"data": {"source": source}}, "metrics": {}}
+
+    real = T._caption("Main.", [entry("real")], None)
+    assert "real-hand (clean: background-flattened real line; degraded: our damage model) test lines" in real
+    assert "synthetic test lines" in T._caption("Main.", [entry("synthetic")], None)
+    mixed = T._caption("Main.", [entry("real"), entry("synthetic")], None)
+    assert "real-hand" not in mixed and "synthetic test lines" not in mixed  # never one label for both
