@@ -1,5 +1,4 @@
-"""Small file helpers every layer shares: replacing a file whole, atomic JSON and text writes,
-state files read back.
+"""Small file helpers every layer shares: whole-file replacement, atomic JSON, state files read.
 
 Every writer gets its own temporary name (``mkstemp`` in the destination's folder), so two
 processes or threads replacing one file (two trainers saving ``last.pt``, parallel jobs writing a
@@ -25,9 +24,9 @@ os.umask(_UMASK)
 
 
 @contextlib.contextmanager
-def replacing(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
-    """A fresh temporary path beside ``path`` to write; renamed over ``path`` when the block
-    ends, removed when it raises. ``suffix``: for writers that pick a format by extension."""
+def temporary_beside(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A fresh temporary path of this writer's own in ``path``'s folder (the rename into place
+    stays on one file system), removed when the block ends if it is still there."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
@@ -36,9 +35,17 @@ def replacing(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)
         yield tmp
-        os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def replacing(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A fresh temporary path beside ``path`` to write; renamed over ``path`` when the block
+    ends, removed when it raises. ``suffix``: for writers that pick a format by extension."""
+    with temporary_beside(path, suffix) as tmp:
+        yield tmp
+        os.replace(tmp, path)
 
 
 def write_text(path: str | Path, text: str) -> Path:

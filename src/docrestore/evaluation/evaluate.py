@@ -24,6 +24,7 @@ from .. import config as C
 from .. import device as D
 from .. import runs as R
 from ..data import loading
+from ..machine import machine_info
 from . import metrics as M
 from . import references as REF
 from . import stats as S
@@ -192,6 +193,9 @@ def build_entry(cfg: C.Config, *, experiment: str, method: str, group: str, eval
         "device": D.describe(device),
         "date": _dt.datetime.now().isoformat(timespec="seconds"),
         "data_hash": train_result.get("data_hash", ""),
+        # What made it (docrestore.fingerprint; the reuse rule compares it) and where.
+        **({"fingerprint": train_result["fingerprint"]} if train_result.get("fingerprint") else {}),
+        "machine": machine_info(),
     }
 
 

@@ -30,6 +30,7 @@ from .. import config as C
 from .. import device as D
 from .. import runs as R
 from ..files import replacing, write_json_atomic
+from ..machine import machine_info
 from ..data import manifest as MF
 from ..data import loading
 from . import metrics as M
@@ -242,7 +243,7 @@ def _entry(cfg: C.Config, experiment: str, res: dict, base, split: str, checkpoi
         "line_ids": res["ids"], "per_line_csv": f"{R.slug(experiment)}/{PER_LINE_CSV}",
         "config": C.to_dict(cfg), "git_commit": git["commit"], "git_dirty": git["dirty"],
         "device": D.describe(device), "date": _dt.datetime.now().isoformat(timespec="seconds"),
-        "data_hash": MF.manifest_hash(base.manifest),
+        "data_hash": MF.manifest_hash(base.manifest), "machine": machine_info(),
     }
 
 

@@ -141,6 +141,7 @@ def run_experiment(exp: Experiment, profile: str | None = None, seed: int = 0,
     from ..data import loading
     from ..evaluation import ledger as L
     from ..evaluation.evaluate import evaluate_checkpoint
+    from ..fingerprint import fingerprint
     from ..training import survive
     from ..training.gan import GANTrainer
     from ..training.recognizer import ensure_recognizer
@@ -151,8 +152,11 @@ def run_experiment(exp: Experiment, profile: str | None = None, seed: int = 0,
     L.check_clean_tree(cfg.profile, cfg.eval.ledger_dir, cfg.eval.allow_dirty)
     data = loading.open_data(cfg)
     recognizer = ensure_recognizer(cfg, "loss")
+    # What this code does with this config, recorded in the entry (the reuse rule compares it).
+    behaviour = fingerprint(cfg)
     run = survive.start_or_continue(cfg, "train")  # an interrupted run of this experiment continues
     result = GANTrainer(cfg, run, data, recognizer).fit()
+    result["fingerprint"] = behaviour
     result.update(git_commit=run.git["commit"], git_dirty=run.git["dirty"])
     # Only evaluation reads with the held-out reader: while `prepare` still trains it, the plan's
     # first jobs train their GANs and wait here (on the reader's cache lock), not before training.

@@ -99,7 +99,7 @@ PAGES = Benchmark(
     train=run_page_experiment, columns=dibco.PAGE_METRICS, digits=2,
     extra_columns=lambda e: {"steps": e.get("steps"), "train_s": e.get("train_seconds"),
                              "run": (e["mlflow_run_id"] or "")[:8]},
-    reference_labels=dibco.REFERENCE_LABELS)
+    reference_labels=dibco.REFERENCE_LABELS, fingerprinted=False)
 
 
 def run_pages(profile: str | None = None, arms=("supervised", "cgan"), train_sets=None, test_sets=None,
