@@ -480,6 +480,36 @@ def _fmt(metric: str, value: float) -> str:
     return f"{value:.{E.metric_decimals(metric)}f}"
 
 
+def ctc_macros(entry: dict) -> dict[str, str]:
+    """The CTC term of one run as the paper quotes it: target weight, clip and clip mode (an entry
+    from before ``train.ctc.clip_mode`` existed was clamped), the step its CTC gradient first
+    reached the generator and the share of steps without one (``train.ctc`` of the entry, recorded
+    every step), the median raw CTC, whether validation CER plateaued; ``ctc-onset-logged``: the
+    first logged step with a nonzero CTC gradient norm (every ``train.grad_norms_every`` steps)."""
+    out: dict[str, str] = {}
+    w = E.cfg_get(entry, "train.ctc.weight")
+    if isinstance(w, (int, float)):
+        out["ctc-weight"] = f"{w:g}"
+    clip = E.cfg_get(entry, "train.ctc.clip")
+    if isinstance(clip, (int, float)):
+        out["ctc-clip"] = f"{clip:g}"
+        out["ctc-clip-mode"] = str(E.cfg_get(entry, "train.ctc.clip_mode", "clamp"))
+    rec = (entry.get("train") or {}).get("ctc") or {}
+    if rec.get("steps"):
+        out["ctc-onset"] = str(rec["onset_step"]) if rec.get("onset_step") is not None else "none"
+        out["ctc-zero-grad"] = f"{100 * rec['zero_grad_share']:.1f}"
+        if (rec.get("raw") or {}).get("p50") is not None:
+            out["ctc-raw-p50"] = f"{rec['raw']['p50']:.0f}"
+    logged = [h["step"] for h in entry.get("history") or []
+              if isinstance(h.get("train/gradnorm_ctc"), (int, float)) and h["train/gradnorm_ctc"] > 0]
+    if any("train/gradnorm_ctc" in h for h in entry.get("history") or []):
+        out["ctc-onset-logged"] = str(int(min(logged))) if logged else "none"
+    plateau = (entry.get("train") or {}).get("plateau") or {}
+    if "reached" in plateau:
+        out["plateau"] = "yes" if plateau["reached"] else "no"
+    return out
+
+
 def macros(entries: Sequence[dict]) -> str:
     """Every number the paper's text quotes, as LaTeX macros read from the ledger:
     ``\\res{<experiment>}{<key>}`` (e.g. ``\\res{baseline_s1}{psnr}``, ``\\res{baseline_s1}{cer-sd}``,
@@ -515,6 +545,10 @@ def macros(entries: Sequence[dict]) -> str:
         clips = (e.get("train") or {}).get("ctc_clips")
         if clips is not None:
             lines.append(_def(f"{name}@ctc-clips", str(int(clips))))
+        lines += [_def(f"{name}@{k}", v) for k, v in ctc_macros(e).items()]
+        fw = E.cfg_get(e, "train.feature_loss.weight")
+        if isinstance(fw, (int, float)) and fw > 0:
+            lines.append(_def(f"{name}@feature-weight", f"{fw:g}"))
     try:
         refs, ref_entry = _references(entries, base)
     except E.MissingResults:
@@ -534,6 +568,9 @@ def macros(entries: Sequence[dict]) -> str:
         lines.append(_def("all@profile", latex_escape(S.profile_label(e.get("profile", "?") for e in entries))))
         lines.append(_def("all@arms", str(len(entries))))
         lines.append(_def("all@runs", str(sum(E.n_seeds(e) for e in entries))))
+        nonfinite = [(e.get("train") or {}).get("nonfinite") for e in entries]
+        if all(isinstance(n, int) for n in nonfinite):
+            lines.append(_def("all@nonfinite", str(sum(nonfinite))))
     try:
         main = E.main_method(entries)
         lines.append(_def("main@experiment", latex_escape(E.display_name(main))))
