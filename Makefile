@@ -69,10 +69,10 @@ status: setup ## show the job table of PLAN
 	$(RUN) docrestore experiments $(PLAN) --status
 
 paper-figures: setup ## every figure and table of the paper (runs missing PROFILE experiments first; DIBCO=PATH for the pages; DETACH=1: in the background)
-	$(RUN) python -m docrestore.pipeline paper-figures --profile $(PROFILE) $(if $(DIBCO),--dibco $(DIBCO)) $(BG)
+	$(RUN) python -m docrestore.study paper-figures --profile $(PROFILE) $(if $(DIBCO),--dibco $(DIBCO)) $(BG)
 
 paper-figures-status: setup ## the background `make paper-figures DETACH=1` job
-	$(RUN) python -m docrestore.pipeline paper-figures --profile $(PROFILE) --status
+	$(RUN) python -m docrestore.study paper-figures --profile $(PROFILE) --status
 
 TEX_PKGS := latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

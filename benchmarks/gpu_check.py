@@ -28,6 +28,7 @@ import torch
 
 from docrestore import config as C
 from docrestore import device as D
+from docrestore.study import estimate as E
 from docrestore.training import throughput as T
 
 GOALS = {"lines_per_s": 500.0, "page_seconds": 0.1}
@@ -146,10 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  CTC: {report['ctc']}", flush=True)
 
     rates = {r["arm"]: r["lines_per_s"] for r in train}
-    from docrestore.experiments import plan as PL
+    from docrestore.scheduler import plan as PL
 
     seeds = len(PL.load_plan(C.CONFIG_DIR / "experiments" / "paper_full.yaml").seeds or [0])
-    hours, per_run = T.estimate_hours("full", seeds, rates)
+    hours, per_run = E.estimate_hours("full", seeds, rates)
     report["paper_full_projection"] = {
         "rates_from": f"{report['kind']} at profile {profile}" + ("" if gpu and profile == "full" else
                                                                " (not the full size on a GPU: not a GPU figure)"),

@@ -24,6 +24,7 @@ import torch
 
 from docrestore import config as C
 from docrestore import runs as R
+from docrestore.data import loading
 from docrestore.training import common, distributed, throughput
 from docrestore.training.gan import GANTrainer
 
@@ -50,15 +51,15 @@ class PairedLines(torch.utils.data.Dataset):
         return item
 
 
-def paired_data(cfg: C.Config, batch_size: int) -> common.Data:
-    data = common.open_data(cfg)
+def paired_data(cfg: C.Config, batch_size: int) -> loading.Data:
+    data = loading.open_data(cfg)
     n = STEPS * batch_size
     image_of = list(range(n))
     for batch in common.EpochBatches(n, batch_size, cfg.seed, 0).batches:
         for k in range(0, len(batch), 2):  # neighbours in a batch go to different ranks
             image_of[batch[k + 1]] = batch[k]
     train = PairedLines(common.subset(data.train, n), image_of)
-    return common.Data(data.manifest, data.charset, train, data.val, data.test, data.data_hash)
+    return loading.Data(data.manifest, data.charset, train, data.val, data.test, data.data_hash)
 
 
 def config(spec: dict, arm: str) -> C.Config:

@@ -46,6 +46,35 @@ def test_wrong_types_choices_and_ranges_name_the_key(override, message):
         C.load_config(overrides=[override])
 
 
+@pytest.mark.parametrize("override, message", [
+    ("train.lr_g=.nan", r"'train.lr_g' = nan is not a finite number"),       # NaN passed every range check
+    ("restore.overlap=.nan", r"'restore.overlap' = nan is not a finite number"),
+    ("train.ctc.clip=.nan", r"'train.ctc.clip' = nan is not a finite number"),
+    ("train.ctc.clip=.inf", r"'train.ctc.clip' = inf is not a finite number"),  # no upper bound
+    ("train.pixel_weight=-.inf", r"'train.pixel_weight' = -inf is not a finite number"),
+    ("train.lr_g=nan", r"'train.lr_g' = nan is not a finite number"),
+    ("train.feature_loss.tap_weights=[1.0, .nan]", r"'train.feature_loss.tap_weights\[1\]' = nan is not a finite"),
+    ("restore.tile_height=1600000", r"'restore.tile_height' = 1600000 is outside the allowed range"),
+    ("restore.tile_width=1600000", r"'restore.tile_width' = 1600000 is outside the allowed range"),
+    ("data.n_train=10000000000", r"'data.n_train' = 10000000000 is outside the allowed range"),
+    ("train.max_steps=1e12", r"'train.max_steps' = 1000000000000 is outside the allowed range"),
+    ("train.batch_size=1e-3", r"'train.batch_size' must be an integer"),
+])
+def test_non_finite_numbers_and_huge_sizes_are_refused(override, message):
+    with pytest.raises(C.ConfigError, match=message):
+        C.load_config(overrides=[override])
+
+
+def test_scientific_notation_is_a_number_on_the_command_line_and_in_yaml(tmp_path):
+    """YAML 1.1 reads 1e-3 (no dot) as text: it was "must be a number, got '1e-3'"."""
+    cfg = C.load_config(overrides=["train.lr_g=1e-3", "train.lr_d=2E-4", "data.n_train=1e4", "profile=smoke"])
+    assert cfg.train.lr_g == 1e-3 and cfg.train.lr_d == 2e-4 and cfg.data.n_train == 10000
+    assert isinstance(cfg.data.n_train, int)
+    f = tmp_path / "c.yaml"
+    f.write_text("profile: smoke\ntrain:\n  lr_r: 5e-4\n")
+    assert C.load_config(f).train.lr_r == 5e-4
+
+
 def test_cross_field_rules():
     with pytest.raises(C.ConfigError, match="min_words"):
         C.load_config(overrides=["data.min_words=5", "data.max_words=2"])

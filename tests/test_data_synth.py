@@ -44,8 +44,8 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_differs(tmp_path)
 def test_auto_root_hash_covers_synthesis_settings_and_data_seed_only(tmp_path):
     base = C.load_config(profile="smoke")
     root = paths.dataset_root(base)
-    assert root.parent == C.PROJECT_ROOT / "data" and root.name == f"synth-{paths.dataset_hash(base)}"
-    assert len(paths.dataset_hash(base)) == 12
+    assert root.parent == C.PROJECT_ROOT / "data" and root.name == f"synth-{paths.settings_hash(base)}"
+    assert len(paths.settings_hash(base)) == 12
     same = C.load_config(profile="smoke", overrides=["data.workers=3", "data.loader_workers=2", "train.lr_g=0.5",
                                                      "seed=7"])  # the training seed shares the data
     assert paths.dataset_root(same) == root
@@ -179,7 +179,7 @@ def test_interrupted_generation_is_finished_identically(tmp_path):
     (root / "images/test/train_placeholder.png").write_bytes(b"")  # foreign junk is left alone
     (root / "images/val/val_000000_clean.png").write_bytes(before["images/val/val_000000_clean.png"][:50])
     (root / "manifest.partial.jsonl").write_text('{"id": "train_0000', encoding="utf-8")
-    assert synth._complete_manifest(root, cfg, paths.dataset_hash(cfg)) is None
+    assert synth._complete_manifest(root, cfg, paths.settings_hash(cfg)) is None
     assert synth.ensure_dataset(cfg) == manifest
     after = folder_bytes(root)
     after.pop("images/test/train_placeholder.png")
@@ -191,7 +191,7 @@ def test_unfinished_dataset_with_other_settings_is_not_overwritten(tmp_path):
     cfg = tiny_cfg(tmp_path)
     root = synth.ensure_dataset(cfg).parent
     (root / "dataset.json").unlink()
-    (root / synth.STATE).write_text(json.dumps({"hash": paths.dataset_hash(cfg)}))
+    (root / synth.STATE).write_text(json.dumps({"hash": paths.settings_hash(cfg)}))
     with pytest.raises(paths.DataError, match="other settings"):
         synth.ensure_dataset(tiny_cfg(tmp_path, "data.seed=5"))
 
@@ -237,7 +237,7 @@ def test_synthesize_logs_the_dataset_to_mlflow(tmp_path):
     assert len(found) == 1
     logged = found[0].data
     assert logged.metrics["data/n_train"] == 6 and logged.metrics["data/charset_size"] > 10
-    assert logged.tags["data.hash"] == paths.dataset_hash(cfg)
+    assert logged.tags["data.hash"] == paths.settings_hash(cfg)
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(found[0].info.run_id, "dataset")}
     assert {"dataset/samples.png", "dataset/dataset.json", "dataset/charset.txt"} <= artifacts
 
@@ -248,7 +248,7 @@ def test_smoke_dataset_fixture_is_found_complete_by_a_plain_smoke_config(smoke_d
                                                     "tracking.enabled=false", "seed=3"])
     assert synth.ensure_dataset(cfg) == smoke_dataset
     assert (smoke_dataset.parent / "dataset.json").stat().st_mtime_ns == stamp  # reused, not remade
-    assert M.read_meta(smoke_dataset.parent)["hash"] == paths.dataset_hash(cfg)
+    assert M.read_meta(smoke_dataset.parent)["hash"] == paths.settings_hash(cfg)
 
 
 def test_files_of_unknown_settings_are_remade_not_trusted(tmp_path):
@@ -262,3 +262,38 @@ def test_files_of_unknown_settings_are_remade_not_trusted(tmp_path):
     Image.fromarray(stranger).save(root / "images/train/train_000002_clean.png")
     synth.ensure_dataset(cfg)
     assert folder_bytes(root) == before
+
+
+# ------------------------------------------------------------------ the same lines on every machine
+# The smoke dataset of this synthesis code (SYNTH_VERSION 3), measured on a 2-core AMD EPYC (numpy
+# with AVX2 and with its SIMD kernels switched off: NPY_DISABLE_CPU_FEATURES=X86_V3, the same
+# digits). A change of synthesis that changes the lines must bump SYNTH_VERSION and this record.
+SMOKE_DATA_HASH = "bf37fd7907eea7c9"      # the manifest (what ledger entries record as data_hash)
+SMOKE_CONTENT_HASH = "dc06d4db20dcc337"   # the manifest and every image's pixels
+
+
+def test_smoke_dataset_is_the_recorded_one(smoke_dataset):
+    from docrestore.training.common import dataset_hash
+
+    assert dataset_hash(smoke_dataset) == SMOKE_DATA_HASH
+    assert synth.content_hash(smoke_dataset) == SMOKE_CONTENT_HASH
+
+
+def test_a_family_with_two_equal_files_resolves_to_one_whatever_the_font_cache_order(monkeypatch):
+    """matplotlib breaks such ties by its font cache's order, which differs between machines."""
+    import matplotlib.font_manager as fm
+
+    from docrestore.data import fonts
+
+    def entry(fname):
+        return fm.FontEntry(fname=fname, name="Twin Hand", style="normal", variant="normal",
+                            weight=400, stretch="normal", size="scalable")
+
+    files = ["/fonts/b/Twin-Tertia18.otf", "/fonts/a/Twin-Cicero12.otf", "/fonts/c/Twin-Cicero12.otf"]
+    chosen = set()
+    for order in (files, files[::-1], files[1:] + files[:1]):
+        monkeypatch.setattr(fm.fontManager, "ttflist", [entry(f) for f in order])
+        chosen.add(fonts._findfont("Twin Hand"))
+    assert chosen == {"/fonts/a/Twin-Cicero12.otf"}
+    with pytest.raises(ValueError):
+        fonts._findfont("No Such Hand")

@@ -20,9 +20,10 @@ import pytest
 import yaml
 
 from docrestore import config as C
-from docrestore.experiments import plan as P
-from docrestore.experiments import runner as R
-from docrestore.experiments import status as S
+from docrestore import processes as PR
+from docrestore.scheduler import plan as P
+from docrestore.scheduler import runner as R
+from docrestore.scheduler import status as S
 
 NOTEBOOK = Path(__file__).parent / "assets" / "notebooks" / "smoke_job.ipynb"
 
@@ -174,7 +175,7 @@ def test_decide_skips_done_and_reruns_the_rest(tmp_path):
     S.update_status(plan.job_dir(jobs[1]), state=S.DONE, fingerprint="other-settings")
     S.update_status(plan.job_dir(jobs[2]), state=S.FAILED, fingerprint=jobs[2].fingerprint)
     S.update_status(plan.job_dir(jobs[3]), state=S.RUNNING, pid=os.getpid(),
-                    pid_start=S.process_start_id(os.getpid()))
+                    pid_start=PR.process_start_id(os.getpid()))
     got = {d.job.id: (d.run, d.reason) for d in R.decide(plan, jobs)}
     assert got[jobs[0].id] == (False, "done (skipped; --force reruns it)")
     assert got[jobs[1].id] == (True, "rerun: its parameters changed since it ran")
@@ -192,7 +193,7 @@ def test_status_table_shows_each_state(tmp_path):
     d = [plan.job_dir(j) for j in jobs]
     fp = [j.fingerprint for j in jobs]
     S.update_status(d[0], state=S.QUEUED, fingerprint=fp[0])
-    S.update_status(d[1], state=S.RUNNING, pid=os.getpid(), pid_start=S.process_start_id(os.getpid()),
+    S.update_status(d[1], state=S.RUNNING, pid=os.getpid(), pid_start=PR.process_start_id(os.getpid()),
                     started=S.now_iso(), cells=8, fingerprint=fp[1], device="GPU 1")
     (d[1] / "job.log").write_text("Executing Cell 2---------\nold line\nExecuting Cell 5---------\n"
                                   "epoch 1\r 40%|####      | 4/10 [00:02<00:03]\r 50%|#####     | 5/10 [00:03<00:02]\n")
@@ -346,7 +347,7 @@ def test_a_job_killed_mid_run_is_rerun_and_the_others_are_not(tmp_path):
     plan = P.load_plan(write_plan(tmp_path, name="kill", seeds=(0,), parameters={"track": False},
                                   grid={"sleep": [0.0, 8.0]}))
     quick, slow = P.expand(plan)
-    sched = subprocess.Popen([sys.executable, "-m", "docrestore.experiments.runner", "--run", str(plan.path),
+    sched = subprocess.Popen([sys.executable, "-m", "docrestore.scheduler.runner", "--run", str(plan.path),
                               "--gpus", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
     try:
@@ -363,7 +364,7 @@ def test_a_job_killed_mid_run_is_rerun_and_the_others_are_not(tmp_path):
     st = S.read_status(plan.job_dir(slow))
     assert st["state"] == S.INTERRUPTED and "killed by signal 9" in st["error"]
     assert S.read_status(plan.job_dir(quick))["state"] == S.DONE
-    assert S.wait_for(lambda: not any(S.pid_alive(k) for k in kernels), timeout=30), \
+    assert S.wait_for(lambda: not any(PR.pid_alive(k) for k in kernels), timeout=30), \
         "the orphaned kernel must exit once its job process is gone"
     quick_mtime = (plan.job_dir(quick) / "notebook.ipynb").stat().st_mtime
     lines: list[str] = []

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from docrestore.study import estimate as E
 from docrestore.training import throughput as T
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,20 +46,28 @@ def test_gpu_check_on_the_cpu_writes_a_report(tmp_path, capsys):
 
 def test_plan_estimate_reads_the_newest_benchmark(tmp_path, monkeypatch):
     monkeypatch.setattr(T, "RESULTS_DIR", str(tmp_path))
-    assert "no training benchmark" in T.plan_estimate("smoke", 3, 1)[0]
+    assert "no training benchmark" in E.plan_estimate("smoke", 3, 1)[0]
     rates = {a: 100.0 + 10 * i for i, a in enumerate(T.ARMS)}
     T.write_results([{"arm": a, "lines_per_s": r, "kind": "CPU", "profile": "smoke"} for a, r in rates.items()],
                     tag="")
-    hours, steps = T.estimate_hours("smoke", 3, rates)
+    hours, steps = E.estimate_hours("smoke", 3, rates)
     assert hours > 0 and steps == 4  # the smoke profile's max_steps
-    (line,) = T.plan_estimate("smoke", 3, 2)
+    (line,) = E.plan_estimate("smoke", 3, 2)
     assert f"{hours:.1f} h of training steps" in line and f"~{hours / 2:.1f} h with 2 job(s)" in line
 
 
-def test_arm_of_experiment_overrides():
-    assert T.arm_of(["discriminator.name=dual_modal", "train.feature_loss.weight=5.0"]) == "dual_modal"
-    assert T.arm_of(["train.scenario=frozen", "train.ctc.weight=0", "train.feature_loss.weight=5.0"]) == "feature_loss"
-    assert T.arm_of(["train.feature_loss.weight=0.0", "train.ctc.weight=0"]) == "baseline_s1"
-    assert T.arm_of(["train.ctc.schedule=balanced"]) == "balanced"
-    assert T.arm_of(["train.ctc.schedule=cosine"]) == "annealing"
-    assert T.arm_of(["train.scenario=S2"]) == "baseline_s2"
+def test_arm_of_reads_the_resolved_config():
+    from docrestore import config as C
+    from docrestore.study import lines as L
+
+    def arm(*overrides):
+        return E.arm_of(C.load_config(profile="smoke", overrides=list(overrides)))
+
+    assert arm("discriminator.name=dual_modal", "train.feature_loss.weight=5.0") == "dual_modal"
+    assert arm("train.scenario=frozen", "train.ctc.weight=0", "train.feature_loss.weight=5.0") == "feature_loss"
+    assert arm("train.feature_loss.weight=0.0", "train.ctc.weight=0") == "baseline_s1"
+    assert arm("train.ctc.schedule=balanced") == "balanced"
+    assert arm("train.ctc.schedule=cosine") == "annealing"
+    assert arm("train.scenario=S2") == "baseline_s2"
+    # every paper arm is timed as one of the benchmarked kinds of step
+    assert {E.arm_of(L.make_config(e, "smoke")) for e in L.paper_experiments("smoke")} == set(T.ARMS)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import random
 
 import numpy as np
 import pytest
@@ -168,3 +170,199 @@ def test_splits_by_page(tmp_path):
     assert split == I.assign_splits(pages, [], [], 0.2, 0.1, seed=0)
     with pytest.raises(I.IngestError, match="nope"):
         I.assign_splits(pages, ["nope"], [], 0.2, 0.1, seed=0)
+
+
+# ------------------------------------------------------------------ hostile and odd exports
+def _page_xml(path, image_name, lines):
+    """A PAGE file with (id, text, points) lines."""
+    body = "".join(f'<TextLine id="{lid}"><Coords points="{coords}"/><TextEquiv><Unicode>{text}</Unicode>'
+                   f'</TextEquiv></TextLine>' for lid, text, coords in lines)
+    path.write_text(f'<?xml version="1.0" encoding="UTF-8"?><PcGts xmlns="{PAGE_2019}"><Page imageFilename='
+                    f'"{image_name}"><TextRegion id="r1">{body}</TextRegion></Page></PcGts>', encoding="utf-8")
+    return path
+
+
+BAR1 = pts([(45, 35), (555, 35), (555, 75), (45, 75)])    # the dark bar at y 40-70
+BAR3 = pts([(95, 245), (305, 245), (305, 285), (95, 285)])  # the dark bar at y 250-280
+
+
+@pytest.mark.parametrize("first_id, second_id", [("l1", "l1"), ("l 2", "l-2"), ("l/2", "l 2")])
+def test_a_duplicate_line_id_never_pairs_a_text_with_another_lines_image(tmp_path, first_id, second_id):
+    """Two lines whose ids are one after sanitising: the kept record is the first line with its own
+    crop, the second is refused naming both, and nothing is overwritten."""
+    src = tmp_path / "src"
+    src.mkdir()
+    page_image(src / "p.png")
+    _page_xml(src / "p.xml", "p.png", [(first_id, "FIRST", BAR1), (second_id, "SECOND", BAR3)])
+    summary = I.ingest([str(src)], tmp_path / "out")
+    records = M.read_manifest(tmp_path / "out" / "manifest.jsonl")
+    assert [(r["id"], r["text"]) for r in records] == [(f"p/{I._safe(first_id)}", "FIRST")]
+    crop = np.asarray(Image.open(tmp_path / "out" / records[0]["degraded"]))
+    assert crop.shape == (41, 511)  # the first line's bar (510 wide), not the second's (210)
+    dup = [e for e in summary["errors"] if "twice" in e]
+    assert len(dup) == 1 and f"p.xml line {first_id}" in dup[0] and f"p.xml line {second_id}" in dup[0]
+
+
+def test_the_same_line_file_in_two_folders_is_refused_naming_both(tmp_path):
+    for folder, text in (("a", "FIRST"), ("b", "SECOND")):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.full((30, 100 if folder == "a" else 200), 200, np.uint8)).save(tmp_path / folder / "pg_l1.png")
+        (tmp_path / folder / "pg_l1.gt.txt").write_text(text)
+    summary = I.ingest([str(tmp_path / "a"), str(tmp_path / "b")], tmp_path / "out")
+    records = M.read_manifest(tmp_path / "out" / "manifest.jsonl")
+    assert [r["text"] for r in records] == ["FIRST"] and records[0]["width"] == 100
+    assert Image.open(tmp_path / "out" / records[0]["degraded"]).size == (100, 30)
+    assert any("twice" in e and str(tmp_path / "a") in e and str(tmp_path / "b") in e for e in summary["errors"])
+
+
+@pytest.mark.parametrize("bad", [
+    ("page", 'points="a,b c,d e,f"', "not a number"),
+    ("page", 'points="nan,1 5,nan 9,9"', "not a finite number"),
+    ("alto", 'HPOS="ten"', "not a number"),
+])
+def test_bad_coordinates_are_named_and_the_rest_is_ingested(tmp_path, bad):
+    kind, attr, message = bad
+    src = tmp_path / "src"
+    src.mkdir()
+    image = page_image(src / "good.png")
+    if kind == "page":
+        xml = _page_xml(src / "bad.xml", image.name, [("x1", "good line", BAR1), ("x2", "bad line", "PLACEHOLDER")])
+        xml.write_text(xml.read_text().replace('points="PLACEHOLDER"', attr))
+    else:
+        xml = write_alto(src / "bad.xml", image)
+        xml.write_text(xml.read_text().replace('HPOS="95"', attr).replace('BASELINE="95 280 305 280"', 'BASELINE="280"'))
+    write_page_xml(src / "good.xml", image)
+    summary = I.ingest([str(src)], tmp_path / "out")
+    ids = {r["id"] for r in M.read_manifest(tmp_path / "out" / "manifest.jsonl")}
+    assert {"good/l1", "good/l2"} <= ids
+    named = [e for e in summary["errors"] if "bad.xml" in e]
+    assert named and message in named[0], summary["errors"]
+    assert "bad.xml" in (tmp_path / "out" / "ingest_errors.txt").read_text()
+    if kind == "page":
+        assert "bad/x1" in ids and "bad/x2" not in ids  # one bad line, not the whole page
+
+
+def test_a_page_image_over_the_pixel_limit_fails_alone(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    src.mkdir()
+    write_page_xml(src / "p1.xml", page_image(src / "p1.png"))
+    Image.new("L", (800, 800), 255).save(src / "big.png")
+    _page_xml(src / "big.xml", "big.png", [("b1", "big", BAR1)])
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 250_000)  # 600x400 reads, 800x800 is over twice: a bomb
+    summary = I.ingest([str(src)], tmp_path / "out")
+    assert any("big.xml" in e and "big.png" in e for e in summary["errors"])
+    assert {"p1/l1", "p1/l2"} <= {r["id"] for r in M.read_manifest(tmp_path / "out" / "manifest.jsonl")}
+
+
+def test_a_rerun_with_no_usable_line_leaves_no_old_manifest(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    write_page_xml(src / "p1.xml", page_image(src / "p1.png"))
+    out = tmp_path / "out"
+    assert I.ingest([str(src)], out)["manifest"]
+    (src / "p1.xml").write_text("<PcGts><Page", encoding="utf-8")
+    summary = I.ingest([str(src)], out)
+    meta = json.loads((out / "dataset.json").read_text())
+    assert not summary["manifest"] and sum(meta["counts"].values()) == 0
+    assert not (out / "manifest.jsonl").exists() and not (out / "charset.txt").exists()
+
+
+def test_entity_expansion_is_refused_as_a_bad_file(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    page_image(src / "p.png")
+    (src / "p.xml").write_text(
+        '<?xml version="1.0"?><!DOCTYPE PcGts [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>'
+        f'<PcGts xmlns="{PAGE_2019}"><Page imageFilename="p.png"><TextRegion id="r"><TextLine id="l1">'
+        f'<Coords points="{BAR1}"/><TextEquiv><Unicode>&b;</Unicode></TextEquiv></TextLine></TextRegion>'
+        '</Page></PcGts>', encoding="utf-8")
+    with pytest.raises(I.IngestError, match="p.xml.*entit"):
+        I.read_page(src / "p.xml")
+
+
+# ------------------------------------------------------------------------------- fuzz
+ODD_TEXT = ["ſeer", "gheſchreuen", "e\u0301en", "Ꝛ", "שלום", "📜", "a&b", "x<y", "\u200bzero", "ÆØÅ", "İı", "ﬁn", "1.642"]
+
+
+def _fuzz_file(rng, folder, i):
+    """One PAGE or ALTO file with its page image, corrupted one way or not at all. Returns (path,
+    bad: whether its name must be among the errors, {page/line: (text, crop)} of its good lines)."""
+    kind, stem = rng.choice(["page", "alto"]), f"f{i:03d}"
+    n = rng.randint(1, 4)
+    image = np.asarray(np.random.default_rng(i).integers(0, 256, (14 * n + 6, 60)), np.uint8)
+    boxes = [(5 + rng.randint(0, 3), 3 + 14 * k, 50 + rng.randint(0, 5), 3 + 14 * k + 10) for k in range(n)]
+    texts = [" ".join(rng.choice(ODD_TEXT) for _ in range(rng.randint(1, 3))) + f" {i}.{k}" for k in range(n)]
+    ids = [f"l{k}" for k in range(n)]
+    corruption = rng.choice(["none", "none", "truncate", "number", "no-image", "bad-image", "duplicate",
+                             "encoding", "empty-text", "outside"])
+    coords = [[(x0, y0), (x1, y0), (x1, y1), (x0, y1)] for x0, y0, x1, y1 in boxes]
+    bad_line = rng.randrange(n)
+    raw_coords = [pts(c) if kind == "page" else pts(c, " ") for c in coords]
+    if corruption == "number":
+        raw_coords[bad_line] = rng.choice(["ten,3 40,3 40,13", "nan,1 5,nan 9,9 1,9", "inf 1 5 1 5 9", "1,2,3"])
+    if corruption == "duplicate" and n >= 2:
+        ids[bad_line if bad_line else 1] = ids[0]
+    if corruption == "empty-text":
+        texts[bad_line] = ""
+    if corruption == "outside":
+        raw_coords[bad_line] = pts([(500, 500), (600, 500), (600, 600)], "," if kind == "page" else " ")
+
+    def esc(t):
+        return t.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+    if kind == "page":
+        body = "".join(f'<TextLine id="{lid}"><Coords points="{c}"/><TextEquiv><Unicode>{esc(t)}</Unicode>'
+                       f'</TextEquiv></TextLine>' for lid, t, c in zip(ids, texts, raw_coords))
+        xml = (f'<?xml version="1.0" encoding="UTF-8"?><PcGts xmlns="{PAGE_2019}"><Page imageFilename='
+               f'"{stem}.png"><TextRegion id="r">{body}</TextRegion></Page></PcGts>')
+    else:
+        body = "".join(f'<TextLine ID="{lid}"><Shape><Polygon POINTS="{c}"/></Shape>'
+                       + "<SP/>".join(f'<String CONTENT="{esc(w)}"/>' for w in t.split(" ") if w) + "</TextLine>"
+                       for lid, t, c in zip(ids, texts, raw_coords))
+        xml = (f'<?xml version="1.0" encoding="UTF-8"?><alto xmlns="http://www.loc.gov/standards/alto/ns-v4#">'
+               f'<Description><MeasurementUnit>pixel</MeasurementUnit><sourceImageInformation><fileName>{stem}.png'
+               f'</fileName></sourceImageInformation></Description><Layout><Page><PrintSpace><TextBlock ID="b">'
+               f'{body}</TextBlock></PrintSpace></Page></Layout></alto>')
+    data = xml.encode("utf-8")
+    if corruption == "truncate":
+        data = data[: rng.randint(10, len(data) - 20)]
+    if corruption == "encoding":  # bytes that are not UTF-8 in a file that says it is
+        data = data.replace(b"</TextLine>", "ÿ\u00ff".encode("latin-1") + b"</TextLine>", 1)
+    path = folder / f"{stem}.xml"
+    path.write_bytes(data)
+    if corruption != "no-image":
+        Image.fromarray(image).save(folder / f"{stem}.png")
+    if corruption == "bad-image":
+        (folder / f"{stem}.png").write_bytes((folder / f"{stem}.png").read_bytes()[:60])
+    whole_file_bad = corruption in ("truncate", "no-image", "bad-image", "encoding")
+    line_bad = {bad_line} if corruption in ("number", "empty-text", "outside") else set()
+    if corruption == "duplicate" and n >= 2:
+        line_bad = {bad_line if bad_line else 1}
+    good = {} if whole_file_bad else {
+        f"{stem}/{ids[k]}": (texts[k].strip(), image[y0:y1 + 1, x0:x1 + 1])
+        for k, (x0, y0, x1, y1) in enumerate(boxes) if k not in line_bad}
+    return path, whole_file_bad or bool(line_bad), good
+
+
+def _digest(text, crop):
+    return hashlib.sha256(text.encode()).hexdigest()[:12], hashlib.sha256(np.ascontiguousarray(crop).tobytes()
+                                                                          + str(crop.shape).encode()).hexdigest()[:12]
+
+
+def test_fuzz_two_hundred_corrupted_exports(tmp_path):
+    """200 PAGE/ALTO files, corrupted at random: no traceback, every bad file named, every good line
+    in the manifest with its own text and its own crop (and nothing else)."""
+    rng = random.Random(20)
+    src = tmp_path / "src"
+    src.mkdir()
+    files = [_fuzz_file(rng, src, i) for i in range(200)]
+    summary = I.ingest([str(src)], tmp_path / "out")
+    errors = "\n".join(summary["errors"])
+    assert "unexpected" not in errors  # every failure is one the ingest foresees, with its reason
+    bad = [p for p, is_bad, _ in files if is_bad]
+    assert 40 < len(bad) < 190 and all(str(p) in errors for p in bad)
+    assert not [p for p, is_bad, _ in files if not is_bad and str(p) in errors]
+    expected = {rid: _digest(t, c) for _, _, good in files for rid, (t, c) in good.items()}
+    records = M.read_manifest(tmp_path / "out" / "manifest.jsonl")
+    got = {r["id"]: _digest(r["text"], np.asarray(Image.open(tmp_path / "out" / r["degraded"]))) for r in records}
+    assert len(expected) > 150 and got == expected
+    assert (tmp_path / "out" / "ingest_errors.txt").read_text().count("\n") == len(summary["errors"])

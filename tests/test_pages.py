@@ -15,6 +15,7 @@ from docrestore import config as C
 from docrestore.data import pages as PG
 from docrestore.evaluation import dibco
 from docrestore.evaluation import metrics as M
+from docrestore.figures import dibco_outputs as DO
 
 
 def fake_page(h: int = 48, w: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -181,7 +182,7 @@ def test_text_losses_are_refused_on_pages(over, match):
 
 # ------------------------------------------------------------------------------- smoke run
 def test_smoke_run_writes_page_entry_and_table(tmp_path, capsys):
-    from docrestore import pages as P
+    from docrestore.study import pages as P
 
     root = write_dibco(tmp_path / "pages", sets=("TR", "TE"), per_set=2, size=(64, 300))
     over = [f"runs_dir={tmp_path}/runs", f"eval.ledger_dir={tmp_path}/ledger", "tracking.enabled=false",
@@ -201,7 +202,7 @@ def test_smoke_run_writes_page_entry_and_table(tmp_path, capsys):
         assert len(e["per_page"][m]) == 2 and np.isfinite(e["metrics"][m]["mean"])
     sup = next(x for x in on_disk if x["experiment"] == "pages_supervised_TE")
     assert all(h.get("train/loss_d") is None for h in sup["history"])  # no discriminator in the control
-    table = dibco.dibco_table(on_disk)
+    table = DO.dibco_table(on_disk)
     assert "Otsu (reference) & TE" in table and "supervised U-Net" in table
     assert "ERB, fine-tuned (published) & H-DIBCO 2018 & 92.41 & -- & 20.18" in table
     assert f"run_id=" in table and e["git_commit"][:7] in table
@@ -209,7 +210,7 @@ def test_smoke_run_writes_page_entry_and_table(tmp_path, capsys):
     again = P.run_pages(profile="smoke", arms=["supervised"], overrides=over)
     assert again[0]["date"] == sup["date"]
     assert "reuse  pages_supervised_TE" in capsys.readouterr().out
-    paths = dibco.write_outputs(tmp_path / "ledger", "smoke", tmp_path / "tables", tmp_path / "figures")
+    paths = DO.write_outputs(tmp_path / "ledger", "smoke", tmp_path / "tables", tmp_path / "figures")
     assert (tmp_path / "tables" / "dibco.tex").exists() and any(p.suffix == ".png" for p in paths)
     prov = json.loads((tmp_path / "figures" / "dibco_crops.provenance.json").read_text())
     assert {x["experiment"] for x in prov["entries"]} == {"pages_supervised_TE", "pages_cgan_TE"}

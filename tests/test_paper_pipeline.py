@@ -9,7 +9,8 @@ from pathlib import Path
 import papermill as pm
 import pytest
 
-from docrestore import pipeline as P
+from docrestore.study import lines as P
+from docrestore.study import paper as PP
 from docrestore.evaluation import ledger as L
 from docrestore.figures.plots import FIGURES
 from docrestore.figures.tables import TABLES
@@ -35,9 +36,9 @@ def test_every_paper_experiment_is_recorded(smoke_ledger, smoke_dataset):
     entries = L.read_ledger(smoke_ledger, profile="smoke")
     assert {e["experiment"] for e in entries} == {e.name for e in P.paper_experiments("smoke")}
     same = overrides_for(smoke_ledger.parent, smoke_dataset)
-    assert P.missing_experiments("smoke", smoke_ledger, same) == []
+    assert PP.missing_experiments("smoke", smoke_ledger, same) == []
     # an entry made under other settings is stale, never counted as done
-    stale = P.missing_experiments("smoke", smoke_ledger, same[:-2] + ["train.max_steps=3", "train.val_every=2"])
+    stale = PP.missing_experiments("smoke", smoke_ledger, same[:-2] + ["train.max_steps=3", "train.val_every=2"])
     assert len(stale) == len(entries)
     for e in entries:
         assert e["profile"] == "smoke" and len(e["git_commit"]) == 40

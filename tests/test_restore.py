@@ -368,6 +368,33 @@ def test_find_inputs_names_what_it_skips_and_recurses_only_when_asked(tmp_path):
     assert {p.name for p, _ in deep.skipped} == {"notes.txt", ".DS_Store", "readme.md"}
 
 
+def test_recursive_walk_visits_each_real_folder_once_and_names_the_links_it_skips(tmp_path):
+    """Two links to the folder itself made the walk exponential (it never ended); each real folder
+    is now visited once, and the skipped links are named."""
+    import signal
+
+    (tmp_path / "vol").mkdir()
+    Image.new("L", (4, 4)).save(tmp_path / "vol" / "a.png")
+    (tmp_path / "vol" / "loop1").symlink_to(tmp_path / "vol", target_is_directory=True)
+    (tmp_path / "vol" / "loop2").symlink_to(tmp_path / "vol", target_is_directory=True)
+    (tmp_path / "other").mkdir()
+    Image.new("L", (4, 4)).save(tmp_path / "other" / "b.png")
+    (tmp_path / "vol" / "elsewhere").symlink_to(tmp_path / "other", target_is_directory=True)
+
+    def too_long(*_):
+        raise TimeoutError("the walk did not end")
+    old = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(20)
+    try:
+        found = find_inputs([tmp_path / "vol"], recursive=True)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert [p.rel.as_posix() for p in found.pages] == ["a.png", "elsewhere/b.png"]  # a link elsewhere: once
+    why = {p.name: reason for p, reason in found.skipped}
+    assert set(why) == {"loop1", "loop2"} and "already" in why["loop1"] and str(tmp_path / "vol") in why["loop1"]
+
+
 def test_find_images_names_a_missing_input(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.png"):
         find_images([tmp_path / "nowhere.png"])

@@ -8,7 +8,7 @@ import copy
 import pytest
 
 from docrestore import config as C
-from docrestore import pipeline as P
+from docrestore.study import lines as P
 from docrestore.evaluation import ledger as L
 from docrestore.figures import entries as E
 from docrestore.figures import paper, tables

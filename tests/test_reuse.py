@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from docrestore import config as C
-from docrestore.experiments import reuse as RU
+from docrestore.study import reuse as RU
 
 
 def _entry(tmp_path, cfg, commit="a" * 40, dirty=False, **extra):
@@ -59,7 +59,7 @@ def test_plan_text_estimates_from_earlier_runs(tmp_path):
 
 def test_one_profile_rule_for_cli_and_notebooks(monkeypatch):
     from docrestore import device as D
-    from docrestore import pipeline as P
+    from docrestore.study import lines as P
 
     monkeypatch.delenv(C.PROFILE_ENV, raising=False)
     monkeypatch.setattr(D, "has_gpu", lambda: False)
@@ -88,3 +88,18 @@ def test_progress_bars_refresh_rarely_inside_a_kernel(monkeypatch):
     bar.close()
     assert out.getvalue().count("\r") < 5
     assert R.progress_options(False)["disable"] is True
+
+
+def test_an_entry_commit_never_reaches_git_as_an_option(tmp_path):
+    """An entry's git_commit is input: "--output=FILE" made `git diff` create (or empty) FILE."""
+    from docrestore import runs as R
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    made = tmp_path / "made.txt"
+    for commit in (f"--output={victim}", f"--output={made}", "-p", "HEAD --", "a" * 41, "xyz"):
+        assert R.code_changed_since(commit)  # not a commit id: counted as changed, never run
+    assert victim.read_text() == "keep me" and not made.exists()
+    cfg = C.load_config(profile="smoke")
+    d = RU.decide("x", cfg, _entry(tmp_path, cfg, commit=f"--output={victim}"), True, {"commit": "a" * 40, "dirty": False})
+    assert d.train and victim.read_text() == "keep me"

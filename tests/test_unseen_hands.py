@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from docrestore import config as C
-from docrestore import pipeline as P
+from docrestore.study import lines as P
 from docrestore.data import manifest as M
 from docrestore.evaluation import ledger as L
 from docrestore.figures import tables as T

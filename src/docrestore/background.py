@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from . import config as C
-from .experiments import status as S
+from .files import write_json_atomic
+from .processes import pid_alive, process_start_id
 
 STATE_DIR = "runs/background"
 
@@ -39,7 +40,7 @@ def read_state(name: str, state_dir=None) -> dict:
 
 
 def _alive(state: dict) -> bool:
-    return S.pid_alive(state.get("pid"), state.get("pid_start"))
+    return pid_alive(state.get("pid"), state.get("pid_start"))
 
 
 def is_running(name: str, state_dir=None) -> bool:
@@ -63,7 +64,7 @@ def launch(name: str, cmd: list[str], state_dir=None, echo=print) -> subprocess.
                                 cwd=C.PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_DISABLE": "1"})
-    S.write_json_atomic(state_path, {"name": name, "cmd": cmd, "pid": proc.pid, "pid_start": S.process_start_id(proc.pid),
+    write_json_atomic(state_path, {"name": name, "cmd": cmd, "pid": proc.pid, "pid_start": process_start_id(proc.pid),
                                      "started": _now(), "log": str(log_path)})
     echo(f"{name} started in the background (pid {proc.pid}); it goes on after this terminal closes.")
     echo(f"  follow it : tail -f {log_path}")
@@ -120,7 +121,7 @@ def _wrap(argv: list[str]) -> int:
     except (OSError, ValueError):
         st = {}
     st.update(exit_code=code, finished=_now())
-    S.write_json_atomic(state_path, st)
+    write_json_atomic(state_path, st)
     return code
 
 

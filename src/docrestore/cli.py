@@ -122,10 +122,23 @@ def train_background(cfg: C.Config, args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand: the config stages (STAGES) and the tools that take their own options."""
     parser = argparse.ArgumentParser(prog="docrestore", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
+    _add_stages(sub)
+    _add_restore(sub)
+    _add_export(sub)
+    _add_experiments(sub)
+    _add_ingest(sub)
+    k = sub.add_parser("config", help="print every config key with its default and meaning")
+    k.add_argument("--config", "-c")
+    k.add_argument("overrides", nargs="*", metavar="key=value")
+    return parser
+
+
+def _add_stages(sub) -> None:
     for name, st in STAGES.items():
         sp = sub.add_parser(name, help=st.what, description=st.what)
         _common(sp)
@@ -138,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             sp.add_argument("--teacher", default=None,
                             help="trained generator checkpoint to copy (sets distill.teacher)")
 
+
+def _add_restore(sub) -> None:
     r = sub.add_parser("restore", help="restore page or line images of any size with a trained generator")
     r.add_argument("inputs", nargs="+", help="image files or folders (PNG, JPEG, TIFF)")
     r.add_argument("--checkpoint", required=True, help="generator checkpoint (last.pt / best_*.pt)")
@@ -154,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="write 16-bit outputs for 16-bit inputs (default: 8-bit gray for all)")
     _common(r)
 
+
+def _add_export(sub) -> None:
     x = sub.add_parser("export", help="write a generator checkpoint as ONNX, checked against PyTorch within 1e-3")
     x.add_argument("--checkpoint", required=True, help="generator checkpoint (last.pt / best_*.pt)")
     x.add_argument("--out", required=True, help="the .onnx file to write (an existing one is kept unless --overwrite)")
@@ -161,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="page image whose crop the export is checked on (default: a made-up page)")
     x.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
+
+def _add_experiments(sub) -> None:
     e = sub.add_parser("experiments", help="run an experiment plan of notebooks in the background")
     e.add_argument("plan", help="plan YAML in configs/experiments/")
     e.add_argument("--status", action="store_true", help="show the table of jobs and exit")
@@ -171,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--gpus", type=int, default=None,
                    help="GPUs to plan for (default: all visible); e.g. --dry-run --gpus 2 on a laptop")
 
+
+def _add_ingest(sub) -> None:
     g = sub.add_parser("ingest", help="cut real archive lines (PAGE XML, ALTO, line-image folders) into a manifest")
     g.add_argument("inputs", nargs="+", help="PAGE XML / ALTO files, line images, or folders of them")
     g.add_argument("--out", required=True, help="output folder (manifest.jsonl, charset.txt, lines/)")
@@ -182,12 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--line-height", type=float, default=0.0,
                    help="line height in px where only a baseline is given (0: the page's baseline spacing)")
 
-    k = sub.add_parser("config", help="print every config key with its default and meaning")
-    k.add_argument("--config", "-c")
-    k.add_argument("overrides", nargs="*", metavar="key=value")
 
-    # key=value words after an option (`restore a.png --out o device=cpu`) come back unparsed:
-    # they are overrides too; anything else is a real error.
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; key=value words after an option (`restore a.png --out o device=cpu`) come
+    back unparsed from argparse: they are overrides too; anything else is a real error."""
     args, extra = parser.parse_known_args(argv)
     bad = [w for w in extra if "=" not in w or w.startswith("-")]
     if bad:
@@ -196,51 +215,73 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(args, "overrides"):
             parser.error(f"'{args.cmd}' takes no key=value overrides: {' '.join(extra)}")
         args.overrides = list(args.overrides) + extra
+    return args
+
+
+# Subcommands with their own options and no config tree: module whose main_cli(args) runs them.
+TOOLS = {"ingest": "docrestore.data.ingest", "export": "docrestore.restore.runtime"}
+
+
+def _print_config(args) -> int:
+    if args.config or args.overrides:
+        print(C.render(C.load_config(args.config, args.overrides)))
+    else:
+        print("\n".join(C.help_text()))
+    return 0
+
+
+def _split_restore_words(args) -> None:
+    """argparse gives every trailing word to `inputs`; key=value words that are not files are overrides."""
+    from pathlib import Path
+
+    words = list(args.inputs) + list(args.overrides)
+    args.overrides = [w for w in words if "=" in w and not Path(w).exists()]
+    args.inputs = [w for w in words if w not in args.overrides]
+
+
+def _run_stage_command(cfg: C.Config, args) -> int:
+    """A config stage: preflight, then the dry run, the background job or the stage itself."""
+    from . import preflight
+
+    preflight.check(cfg, args.cmd)  # the dry run refuses what the real run would die on
+    if args.cmd == "distill":
+        from .training import distill
+        distill.check(cfg)
+    if args.dry_run:
+        print(dry_run_text(cfg, args.cmd))
+        return 0
+    if getattr(args, "status", False) or getattr(args, "background", False):
+        return train_background(cfg, args)
+    result = run_stage(args.cmd, cfg)
+    return result if isinstance(result, int) else 0
+
+
+def dispatch(args) -> int:
+    """Run the parsed command; errors propagate to :func:`main`, which turns them into messages."""
+    if args.cmd == "config":
+        return _print_config(args)
+    if args.cmd in TOOLS:
+        return importlib.import_module(TOOLS[args.cmd]).main_cli(args)
+    if args.cmd == "experiments":  # the scheduler knows no recipe: the study gives it the time estimate
+        from .scheduler import runner
+        from .study.estimate import plan_estimate
+        return runner.main_cli(args, estimate=plan_estimate)
+    if args.cmd == "restore":
+        _split_restore_words(args)
+    if getattr(args, "teacher", None):
+        args.overrides = list(args.overrides) + [f"distill.teacher={args.teacher}"]
+    cfg = C.load_config(args.config, args.overrides)
+    if args.cmd == "restore":
+        from .restore import cli as restore_cli
+        return restore_cli.main_cli(cfg, args)
+    return _run_stage_command(cfg, args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(build_parser(), argv)
     runs.setup_logging()
     try:
-        if args.cmd == "config":
-            if args.config or args.overrides:
-                print(C.render(C.load_config(args.config, args.overrides)))
-            else:
-                print("\n".join(C.help_text()))
-            return 0
-        if args.cmd == "ingest":
-            from .data import ingest
-            return ingest.main_cli(args)
-        if args.cmd == "export":
-            from .restore import runtime
-            return runtime.main_cli(args)
-        if args.cmd == "experiments":
-            from .experiments import runner
-            return runner.main_cli(args)
-        if args.cmd == "restore":
-            # argparse gives every trailing word to `inputs`; key=value words that are not files are overrides.
-            from pathlib import Path as _P
-
-            words = list(args.inputs) + list(args.overrides)
-            args.overrides = [w for w in words if "=" in w and not _P(w).exists()]
-            args.inputs = [w for w in words if w not in args.overrides]
-        if getattr(args, "teacher", None):
-            args.overrides = list(args.overrides) + [f"distill.teacher={args.teacher}"]
-        cfg = C.load_config(args.config, args.overrides)
-        if args.cmd == "restore":
-            from .restore import cli as restore_cli
-            return restore_cli.main_cli(cfg, args)
-        from . import preflight
-
-        preflight.check(cfg, args.cmd)  # the dry run refuses what the real run would die on
-        if args.cmd == "distill":
-            from .training import distill
-            distill.check(cfg)
-        if args.dry_run:
-            print(dry_run_text(cfg, args.cmd))
-            return 0
-        if getattr(args, "status", False) or getattr(args, "background", False):
-            return train_background(cfg, args)
-        result = run_stage(args.cmd, cfg)
-        if isinstance(result, int):
-            return result
-        return 0
+        return dispatch(args)
     except C.ConfigError as exc:
         print(f"docrestore: config error: {exc}", file=sys.stderr)
         return 2

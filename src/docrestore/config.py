@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -29,9 +31,10 @@ class ConfigError(ValueError):
     """A configuration problem, with the key and what is allowed."""
 
 
-def _f(default: Any, help: str = "", lo: float | None = None, hi: float | None = None):
-    """A config field with a help text and an optional closed range [lo, hi]."""
-    meta = {"help": help, "lo": lo, "hi": hi}
+def _f(default: Any, help: str = "", lo: float | None = None, hi: float | None = None, finite: bool = True):
+    """A config field with a help text and an optional closed range [lo, hi]; NaN and infinities
+    are refused unless ``finite=False``."""
+    meta = {"help": help, "lo": lo, "hi": hi, "finite": finite}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -236,8 +239,8 @@ class EvalConfig:
 
 @dataclass
 class RestoreConfig:
-    tile_height: int = _f(128, "tile height fed to the generator", 16)
-    tile_width: int = _f(1024, "tile width fed to the generator", 16)
+    tile_height: int = _f(128, "tile height fed to the generator", 16, 4096)
+    tile_width: int = _f(1024, "tile width fed to the generator", 16, 8192)
     overlap: float = _f(0.25, "overlap between neighbouring tiles, as a share of the tile", 0.0, 0.75)
     batch_size: int = _f(8, "tiles per forward pass", 1, 1024)
     text_height: str = _f("off", "fit the page's writing to the checkpoint's training scale: off (native "
@@ -382,10 +385,15 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"'{key}' must be true or false, got {value!r}")
         return value
     if tp is int:
+        if isinstance(value, str) and SCIENTIFIC.fullmatch(value.strip()):
+            number = float(value)  # YAML 1.1 reads 1e4 as text; an integral value is an integer
+            value = int(number) if number.is_integer() else value
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"'{key}' must be an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str) and NUMBER_TEXT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-3 (no dot) and nan as text
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"'{key}' must be a number, got {value!r}")
         return float(value)
@@ -401,13 +409,34 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"'{key}': unsupported type {tp}")
 
 
+# Numbers as text: YAML 1.1 (PyYAML) reads 1e-3, 1E5 and nan as strings.
+SCIENTIFIC = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+NUMBER_TEXT = re.compile(SCIENTIFIC.pattern + r"|[-+]?(nan|inf|infinity)", re.IGNORECASE)
+# An integer key without its own upper bound still ends somewhere: a count or a step number
+# beyond a 32-bit int is a typing slip, and torch and numpy index with such ints.
+INT_CAP = 2**31 - 1
+
+
 def _check_range(obj, f: dataclasses.Field, key: str) -> None:
     lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
     v = getattr(obj, f.name)
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            rng = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
-            raise ConfigError(f"'{key}' = {v} is outside the allowed range {rng}")
+    if isinstance(v, list):
+        for i, item in enumerate(v):
+            _check_number(item, lo, hi, f.metadata.get("finite", True), f"{key}[{i}]")
+    else:
+        _check_number(v, lo, hi, f.metadata.get("finite", True), key)
+
+
+def _check_number(v: Any, lo: float | None, hi: float | None, finite: bool, key: str) -> None:
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return
+    if finite and not math.isfinite(v):  # NaN fails no comparison: it passed every range check
+        raise ConfigError(f"'{key}' = {v} is not a finite number; give a number (nan and inf are not allowed)")
+    if isinstance(v, int) and hi is None:
+        hi = INT_CAP
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        rng = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+        raise ConfigError(f"'{key}' = {v} is outside the allowed range {rng}")
 
 
 def _apply(obj, mapping: dict, prefix: str = "") -> None:
@@ -623,6 +652,30 @@ def resolve_path(p: str | Path) -> Path:
     (papermill runs notebooks with notebooks/ as the working directory)."""
     p = Path(p).expanduser()
     return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+def total_steps(cfg: Config, n_train: int | None = None) -> int:
+    """Generator steps of a run: ``train.max_steps``, else ``train.epochs`` epochs of ``n_train``
+    lines (default ``data.n_train``; the trainer passes its dataset's length), at least one step
+    an epoch."""
+    t = cfg.train
+    n = cfg.data.n_train if n_train is None else n_train
+    return t.max_steps if t.max_steps > 0 else t.epochs * max(1, n // t.batch_size)
+
+
+def project_relative(path: str | Path | None) -> str:
+    """The inverse of :func:`resolve_path` for what is recorded: a path inside the project as a
+    relative POSIX path (checkpoints and the ledger move with the repository); any other path
+    unchanged; None or '' -> ''."""
+    if path is None or not str(path):
+        return ""
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            return p.resolve().relative_to(PROJECT_ROOT).as_posix()
+        except (ValueError, OSError):
+            pass
+    return p.as_posix()
 
 
 def profile_path(profile: str) -> Path:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import json
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -18,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import config as C
+from .files import write_json_atomic
 
 log = logging.getLogger("docrestore")
 
@@ -25,6 +24,7 @@ log = logging.getLogger("docrestore")
 # What a result depends on: a change here since an entry's commit makes the entry stale; a change
 # elsewhere (paper/, docs, the logbook, the ledger itself) does not.
 CODE_PATHS = ("src", "configs", "notebooks", "pyproject.toml", "uv.lock")
+COMMIT_ID = re.compile(r"[0-9a-f]{7,40}|[0-9a-f]{64}")  # abbreviated or full SHA-1, full SHA-256
 
 
 def git_info(root: Path = C.PROJECT_ROOT) -> dict:
@@ -46,8 +46,11 @@ def git_info(root: Path = C.PROJECT_ROOT) -> dict:
 
 def code_changed_since(commit: str | None, root: Path = C.PROJECT_ROOT) -> bool:
     """True when the code under a result (:data:`CODE_PATHS`) differs between ``commit`` and the
-    working tree, or when that cannot be told (unknown commit, no git)."""
-    if not commit or commit == "unknown":
+    working tree, or when that cannot be told (unknown commit, no git).
+
+    ``commit`` comes from a ledger entry, a file anyone can edit: only a hexadecimal commit id is
+    passed to git (``--output=FILE`` would be an option that writes FILE)."""
+    if not commit or not COMMIT_ID.fullmatch(commit):
         return True
     try:
         r = subprocess.run(["git", "diff", "--quiet", commit, "--", *CODE_PATHS], cwd=root,
@@ -78,11 +81,7 @@ class Run:
         return p
 
     def write_json(self, name: str, obj) -> Path:
-        p = self.path(name)
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8")
-        os.replace(tmp, p)
-        return p
+        return write_json_atomic(self.path(name), obj)
 
 
 def run_dir_name(stage: str, desc: str, now: _dt.datetime | None = None) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "dataset_root": "paths", "dataset_hash": "paths", "DataError": "paths",
+    "dataset_root": "paths", "settings_hash": "paths", "DataError": "paths",
     "OutputFolderError": "paths",
     "synthesize": "synth", "ensure_dataset": "synth", "dataset_summary": "synth",
     "Charset": "charset", "CharsetError": "charset",

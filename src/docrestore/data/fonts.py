@@ -43,11 +43,6 @@ def _font_manager():
     return fm
 
 
-def installed_families() -> list[str]:
-    """Every font family matplotlib can see."""
-    return sorted({f.name for f in _font_manager().fontManager.ttflist})
-
-
 def handwriting_families() -> list[str]:
     """Installed families from the handwriting/early-print packages `make setup` installs."""
     fonts = _font_manager().fontManager.ttflist
@@ -70,14 +65,32 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def _findfont(family: str) -> str:
+    """The file of ``family``, scored as matplotlib's ``findfont`` scores fonts, with ties broken
+    by file name, then matplotlib's own copy first, then path.
+
+    matplotlib breaks ties by the order of its font cache, and that order is the iteration order
+    of a set of paths when the cache was built (a random string-hash seed per machine): two files
+    of one family with the same style (Hamlet-Cicero12 / Hamlet-Tertia18, Jessen-Cicero12 /
+    Jessen-Mittel14, Breip / breipfont, matplotlib's DejaVu beside the system's) then resolved
+    differently on two machines, and so did every line drawn in them. ``ValueError`` when no
+    font of the family is installed."""
     fm = _font_manager()
-    fm_log = logging.getLogger("matplotlib.font_manager")
-    level = fm_log.level
-    fm_log.setLevel(logging.ERROR)  # "Failed to find font weight normal, now using 500" is noise here
-    try:
-        return fm.findfont(fm.FontProperties(family=family), fallback_to_default=False)
-    finally:
-        fm_log.setLevel(level)
+    manager, prop = fm.fontManager, fm.FontProperties(family=family)
+    mpl_data = str(Path(fm.__file__).parent / "mpl-data")
+    scored = []
+    for font in manager.ttflist:
+        score = (manager.score_family(prop.get_family(), font.name) * 10
+                 + manager.score_style(prop.get_style(), font.style)
+                 + manager.score_variant(prop.get_variant(), font.variant)
+                 + manager.score_weight(prop.get_weight(), font.weight)
+                 + manager.score_stretch(prop.get_stretch(), font.stretch)
+                 + manager.score_size(prop.get_size(), font.size))
+        if score < 10.0:  # below 10 the family matched (matplotlib's own threshold)
+            scored.append((round(score, 9), Path(font.fname).name, not font.fname.startswith(mpl_data),
+                           font.fname))
+    if not scored:
+        raise ValueError(f"no font of family {family!r}")
+    return min(scored)[3]
 
 
 @functools.lru_cache(maxsize=None)

@@ -17,9 +17,13 @@ baseline slants is rotated level (deskewed). Lines without text are not written.
 Splits are by page, never by line, so no page has lines on both sides of a train/test border:
 pages named with ``--test-pages`` / ``--val-pages`` go there, the others are spread by the shares
 (``--test-share``, ``--val-share``) in a seeded order. A file that cannot be used (an unreadable
-XML, a missing image, a line without text or with a polygon outside the image) is named in the
-report and in ``DIR/ingest_errors.txt``; everything else is still written, and the command exits
-nonzero. The result is a folder the trainer and evaluator read with ``data.manifest``:
+XML, a missing or oversized image, a line without text, with coordinates that are not finite
+numbers or with a polygon outside the image) is named in the report and in
+``DIR/ingest_errors.txt``; everything else is still written, and the command exits nonzero. Line ids
+are checked after the file-name sanitising, before a crop is written: a second line with the id of
+one already taken (a repeated PAGE id, ``l 2`` beside ``l-2``, one line file name in two folders) is
+refused with both sources named, so no text is ever paired with another line's image. XML is read
+with defusedxml (no entities, no external references). The result is a folder the trainer and evaluator read with ``data.manifest``:
 ``manifest.jsonl`` (``clean: null``), ``charset.txt``, ``dataset.json`` and ``lines/<page>/*.png``.
 """
 
@@ -34,9 +38,12 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import defusedxml
+import defusedxml.ElementTree as DET
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..files import write_json_atomic
 from . import manifest as M
 from .charset import Charset
 
@@ -47,6 +54,8 @@ PAGE_NS = ("http://schema.primaresearch.org/PAGE/gts/pagecontent/2013-07-15",
            "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15")
 ALTO_NS = tuple(f"http://www.loc.gov/standards/alto/ns-v{v}#" for v in (2, 3, 4))
 PAPER = 255  # what is outside a line's polygon
+# What reading one image can raise: a bomb is not an OSError, and a huge page may not fit in memory.
+IMAGE_ERRORS = (OSError, ValueError, Image.DecompressionBombError, MemoryError)
 LINE_SUFFIX = re.compile(r"([_.-](r\d+)?l(ine)?\d+|[_.-]\d+)$", re.IGNORECASE)
 
 
@@ -63,6 +72,7 @@ class TextLine:
     polygon: list[tuple[float, float]] = field(default_factory=list)
     baseline: list[tuple[float, float]] = field(default_factory=list)
     height: float = 0.0
+    error: str = ""  # why this line cannot be cut (bad coordinates), reported instead of it
 
 
 @dataclass
@@ -78,10 +88,23 @@ def _points(text: str | None, pairs_with_comma: bool) -> list[tuple[float, float
     """PAGE 'x,y x,y ...' or ALTO 'x y x y ...' (v4 may also use commas) as (x, y) floats."""
     if not text or not text.strip():
         return []
-    nums = [float(v) for v in re.split(r"[\s,]+", text.strip()) if v]
+    nums = [_number(v, text) for v in re.split(r"[\s,]+", text.strip()) if v]
     if len(nums) % 2:
         raise IngestError(f"odd number of coordinates in {text[:60]!r}")
     return list(zip(nums[0::2], nums[1::2]))
+
+
+def _number(value: str, where: str) -> float:
+    """A coordinate as a finite float; IngestError quoting it otherwise (``nan``, ``ten``)."""
+    try:
+        x = float(value)
+    except ValueError:
+        raise IngestError(f"coordinate {value!r} is not a number (in {where[:60]!r}); "
+                          "fix or re-export the file") from None
+    if not math.isfinite(x):
+        raise IngestError(f"coordinate {value!r} is not a finite number (in {where[:60]!r}); "
+                          "fix or re-export the file")
+    return x
 
 
 def _local(tag: str) -> str:
@@ -104,10 +127,13 @@ def read_page_xml(path: Path, root: ET.Element) -> Page:
         equivs = tl.findall("p:TextEquiv", ns)  # the line's own, not its words'
         chosen = next((e for e in equivs if e.get("index") == "0"), equivs[0] if equivs else None)
         uni = chosen.find("p:Unicode", ns) if chosen is not None else None
-        lines.append(TextLine(
-            id=tl.get("id") or f"l{i}", text=(uni.text or "") if uni is not None else "",
-            polygon=_points(coords.get("points") if coords is not None else None, True),
-            baseline=_points(base.get("points") if base is not None else None, True)))
+        line = TextLine(id=tl.get("id") or f"l{i}", text=(uni.text or "") if uni is not None else "")
+        try:
+            line.polygon = _points(coords.get("points") if coords is not None else None, True)
+            line.baseline = _points(base.get("points") if base is not None else None, True)
+        except IngestError as exc:
+            line.error = str(exc)
+        lines.append(line)
     return Page(path, path.parent / page.get("imageFilename"), path.stem, lines)
 
 
@@ -123,8 +149,8 @@ def _alto_scale(root: ET.Element, ns: dict, path: Path, image: Path) -> float:
     try:
         with Image.open(image) as im:
             dpi = im.info.get("dpi", (0, 0))[0]
-    except OSError as exc:
-        raise IngestError(f"{path}: cannot read its image {image}: {exc}") from exc
+    except IMAGE_ERRORS as exc:
+        raise IngestError(f"{path}: cannot read its image {image}: {_why(exc)}") from exc
     if not dpi:
         raise IngestError(f"{path}: coordinates in {unit} but the image {image} records no resolution (dpi); "
                           "export the ALTO in pixels or set the image's dpi")
@@ -148,26 +174,34 @@ def read_alto(path: Path, root: ET.Element) -> Page:
             elif name == "SP":
                 words.append(" ")
         text = re.sub(r" +", " ", "".join(_join_words(words))).strip()
-        poly_el = tl.find("a:Shape/a:Polygon", ns)
-        polygon = [(x * scale, y * scale) for x, y in _points(poly_el.get("POINTS") if poly_el is not None else None, False)]
-        base_attr = tl.get("BASELINE")
-        box = [tl.get(k) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT")]
-        baseline: list[tuple[float, float]] = []
-        if base_attr:
-            pts = _points(base_attr, False) if re.search(r"[\s,]", base_attr.strip()) else []
-            if pts:  # v4: a polyline
-                baseline = [(x * scale, y * scale) for x, y in pts]
-            elif all(box[:3]):  # older: one y value across the line's box
-                y = float(base_attr) * scale
-                x0, w = float(box[0]) * scale, float(box[2]) * scale
-                baseline = [(x0, y), (x0 + w, y)]
-        if not polygon and not baseline and all(box):
-            x, y, w, h = (float(v) * scale for v in box)
-            polygon = [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
-        height = float(box[3]) * scale if box[3] else 0.0
-        lines.append(TextLine(id=tl.get("ID") or f"l{i}", text=text, polygon=polygon, baseline=baseline,
-                              height=height))
+        line_id = tl.get("ID") or f"l{i}"
+        try:
+            lines.append(_alto_geometry(tl, ns, scale, line_id, text))
+        except IngestError as exc:
+            lines.append(TextLine(id=line_id, text=text, error=str(exc)))
     return Page(path, image, path.stem, lines)
+
+
+def _alto_geometry(tl: ET.Element, ns: dict, scale: float, line_id: str, text: str) -> TextLine:
+    """An ALTO TextLine's polygon, baseline and height in pixels (IngestError on a bad number)."""
+    poly_el = tl.find("a:Shape/a:Polygon", ns)
+    polygon = [(x * scale, y * scale) for x, y in _points(poly_el.get("POINTS") if poly_el is not None else None, False)]
+    base_attr = tl.get("BASELINE")
+    box = [_number(v, f"{k}={v}") if (v := tl.get(k)) else None for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT")]
+    baseline: list[tuple[float, float]] = []
+    if base_attr:
+        pts = _points(base_attr, False) if re.search(r"[\s,]", base_attr.strip()) else []
+        if pts:  # v4: a polyline
+            baseline = [(x * scale, y * scale) for x, y in pts]
+        elif all(v is not None for v in box[:3]):  # older: one y value across the line's box
+            y = _number(base_attr, f"BASELINE={base_attr}") * scale
+            x0, w = box[0] * scale, box[2] * scale
+            baseline = [(x0, y), (x0 + w, y)]
+    if not polygon and not baseline and all(v is not None for v in box):
+        x, y, w, h = (v * scale for v in box)
+        polygon = [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
+    height = box[3] * scale if box[3] else 0.0
+    return TextLine(id=line_id, text=text, polygon=polygon, baseline=baseline, height=height)
 
 
 def _join_words(words: list[str]) -> list[str]:
@@ -184,9 +218,12 @@ def _join_words(words: list[str]) -> list[str]:
 def read_page(path: str | Path) -> Page:
     """A PAGE XML or ALTO file; IngestError naming the file when it is neither or unreadable."""
     path = Path(path)
-    try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError) as exc:
+    try:  # defusedxml: no entity declarations, no external references (expat's own limits beneath)
+        root = DET.parse(path).getroot()
+    except defusedxml.DefusedXmlException as exc:
+        raise IngestError(f"{path}: refused XML with {exc} (entities or external references); "
+                          "export it again without a DTD") from exc
+    except (ET.ParseError, OSError, UnicodeError, ValueError) as exc:
         raise IngestError(f"{path}: not readable XML ({exc}); export it again from Transkribus / eScriptorium") from exc
     ns = _ns(root)
     if ns in PAGE_NS or (ns.startswith("http://schema.primaresearch.org/PAGE/") and _local(root.tag) == "PcGts"):
@@ -244,17 +281,28 @@ def cut_line(page: Image.Image, polygon: list[tuple[float, float]], angle: float
     return line
 
 
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, Image.DecompressionBombError):
+        return f"{exc} (over Pillow's pixel limit; split the scan or reduce its resolution)"
+    if isinstance(exc, MemoryError):
+        return "out of memory while reading it (split the scan or reduce its resolution)"
+    return str(exc)
+
+
 def page_lines(page: Page, line_height: float = 0.0) -> tuple[list[tuple[TextLine, Image.Image]], list[str]]:
     """(line, image) for every usable line of ``page``, and one message per unusable line."""
     try:
         with Image.open(page.image) as im:
             gray = im.convert("L")
-    except (OSError, FileNotFoundError) as exc:
-        raise IngestError(f"{page.source}: cannot read its page image {page.image}: {exc}") from exc
+    except IMAGE_ERRORS as exc:
+        raise IngestError(f"{page.source}: cannot read its page image {page.image}: {_why(exc)}") from exc
     spacing = _median_spacing(page.lines)
     out, errors = [], []
     for ln in page.lines:
         where = f"{page.source} line {ln.id}"
+        if ln.error:
+            errors.append(f"{where}: {ln.error}; not written")
+            continue
         if not ln.text.strip():
             errors.append(f"{where}: no transcription (empty TextEquiv/String); not written")
             continue
@@ -336,67 +384,89 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "x"
 
 
+class _Lines:
+    """The line crops written so far, keyed by their sanitised id: a second line with a taken id is
+    refused before anything is written, so a record's text and image always belong together."""
+
+    def __init__(self, out: Path):
+        self.out, self.items, self.taken = out, [], {}  # taken: case-folded id -> its source
+
+    def add(self, page: str, line: str, image: Image.Image, text: str, source: str, errors: list[str]) -> None:
+        rid = f"{page}/{line}"
+        key = rid.casefold()  # l1 and L1 would share one file on a case-insensitive file system
+        if key in self.taken:
+            errors.append(f"{source}: line id {rid!r} appears twice (also {self.taken[key]}); this one is "
+                          "not written, the first is kept; give the lines distinct ids")
+            return
+        self.taken[key] = source
+        dest = self.out / "lines" / page / f"{line}.png"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        image.save(dest)
+        self.items.append((page, line, dest, text, image.size))
+
+
+def _ingest_xml(xml: Path, lines: _Lines, sources: dict[str, str], line_height: float, errors: list[str]) -> None:
+    page = read_page(xml)
+    cuts, line_errors = page_lines(page, line_height)
+    errors += line_errors
+    name = _safe(page.name)
+    if name in sources:
+        name = _safe(f"{page.name}-{hashlib.sha1(str(xml).encode()).hexdigest()[:6]}")
+    sources[name] = str(xml)
+    for ln, img in cuts:
+        lines.add(name, _safe(ln.id), img, ln.text.strip(), f"{xml} line {ln.id}", errors)
+
+
+def _ingest_line_image(img_path: Path, lines: _Lines, sources: dict[str, str], errors: list[str]) -> None:
+    text_path = transcription_of(img_path)
+    try:
+        text = text_path.read_text(encoding="utf-8").strip()
+        with Image.open(img_path) as im:
+            gray = im.convert("L")
+    except (*IMAGE_ERRORS, UnicodeError) as exc:
+        raise IngestError(f"{img_path}: cannot read it or its transcription {text_path}: {_why(exc)}") from exc
+    if not text:
+        raise IngestError(f"{img_path}: its transcription {text_path} is empty; not written")
+    stem = img_path.name[: -len(img_path.suffix)]
+    page = _safe(page_of(stem))
+    sources.setdefault(page, str(img_path.parent))
+    lines.add(page, _safe(stem), gray, " ".join(text.split()), str(img_path), errors)
+
+
 def ingest(inputs: list[str], out: str | Path, *, test_pages: list[str] = (), val_pages: list[str] = (),
            test_share: float = 0.2, val_share: float = 0.1, seed: int = 0, line_height: float = 0.0) -> dict:
-    """Write the manifest folder ``out`` from ``inputs``; returns a summary with the errors."""
+    """Write the manifest folder ``out`` from ``inputs``; returns a summary with the errors.
+
+    One file's failure, whatever it is, is named in the errors and the others are still ingested;
+    the manifest (or its absence, when no line is usable) always agrees with ``dataset.json``."""
     out = Path(out)
     (out / "lines").mkdir(parents=True, exist_ok=True)
     xmls, line_images, errors = _collect(list(inputs))
-    items: list[tuple[str, str, Path, str]] = []  # (page, line id, written image, text)
+    lines = _Lines(out)
     sources: dict[str, str] = {}
-    for xml in xmls:
+    for f in xmls + line_images:
         try:
-            page = read_page(xml)
-            cuts, line_errors = page_lines(page, line_height)
+            if f.suffix.lower() == ".xml":
+                _ingest_xml(f, lines, sources, line_height, errors)
+            else:
+                _ingest_line_image(f, lines, sources, errors)
         except IngestError as exc:
             errors.append(str(exc))
-            continue
-        errors += line_errors
-        name = _safe(page.name)
-        if name in sources:
-            name = _safe(f"{page.name}-{hashlib.sha1(str(xml).encode()).hexdigest()[:6]}")
-        sources[name] = str(xml)
-        for ln, img in cuts:
-            dest = out / "lines" / name / f"{_safe(ln.id)}.png"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            img.save(dest)
-            items.append((name, _safe(ln.id), dest, ln.text.strip()))
-    for img_path in line_images:
-        text_path = transcription_of(img_path)
-        try:
-            text = text_path.read_text(encoding="utf-8").strip()
-            with Image.open(img_path) as im:
-                gray = im.convert("L")
-        except (OSError, UnicodeDecodeError) as exc:
-            errors.append(f"{img_path}: cannot read it or its transcription {text_path}: {exc}")
-            continue
-        if not text:
-            errors.append(f"{img_path}: its transcription {text_path} is empty; not written")
-            continue
-        stem = img_path.name[: -len(img_path.suffix)]
-        page = _safe(page_of(stem))
-        sources.setdefault(page, str(img_path.parent))
-        dest = out / "lines" / page / f"{_safe(stem)}.png"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        gray.save(dest)
-        items.append((page, _safe(stem), dest, " ".join(text.split())))
-    pages = sorted({p for p, *_ in items})
+        except Exception as exc:  # an input no rule above foresaw: name it, go on with the others
+            log.debug("ingest of %s failed", f, exc_info=True)
+            errors.append(f"{f}: unexpected {type(exc).__name__}: {exc}; not written")
+    pages = sorted({p for p, *_ in lines.items})
     split_of = assign_splits(pages, list(test_pages), list(val_pages), test_share, val_share, seed) if pages else {}
-    records, seen = [], set()
-    for page, line_id, dest, text in items:
-        rid = f"{page}/{line_id}"
-        if rid in seen:
-            errors.append(f"{dest}: line id {rid!r} appears twice; the second is not written")
-            continue
-        seen.add(rid)
-        with Image.open(dest) as im:
-            w, h = im.size
-        records.append({"id": rid, "split": split_of[page], "degraded": str(dest.relative_to(out)),
-                        "clean": None, "text": text, "page": page, "source": sources.get(page, ""),
-                        "height": h, "width": w})
+    records = [{"id": f"{page}/{line_id}", "split": split_of[page], "degraded": str(dest.relative_to(out)),
+                "clean": None, "text": text, "page": page, "source": sources.get(page, ""),
+                "height": h, "width": w}
+               for page, line_id, dest, text, (w, h) in lines.items]
     if records:
         M.write_manifest(out / M.MANIFEST, records)
         Charset.from_texts(r["text"] for r in records).to_file(out / M.CHARSET)
+    else:  # an earlier run's manifest must not outlive a dataset.json that says 0 lines
+        (out / M.MANIFEST).unlink(missing_ok=True)
+        (out / M.CHARSET).unlink(missing_ok=True)
     counts = M.split_counts(records)
     pages_by_split = {s: sorted({r["page"] for r in records if r["split"] == s}) for s in M.SPLITS}
     (out / "ingest_errors.txt").write_text("".join(e + "\n" for e in errors), encoding="utf-8")
@@ -404,7 +474,7 @@ def ingest(inputs: list[str], out: str | Path, *, test_pages: list[str] = (), va
             "inputs": [str(i) for i in inputs], "seed": seed, "test_share": test_share,
             "val_share": val_share, "complete": True,
             "hash": hashlib.sha256((out / M.MANIFEST).read_bytes()).hexdigest()[:16] if records else ""}
-    M.write_json_atomic(out / M.META, meta)
+    write_json_atomic(out / M.META, meta, sort_keys=True)
     return {"manifest": str(out / M.MANIFEST) if records else "", "counts": counts, "pages": pages_by_split,
             "errors": errors}
 

@@ -137,9 +137,9 @@ def read_meta(root: str | Path) -> dict | None:
         return None
 
 
-def write_json_atomic(path: str | Path, obj) -> Path:
-    p = Path(path)
-    tmp = p.with_name(p.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(p)
-    return p
+def manifest_hash(manifest: str | Path) -> str:
+    """A short hash of the manifest's bytes: identifies the data a result was measured on (not
+    the synthesis settings a dataset folder is named by: :func:`docrestore.data.paths.settings_hash`)."""
+    import hashlib
+
+    return hashlib.sha256(Path(manifest).read_bytes()).hexdigest()[:16]

@@ -16,7 +16,9 @@ from pathlib import Path
 from .. import config as C
 
 # Bump when a change to the synthesis code changes its output, so old auto folders are not reused.
-SYNTH_VERSION = 2
+# 3: a font family with two equally good files (Hamlet, Jessen, Breip, DejaVu) resolves to the
+# same file on every machine (fonts._findfont), not to whichever matplotlib's font cache lists first.
+SYNTH_VERSION = 3
 
 # DataConfig fields that do not change the synthesised data (where it goes, how fast, how it is read).
 NON_SYNTHESIS_FIELDS = ("root", "manifest", "workers", "loader_workers")
@@ -44,8 +46,9 @@ def synthesis_settings(cfg: C.Config) -> dict:
     return settings
 
 
-def dataset_hash(cfg: C.Config) -> str:
-    """12 hex digits of the SHA-256 of :func:`synthesis_settings`."""
+def settings_hash(cfg: C.Config) -> str:
+    """12 hex digits of the SHA-256 of :func:`synthesis_settings`: names a synthetic dataset folder
+    (what the bytes of its manifest hash to is :func:`docrestore.data.manifest.manifest_hash`)."""
     blob = json.dumps(synthesis_settings(cfg), sort_keys=True, ensure_ascii=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
@@ -56,7 +59,7 @@ def dataset_root(cfg: C.Config) -> Path:
     if cfg.data.manifest:
         return C.resolve_path(cfg.data.manifest).parent
     if cfg.data.root in ("", "auto"):
-        return C.PROJECT_ROOT / "data" / f"synth-{dataset_hash(cfg)}"
+        return C.PROJECT_ROOT / "data" / f"synth-{settings_hash(cfg)}"
     return C.resolve_path(cfg.data.root)
 
 

@@ -31,13 +31,14 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import config as C
+from ..files import write_json_atomic
 from ..runs import file_lock, progress_options
 from . import manifest as M
 from .charset import Charset
 from .corpus import Corpus, build_corpus
 from .degrade import degrade, to_uint8
 from .fonts import Font, FontError, check_usable, load_fonts
-from .paths import DataError, SYNTH_VERSION, dataset_hash, dataset_root, ensure_writable, synthesis_settings
+from .paths import DataError, SYNTH_VERSION, settings_hash, dataset_root, ensure_writable, synthesis_settings
 from .render import clean_from_mask, render_line
 
 log = logging.getLogger("docrestore")
@@ -281,7 +282,7 @@ def _known_records(root: Path) -> dict[str, dict]:
 def _synthesise(cfg: C.Config) -> Path:
     """Make (or finish) the synthetic dataset of ``cfg``; returns its manifest path."""
     root = dataset_root(cfg)
-    digest = dataset_hash(cfg)
+    digest = settings_hash(cfg)
     manifest_path = root / M.MANIFEST
     if root.is_dir():
         done = _complete_manifest(root, cfg, digest)
@@ -296,7 +297,7 @@ def _synthesise(cfg: C.Config) -> Path:
         _check_same_settings(root, digest)
         # Earlier samples are kept only when the folder says which settings made them.
         known = _known_records(root) if _recorded_hash(root) == digest else {}
-        M.write_json_atomic(root / STATE, {"hash": digest})
+        write_json_atomic(root / STATE, {"hash": digest}, sort_keys=True)
         plan = make_plan(cfg, root)
         for split in split_sizes(cfg):
             (root / "images" / split).mkdir(parents=True, exist_ok=True)
@@ -316,14 +317,38 @@ def _synthesise(cfg: C.Config) -> Path:
             "complete": True, "hash": digest, "synth_version": SYNTH_VERSION,
             "settings": synthesis_settings(cfg), "counts": counts,
             "fonts": {name: font.path for name, font in plan.fonts.items()},
+            # Which file drew each hand, by content: two machines with other font packages differ here.
+            "font_sha256": {name: _file_sha(font.path) for name, font in plan.fonts.items()},
             "train_fonts": plan.train_fonts, "test_fonts": plan.test_fonts,
             "heldout_fonts": [f for f in plan.test_fonts if f not in plan.train_fonts],
             "charset_size": len(charset.chars), "manifest": M.MANIFEST, "charset": M.CHARSET,
         }
-        M.write_json_atomic(root / M.META, meta)  # last: from now on the dataset counts as complete
+        write_json_atomic(root / M.META, meta, sort_keys=True)  # last: from now on the dataset counts as complete
         (root / PARTIAL).unlink(missing_ok=True)
     log.info("dataset complete: %s (%s lines, %d characters)", root, counts, len(charset.chars))
     return manifest_path
+
+
+def _file_sha(path: str | Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def content_hash(manifest: str | Path) -> str:
+    """16 hex digits over a dataset's manifest and the decoded pixels of every image it lists,
+    in manifest order: equal on two machines exactly when they synthesised the same lines (PNG
+    bytes are left out: another zlib may compress the same pixels differently)."""
+    import hashlib
+
+    manifest = Path(manifest)
+    digest = hashlib.sha256(manifest.read_bytes())
+    for rec in M.read_manifest(manifest):
+        for key in ("clean", "degraded"):
+            if rec.get(key):
+                with Image.open(M.resolve(manifest, rec[key])) as im:
+                    digest.update(np.asarray(im).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def use_real_manifest(cfg: C.Config) -> Path:

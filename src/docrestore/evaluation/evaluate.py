@@ -24,7 +24,7 @@ from .. import checkpoint as CK
 from .. import config as C
 from .. import device as D
 from .. import runs as R
-from ..training import common
+from ..data import loading
 from . import metrics as M
 from . import references as REF
 from . import stats as S
@@ -57,7 +57,7 @@ def sample_indices(n: int, k: int = SAMPLE_LINES) -> list[int]:
 
 
 @torch.no_grad()
-def evaluate_generator(cfg: C.Config, generator, data: common.Data, reader, loss_recognizer,
+def evaluate_generator(cfg: C.Config, generator, data: loading.Data, reader, loss_recognizer,
                        device: torch.device, with_references: bool = True) -> dict:
     """Per-line metrics of ``generator`` (and of the reference methods) on the test split.
 
@@ -65,14 +65,14 @@ def evaluate_generator(cfg: C.Config, generator, data: common.Data, reader, loss
     "preds": [...], "ids": [...], "images": {index: {"degraded","clean","restored"}}}``.
     """
     ev = cfg.eval
-    test = common.subset(data.test, ev.lines)
+    test = loading.subset(data.test, ev.lines)
     keep = set(sample_indices(len(test)))
     generator.eval()
     per_line = {m: [] for m in METRICS}
     refs = {name: {m: [] for m in METRICS} for name in ("degraded", "otsu", "sauvola")} if with_references else {}
     texts, preds, ids, fonts, images = [], [], [], [], {}
     i0 = 0
-    for batch in tqdm(common.loader(test, cfg, batch_size=32), desc="evaluate", unit="batch", **R.progress_options()):
+    for batch in tqdm(loading.loader(test, cfg, batch_size=32), desc="evaluate", unit="batch", **R.progress_options()):
         if not bool(batch["has_clean"].all()):  # evaluate_checkpoint routes such lines to evaluate_real_lines
             raise ValueError("evaluate_generator needs a clean image for every line (PSNR/SSIM); lines "
                              f"{[i for i, h in zip(batch['ids'], batch['has_clean'].tolist()) if not h][:5]} "
@@ -82,7 +82,7 @@ def evaluate_generator(cfg: C.Config, generator, data: common.Data, reader, loss
             restored = generator(degraded).float().clamp(0, 1)
         hyp_r = _read(reader, restored, data.charset, device)
         hyp_l = _read(loss_recognizer, restored, data.charset, device)
-        r_np, c_np, d_np = (common.to_numpy_images(x) for x in (restored, clean, batch["degraded"]))
+        r_np, c_np, d_np = (loading.to_numpy_images(x) for x in (restored, clean, batch["degraded"]))
         for j, text in enumerate(batch["texts"]):
             for k, v in _line_metrics(r_np[j], c_np[j], text, hyp_r[j], hyp_l[j], ev).items():
                 per_line[k].append(float(v))
@@ -114,29 +114,29 @@ def line_hands(fonts: list[str], heldout_fonts: list[str]) -> list[str]:
 
 
 @torch.no_grad()
-def validation_by_reader(cfg: C.Config, generator, data: common.Data, reader, device) -> dict:
+def validation_by_reader(cfg: C.Config, generator, data: loading.Data, reader, device) -> dict:
     """The restored validation split read by the held-out reader: what the tables choose arms by
     (the test split is never used to choose, nor a recognizer any loss was trained against)."""
     refs, hyps, psnrs = [], [], []
     generator.eval()
-    for batch in common.loader(data.val, cfg, batch_size=32):
+    for batch in loading.loader(data.val, cfg, batch_size=32):
         with D.autocast(device):
             restored = generator(batch["degraded"].to(device)).float().clamp(0, 1)
         hyps += _read(reader, restored, data.charset, device)
         refs += batch["texts"]
-        psnrs += [M.psnr(r, c) for r, c, h in zip(common.to_numpy_images(restored),
-                                                   common.to_numpy_images(batch["clean"]), batch["has_clean"]) if h]
+        psnrs += [M.psnr(r, c) for r, c, h in zip(loading.to_numpy_images(restored),
+                                                   loading.to_numpy_images(batch["clean"]), batch["has_clean"]) if h]
     return {"cer": M.cer_corpus(refs, hyps), "wer": M.wer_corpus(refs, hyps),
             "psnr": float(np.mean(psnrs)) if psnrs else None, "n": len(refs), "split": "val", "reader": "held-out"}
 
 
 @torch.no_grad()
-def clean_reading(cfg: C.Config, data: common.Data, reader, device) -> dict[str, list[float]]:
+def clean_reading(cfg: C.Config, data: loading.Data, reader, device) -> dict[str, list[float]]:
     """Per-line CER/WER of the held-out reader on the clean test lines: the upper bound of any
     restoration (the "clean line" row), in the test lines' order."""
-    test = common.subset(data.test, cfg.eval.lines)
+    test = loading.subset(data.test, cfg.eval.lines)
     out = {"cer": [], "wer": []}
-    for batch in common.loader(test, cfg, batch_size=32):
+    for batch in loading.loader(test, cfg, batch_size=32):
         for ref, hyp in zip(batch["texts"], _read(reader, batch["clean"], data.charset, device)):
             out["cer"].append(float(M.cer(ref, hyp)))
             out["wer"].append(float(M.wer(ref, hyp)))
@@ -189,18 +189,11 @@ def build_entry(cfg: C.Config, *, experiment: str, method: str, group: str, eval
         "train_git_commit": train_git["commit"], "train_git_dirty": train_git["dirty"],
         "eval_git_commit": eval_git["commit"], "eval_git_dirty": eval_git["dirty"],
         "mlflow_run_id": train_result.get("mlflow_run_id", ""),
-        "run_dir": _rel(train_result.get("run_dir", "")),
+        "run_dir": C.project_relative(train_result.get("run_dir", "")),
         "device": D.describe(device),
         "date": _dt.datetime.now().isoformat(timespec="seconds"),
         "data_hash": train_result.get("data_hash", ""),
     }
-
-
-def _rel(p: str) -> str:
-    try:
-        return str(Path(p).resolve().relative_to(C.PROJECT_ROOT))
-    except ValueError:
-        return str(p)
 
 
 def _thin(records: list[dict], keep: int) -> list[dict]:
@@ -220,7 +213,7 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
     from . import ledger as L
 
     device = D.pick_device(cfg.device)
-    data = common.open_data(cfg)
+    data = loading.open_data(cfg)
     generator, _ = CK.load_generator(checkpoint, device)
     # Test lines without a clean image (real lines in a mixed manifest) have no PSNR/SSIM: they get
     # their own entry (CER/WER before/after restoration); the rest are evaluated as usual.
@@ -233,7 +226,7 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
         if len(real_idx) == len(data.test):
             return REAL.read_real_entry(cfg, experiment)
         paired = [i for i in range(len(data.test)) if i not in set(real_idx)]
-        data = common.Data(data.manifest, data.charset, data.train, data.val,
+        data = loading.Data(data.manifest, data.charset, data.train, data.val,
                            torch.utils.data.Subset(data.test, paired), data.data_hash)
     reader_path = ensure_recognizer(cfg, "reader")
     reader, reader_chars, _ = CK.load_recognizer(reader_path, device)

@@ -340,7 +340,7 @@ def make_entry(*, experiment: str, method: str, group: str, profile: str, metric
     if not isinstance(device, str):
         from .. import device as D  # torch is imported only when a torch.device is given
         device = D.describe(device)
-    run_dir = _relative_to_project(run_dir)
+    run_dir = C.project_relative(run_dir)
     entry = {
         "experiment": experiment, "method": method, "group": group, "profile": profile,
         "metrics": metrics, "per_line": per_line, "references": references,
@@ -351,20 +351,6 @@ def make_entry(*, experiment: str, method: str, group: str, profile: str, metric
         "data_hash": data_hash,
     }
     return _prepared(entry)
-
-
-def _relative_to_project(path: str | Path) -> str:
-    """A path inside the project as a relative POSIX path (the ledger moves with the repository);
-    any other path unchanged; '' stays ''."""
-    if not str(path):
-        return ""
-    p = Path(path)
-    if p.is_absolute():
-        try:
-            p = p.resolve().relative_to(C.PROJECT_ROOT)
-        except ValueError:
-            pass
-    return p.as_posix()
 
 
 def _to_uint8(img: Any, name: str) -> np.ndarray:

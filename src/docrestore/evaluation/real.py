@@ -14,15 +14,15 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .. import checkpoint as CK
 from .. import config as C
 from .. import device as D
 from .. import runs as R
+from ..files import write_json_atomic
 from ..data import manifest as MF
-from ..training import common
+from ..data import loading
 from . import metrics as M
 from . import stats as S
 
@@ -60,7 +60,7 @@ def read_before_after(generator, reader, reader_chars: list[str], lines, cfg: C.
     generator.eval()
     out = {"ids": [], "texts": [], "preds": {k: [] for k in READS},
            "per_line": {f"{m}_{k}": [] for m in ("cer", "wer") for k in READS}}
-    for batch in common.loader(lines, cfg, batch_size=16):
+    for batch in loading.loader(lines, cfg, batch_size=16):
         degraded = batch["degraded"].to(device)
         with D.autocast(device):
             restored = generator(degraded).float().clamp(0, 1)
@@ -114,7 +114,7 @@ def evaluate_real_lines(cfg: C.Config, checkpoint: str | Path, *, experiment: st
         "line_ids": res["ids"],
         "config": C.to_dict(cfg), "git_commit": git["commit"], "git_dirty": git["dirty"],
         "device": D.describe(device), "date": _dt.datetime.now().isoformat(timespec="seconds"),
-        "data_hash": common.dataset_hash(base.manifest),
+        "data_hash": MF.manifest_hash(base.manifest),
     }
     log.info("%s (%d real lines): CER %.4f degraded -> %.4f restored (paired Wilcoxon p=%.3g), "
              "WER %.4f -> %.4f", experiment, len(res["ids"]), metrics["cer_degraded"]["mean"],
@@ -123,20 +123,6 @@ def evaluate_real_lines(cfg: C.Config, checkpoint: str | Path, *, experiment: st
     if write:
         path = real_entry_path(cfg, experiment)
         path.parent.mkdir(parents=True, exist_ok=True)
-        MF.write_json_atomic(path, entry)
+        write_json_atomic(path, entry, sort_keys=True)
         log.info("real-lines entry written: %s", path)
     return entry
-
-
-def real_table(entry: dict) -> str:
-    """A small Markdown table of one real-lines entry (logbook, README, notebooks)."""
-    m, p = entry["metrics"], entry["paired"]
-    rows = ["| read by the held-out reader | CER [95% CI] | WER [95% CI] |", "| --- | --- | --- |"]
-    for k in READS:
-        c, w = m[f"cer_{k}"], m[f"wer_{k}"]
-        rows.append(f"| {k} line | {c['mean']:.3f} [{c['lo']:.3f}, {c['hi']:.3f}] "
-                    f"| {w['mean']:.3f} [{w['lo']:.3f}, {w['hi']:.3f}] |")
-    rows.append(f"\n{m['cer_degraded']['n']} lines; paired Wilcoxon restored vs degraded: CER p = "
-                f"{p['cer']['p_value']:.3g}, WER p = {p['wer']['p_value']:.3g}; mean per-line CER change "
-                f"{np.round(p['cer']['mean_diff'], 4)}")
-    return "\n".join(rows)

@@ -120,14 +120,6 @@ def require_group(entries: Sequence[dict], group: str | Sequence[str], what: str
     return sorted(found, key=lambda e: str(e.get("experiment")))
 
 
-def best_history_value(entry: dict, key: str = "val/cer", higher: bool = False) -> float | None:
-    """Best finite value of ``key`` over the entry's training history, or None."""
-    vals = [float(h[key]) for h in entry.get("history") or [] if _finite(h.get(key))]
-    if not vals:
-        return None
-    return max(vals) if higher else min(vals)
-
-
 def validation_cer(entry: dict) -> float | None:
     """The entry's validation CER read by the held-out reader (``val_reader``, recorded at
     evaluation), or None for an entry made before it was recorded."""

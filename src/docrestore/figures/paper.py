@@ -8,7 +8,6 @@ pipeline stage; ``show_report`` displays a report in a notebook.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -169,8 +168,3 @@ def show_report(report: dict) -> None:
                          f"{Path(path).read_text(encoding='utf-8')}\n```"))
     if report["skipped"]:
         display(Markdown("### Skipped\n" + "\n".join(f"- `{k}`: {v}" for k, v in report["skipped"].items())))
-
-
-def report_json(report: dict) -> str:
-    """The report as indented JSON text."""
-    return json.dumps(report, indent=2)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import config as C
 from . import entries as E
 from . import style as S
 
@@ -50,17 +51,7 @@ def entry_comment(entry: dict) -> str:
     commit = str(entry.get("git_commit") or "unknown") + ("+dirty" if entry.get("git_dirty") else "")
     return _comment(f"experiment={entry.get('experiment')} run_id={entry.get('mlflow_run_id') or 'none'} "
                     f"commit={commit} run_dir={entry.get('run_dir')} "
-                    f"ledger={_project_relative(entry.get(E.SOURCE_KEY, 'unknown'))}")
-
-
-def _project_relative(path: str) -> str:
-    """A path inside the project relative to its root (the ledger moves with the repository)."""
-    from docrestore.config import PROJECT_ROOT
-
-    try:
-        return Path(path).resolve().relative_to(PROJECT_ROOT).as_posix()
-    except (ValueError, OSError):
-        return str(path)
+                    f"ledger={C.project_relative(entry.get(E.SOURCE_KEY, 'unknown'))}")
 
 
 # -------------------------------------------------------------------------- statistics

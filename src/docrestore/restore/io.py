@@ -256,8 +256,9 @@ def find_inputs(inputs: Iterable[str | Path], recursive: bool = False) -> Inputs
     """Expand files and folders into the pages to restore and the files that are skipped.
 
     A folder contributes its image files (extensions in :data:`IMAGE_EXTENSIONS`, any case),
-    sorted by path; with ``recursive`` its sub-folders too (the output mirrors them), otherwise a
-    sub-folder is skipped and named. Everything else in a folder (other extensions, hidden files
+    sorted by path; with ``recursive`` its sub-folders too (the output mirrors them), each real
+    folder once (a link to a folder already walked, e.g. to the folder itself, is skipped and
+    named), otherwise a sub-folder is skipped and named. Everything else in a folder (other extensions, hidden files
     such as macOS ``._page.png`` resource forks) is skipped and named with the reason. A file
     named explicitly is taken whatever its extension, so the reader can say why it fails.
     Duplicates are dropped, the order of ``inputs`` is kept.
@@ -273,13 +274,18 @@ def find_inputs(inputs: Iterable[str | Path], recursive: bool = False) -> Inputs
             seen.add(key)
             found.pages.append(PageInput(p, rel))
 
+    visited: set[Path] = set()  # real folders walked: a link back to one would loop forever
+
     def walk(root: Path, folder: Path) -> None:
+        visited.add(folder.resolve())
         for child in sorted(folder.iterdir(), key=lambda c: c.name):
             rel = child.relative_to(root)
             if child.name.startswith("."):
                 found.skipped.append((child, "hidden"))
             elif child.is_dir():
-                if recursive:
+                if recursive and child.resolve() in visited:
+                    found.skipped.append((child, f"a link to {child.resolve()}, a folder already walked"))
+                elif recursive:
                     walk(root, child)
                 else:
                     found.skipped.append((child, "a sub-folder (--recursive restores sub-folders)"))

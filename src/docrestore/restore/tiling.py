@@ -228,23 +228,12 @@ def restore_files(model: nn.Module, paths: Sequence[str | Path | PageInput], out
     cannot be read, a page whose output is not finite, or an output that cannot be written is
     logged by name and reported in ``failed``; the other pages go on.
     """
-    tile = (restore_cfg.tile_height, restore_cfg.tile_width)
-    check_tile(tile)
+    check_tile((restore_cfg.tile_height, restore_cfg.tile_width))
     pages = [p if isinstance(p, PageInput) else PageInput(Path(p), PurePath(Path(p).name)) for p in paths]
     out_dir = Path(out_dir)
-    clashes = output_clashes(pages)
-    if clashes:
-        first, second, name = clashes[0]
-        raise ValueError(f"{first} and {second} would both be restored to {out_dir / name}; restore "
-                         "them into separate --out folders, or restore their parent folder with "
-                         "--recursive so the output mirrors the sub-folders")
-    inputs = {page.path.resolve() for page in pages}
-    for page in pages:
-        if (out_dir / output_name(page.rel)).resolve() in inputs:
-            raise ValueError(f"restoring {page.path} into {out_dir} would overwrite the input file "
-                             f"{output_name(page.rel)}; choose another --out folder")
-
+    _check_targets(pages, out_dir)
     check_writable(out_dir)
+    scaling = _Scaling(text_height, trained_height, on_pages, restore_cfg.min_scale)
     report = RestoreReport()
     t0 = time.perf_counter()
     with _bars_and_logs(progress):
@@ -257,41 +246,98 @@ def restore_files(model: nn.Module, paths: Sequence[str | Path | PageInput], out
                 report.kept.append((p, target))
                 continue
             try:
-                image, info = read_page(p)
-                decision = S.decide(image, text_height, trained_height, on_pages, restore_cfg.min_scale)
-                log.info("%s: %s", p.name, decision.reason)
-                report.scales[p] = decision
-                n_tiles = count_tiles(S.scaled_shape(image.shape, decision.factor), tile, restore_cfg.overlap)
-                with tqdm(total=n_tiles, unit="tile", leave=False, disable=not progress) as bar:
-                    restored = restore_scaled(model, image, device, restore_cfg, decision.factor,
-                                              progress=bar.update)
-                if not np.isfinite(restored).all():
-                    raise _PageError("the generator produced NaN or infinite values on this page "
-                                     "(a broken checkpoint?)")
-                bits = 16 if keep_depth and info.bits == 16 else 8
-                icc = info.icc if info.icc_space == "GRAY" else None
-                out = write_image(target, restored, bits=bits, dpi=info.dpi, icc=icc)
-                record = sidecar(page, out, image.shape, info, bits, decision, provenance or {})
-                write_text(out_dir / sidecar_name(page.rel), json.dumps(record, indent=2) + "\n")
-            except ImageReadError as exc:
-                _fail(report, p, exc.reason)
-                continue
-            except _PageError as exc:
-                _fail(report, p, str(exc))
-                continue
-            except torch.OutOfMemoryError:
-                _fail(report, p, f"out of memory on {device} with {restore_cfg.batch_size} tiles per "
-                                 "batch; lower restore.batch_size")
-                continue
-            except OSError as exc:  # the output could not be written (disk full, permissions)
-                _fail(report, p, f"cannot write the output {target}: {exc}")
+                done = _restore_page(model, p, device, restore_cfg, scaling, progress, report)
+                out, bits = _write_page(page, target, out_dir, done, keep_depth, provenance or {})
+            except (ImageReadError, _PageError, torch.OutOfMemoryError, OSError) as exc:
+                _fail(report, p, _failure_reason(exc, target, device, restore_cfg))
                 continue
             report.ok.append((p, out))
-            report.tiles += n_tiles
-            log.info("restored %s -> %s (%d x %d, %d tiles, %d-bit%s)", p, out, image.shape[0],
-                     image.shape[1], n_tiles, bits, f", {info.dpi[0]:g} dpi" if info.dpi else "")
+            report.tiles += done.tiles
+            h, w = done.image_shape
+            log.info("restored %s -> %s (%d x %d, %d tiles, %d-bit%s)", p, out, h, w, done.tiles, bits,
+                     f", {done.info.dpi[0]:g} dpi" if done.info.dpi else "")
     report.seconds = time.perf_counter() - t0
     return report
+
+
+@dataclass(frozen=True)
+class _Scaling:
+    """How :func:`restore_files` decides each page's resize (the arguments of :func:`scale.decide`)."""
+
+    text_height: str | float
+    trained_height: float | None
+    on_pages: bool
+    min_scale: float
+
+    def decide(self, image: np.ndarray) -> S.ScaleDecision:
+        return S.decide(image, self.text_height, self.trained_height, self.on_pages, self.min_scale)
+
+
+@dataclass
+class _RestoredPage:
+    """One page read, resized by its decision, restored and checked finite (not yet written)."""
+
+    restored: np.ndarray
+    image_shape: tuple[int, int]
+    info: PageInfo
+    decision: S.ScaleDecision
+    tiles: int
+
+
+def _check_targets(pages: list[PageInput], out_dir: Path) -> None:
+    """Refuse, before any page is computed, two inputs sharing one output and an output that
+    would overwrite an input (ValueError naming the files and what to do)."""
+    clashes = output_clashes(pages)
+    if clashes:
+        first, second, name = clashes[0]
+        raise ValueError(f"{first} and {second} would both be restored to {out_dir / name}; restore "
+                         "them into separate --out folders, or restore their parent folder with "
+                         "--recursive so the output mirrors the sub-folders")
+    inputs = {page.path.resolve() for page in pages}
+    for page in pages:
+        if (out_dir / output_name(page.rel)).resolve() in inputs:
+            raise ValueError(f"restoring {page.path} into {out_dir} would overwrite the input file "
+                             f"{output_name(page.rel)}; choose another --out folder")
+
+
+def _restore_page(model: nn.Module, path: Path, device: torch.device, restore_cfg: RestoreConfig,
+                  scaling: _Scaling, progress: bool, report: RestoreReport) -> _RestoredPage:
+    """Read ``path``, decide its scale (logged and kept in ``report.scales``) and restore it."""
+    image, info = read_page(path)
+    decision = scaling.decide(image)
+    log.info("%s: %s", path.name, decision.reason)
+    report.scales[path] = decision
+    tile = (restore_cfg.tile_height, restore_cfg.tile_width)
+    n_tiles = count_tiles(S.scaled_shape(image.shape, decision.factor), tile, restore_cfg.overlap)
+    with tqdm(total=n_tiles, unit="tile", leave=False, disable=not progress) as bar:
+        restored = restore_scaled(model, image, device, restore_cfg, decision.factor, progress=bar.update)
+    if not np.isfinite(restored).all():
+        raise _PageError("the generator produced NaN or infinite values on this page "
+                         "(a broken checkpoint?)")
+    return _RestoredPage(restored, image.shape, info, decision, n_tiles)
+
+
+def _write_page(page: PageInput, target: Path, out_dir: Path, done: _RestoredPage, keep_depth: bool,
+                provenance: dict) -> tuple[Path, int]:
+    """Write the restored image to ``target`` and its JSON sidecar; returns the output and its bits."""
+    info = done.info
+    bits = 16 if keep_depth and info.bits == 16 else 8
+    icc = info.icc if info.icc_space == "GRAY" else None
+    out = write_image(target, done.restored, bits=bits, dpi=info.dpi, icc=icc)
+    record = sidecar(page, out, done.image_shape, info, bits, done.decision, provenance)
+    write_text(out_dir / sidecar_name(page.rel), json.dumps(record, indent=2) + "\n")
+    return out, bits
+
+
+def _failure_reason(exc: Exception, target: Path, device: torch.device, restore_cfg: RestoreConfig) -> str:
+    """The reason :func:`restore_files` reports for a page that failed with ``exc``."""
+    if isinstance(exc, ImageReadError):
+        return exc.reason
+    if isinstance(exc, _PageError):
+        return str(exc)
+    if isinstance(exc, torch.OutOfMemoryError):
+        return f"out of memory on {device} with {restore_cfg.batch_size} tiles per batch; lower restore.batch_size"
+    return f"cannot write the output {target}: {exc}"  # OSError: disk full, permissions
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from .. import config as C
-from .. import device as D
+# Data loading lives with the datasets (evaluation uses it too); training code reaches it here.
+from ..data.loading import loader, subset, to_numpy_images  # noqa: F401
 
 log = logging.getLogger("docrestore")
 
@@ -46,19 +45,6 @@ class EpochBatches(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return max(0, len(self.batches) - self.start)
-
-
-def loader(dataset, cfg: C.Config, batch_sampler=None, batch_size: int | None = None) -> DataLoader:
-    from ..data.dataset import collate_lines
-
-    workers = cfg.data.loader_workers
-    # Its own generator: creating a DataLoader iterator draws a seed, which must not come from the
-    # global RNG, or a resumed run (which creates one iterator more) would drift from the original.
-    kwargs = dict(num_workers=workers, collate_fn=collate_lines, worker_init_fn=D.seed_worker,
-                  persistent_workers=False, pin_memory=False, generator=D.generator(cfg.seed))
-    if batch_sampler is not None:
-        return DataLoader(dataset, batch_sampler=batch_sampler, **kwargs)
-    return DataLoader(dataset, batch_size=batch_size or cfg.train.batch_size, shuffle=False, **kwargs)
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -148,10 +134,6 @@ def collapse_check(restored: torch.Tensor, clean: torch.Tensor | None = None) ->
 
 def metric_file_name(metric: str) -> str:
     return "best_" + metric.replace("/", "_") + ".pt"
-
-
-def to_numpy_images(x: torch.Tensor) -> np.ndarray:
-    return x.detach().float().clamp(0, 1).cpu().numpy()[:, 0]
 
 
 def save_grid(rows: dict[str, np.ndarray], texts: list[str], path: Path, title: str = "") -> Path:
@@ -260,43 +242,6 @@ def plateau(records: list[dict], key: str = "val/cer", window: float = 0.25, tol
         return out
     fall = before[-1] - min(after)
     return {**out, "reached": bool(fall < tol), "fall": float(fall)}
-
-
-@dataclass
-class Data:
-    manifest: Path
-    charset: object  # docrestore.data.charset.Charset
-    train: object
-    val: object
-    test: object
-    data_hash: str
-
-
-def open_data(cfg: C.Config) -> Data:
-    """The dataset of ``cfg`` (synthesised first when missing) as train/val/test LineDatasets."""
-    from ..data.charset import Charset
-    from ..data.dataset import LineDataset
-    from ..data.synth import ensure_dataset
-
-    manifest = Path(ensure_dataset(cfg))
-    charset = Charset.from_file(manifest.parent / "charset.txt")
-    h, w = cfg.data.height, cfg.data.width
-    splits = {s: LineDataset(manifest, s, h, w, charset) for s in ("train", "val", "test")}
-    return Data(manifest, charset, splits["train"], splits["val"], splits["test"], dataset_hash(manifest))
-
-
-def dataset_hash(manifest: Path) -> str:
-    """A short hash of the manifest's content: identifies the data a result was measured on."""
-    import hashlib
-
-    return hashlib.sha256(Path(manifest).read_bytes()).hexdigest()[:16]
-
-
-def subset(dataset, n: int):
-    """The first ``n`` items (validation uses a fixed subset so curves are comparable)."""
-    if n <= 0 or n >= len(dataset):
-        return dataset
-    return torch.utils.data.Subset(dataset, list(range(n)))
 
 
 @torch.no_grad()

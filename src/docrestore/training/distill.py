@@ -36,6 +36,7 @@ from .. import config as C
 from .. import device as D
 from .. import runs as R
 from ..models import build_generator
+from ..data import loading
 from . import common
 
 log = logging.getLogger("docrestore.distill")
@@ -143,7 +144,7 @@ def distill(cfg: C.Config, run: R.Run) -> dict:
              d.teacher, tcfg.generator.name, tcfg.generator.width, n_t / 1e3, d.student, d.width,
              scfg.generator.levels, n_s / 1e3)
 
-    data = common.open_data(tcfg)
+    data = loading.open_data(tcfg)
     lines = _forever(common.loader(data.train, cfg, batch_size=d.batch_size))
     pages = page_batches(cfg, tcfg, d.pages) if d.pages and d.page_share > 0 else None
     val = list(common.loader(common.subset(data.val, d.val_lines), cfg, batch_size=d.batch_size))

@@ -44,20 +44,11 @@ from .. import checkpoint as CK
 from .. import config as C
 from .. import device as D
 from .. import runs as R
+from ..data import loading
 from ..tracking import Tracker
 from . import common, distributed, survive
 
 log = logging.getLogger("docrestore")
-
-
-def project_relative(path: Path) -> str:
-    """A path inside the project as relative text, so checkpoints survive a moved checkout."""
-    if path is None:  # no recognizer (page mode without text-reading losses)
-        return ""
-    try:
-        return str(Path(path).resolve().relative_to(C.PROJECT_ROOT))
-    except ValueError:
-        return str(path)
 
 
 def set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
@@ -76,7 +67,7 @@ class GANTrainer:
     def check_config(self, cfg: C.Config) -> None:
         if cfg.train.mode == "pages":
             raise C.ConfigError("'train.mode' = pages is set by the page stage (notebook 05, "
-                                "docrestore.pages.run_pages); the line trainer reads line manifests")
+                                "docrestore.study.pages.run_pages); the line trainer reads line manifests")
 
     def needs_recognizer(self, cfg: C.Config) -> bool:
         return True
@@ -91,7 +82,7 @@ class GANTrainer:
         check_frames(self.data.train, frames)
         check_frames(self.data.val, frames, fatal=False)
 
-    def __init__(self, cfg: C.Config, run: R.Run, data: common.Data | None = None,
+    def __init__(self, cfg: C.Config, run: R.Run, data: loading.Data | None = None,
                  recognizer_path: Path | None = None):
         from ..losses import CTCWeightSchedule, FeatureLoss, GANLoss
         from ..models import build_discriminator, build_generator
@@ -105,7 +96,7 @@ class GANTrainer:
         D.seed_everything(cfg.seed)
         tc = cfg.train
         with distributed.main_first(self.dist):  # rank 0 synthesises / pretrains what is missing
-            self.data = data or common.open_data(cfg)
+            self.data = data or loading.open_data(cfg)
             self.recognizer_path = (Path(recognizer_path or ensure_recognizer(cfg, "loss"))
                                     if self.needs_recognizer(cfg) else None)
         # Again: a recognizer pretrained just now consumed the RNG; the models must not depend on
@@ -156,7 +147,7 @@ class GANTrainer:
         self.ctc_record = common.CTCRecord()
         self.plateau_step: int | None = None  # the first validation at which val/cer had plateaued
         self.val_data = common.subset(self.data.val, tc.val_lines)
-        self.total_steps = tc.max_steps if tc.max_steps > 0 else tc.epochs * per_epoch
+        self.total_steps = C.total_steps(cfg, len(self.data.train))
         self.resumed_from = ""
         if tc.resume:
             self.load(C.resolve_path(tc.resume))
@@ -182,7 +173,7 @@ class GANTrainer:
                 "nonfinite": self.guard.total, "collapses": self.collapses, "ctc_clips": self.ctc_clips,
                 "ctc_raw_peak": self.ctc_raw_peak, "ctc_record": self.ctc_record.state(),
                 "plateau_step": self.plateau_step,
-                "recognizer_checkpoint": project_relative(self.recognizer_path), "data_hash": self.data.data_hash}
+                "recognizer_checkpoint": C.project_relative(self.recognizer_path), "data_hash": self.data.data_hash}
 
     def save(self, path: Path) -> None:
         CK.save_checkpoint(path, self.state())
@@ -638,7 +629,7 @@ class GANTrainer:
                   "best_value": self.best.best, "steps": self.step, "val": self.last_val,
                   "nonfinite": self.guard.total, "collapses": self.collapses,
                   "ctc_clips": self.ctc_clips, "mlflow_run_id": self.tracker.run_id, "run_dir": str(self.run.dir),
-                  "recognizer_checkpoint": project_relative(self.recognizer_path),
+                  "recognizer_checkpoint": C.project_relative(self.recognizer_path),
                   "data_hash": self.data.data_hash,
                   "ctc": self.ctc_record.summary(), "schedule": self.schedule.mapping(),
                   "plateau": {**self.plateau(), "first_step": self.plateau_step, "steps": self.step},

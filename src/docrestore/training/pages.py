@@ -29,6 +29,7 @@ from .. import checkpoint as CK
 from .. import config as C
 from .. import device as D
 from .. import runs as R
+from ..data import loading
 from . import common, distributed
 from .gan import GANTrainer
 
@@ -45,7 +46,7 @@ def check_page_config(cfg: C.Config) -> None:
         raise C.ConfigError(
             f"'train.ctc.weight' = {tc.ctc.weight} (schedule {tc.ctc.schedule}): page pairs have no "
             "transcription, so there is no CTC loss to compute; set train.ctc.weight=0 and a non-balanced "
-            "schedule for page training (the page recipes in docrestore.pipeline do)")
+            "schedule for page training (the page recipes in docrestore.study.pages do)")
     if tc.scenario != "frozen":
         raise C.ConfigError(
             f"'train.scenario' = {tc.scenario}: S1/S2 update the recognizer with CTC on transcriptions, which "
@@ -105,7 +106,7 @@ class PageTrainer(GANTrainer):
             recognizer_path = Path(recognizer_path or ensure_recognizer(cfg, "loss"))
             chars = _recognizer_chars(recognizer_path)
         train = PatchDataset(self.splits.train, *self.patch, cfg.pages.patches_per_page, cfg.seed)
-        data = common.Data(manifest=self.splits.root, charset=types.SimpleNamespace(chars=chars), train=train,
+        data = loading.Data(manifest=self.splits.root, charset=types.SimpleNamespace(chars=chars), train=train,
                            val=self.splits.val, test=self.splits.test, data_hash=self.splits.data_hash)
         super().__init__(cfg, run, data, recognizer_path)
         self.supervised = cfg.train.adv_weight == 0
@@ -176,8 +177,3 @@ class PageTrainer(GANTrainer):
             title=f"step {self.step} — {self.cfg.profile} profile (validation page)")
         self.generator.train()
         return {"val/psnr": float(np.mean(psnrs)), "val/fmeasure": float(np.mean(fms))}, grid
-
-
-def train_pages(cfg: C.Config, run: R.Run) -> dict:
-    """Train one page run and return the GAN trainer's result dict."""
-    return PageTrainer(cfg, run).fit()

@@ -26,6 +26,8 @@ from .. import config as C
 from .. import device as D
 from .. import runs as R
 from ..tracking import Tracker
+from ..data import loading
+from ..data.manifest import manifest_hash
 from . import common
 
 log = logging.getLogger("docrestore")
@@ -77,7 +79,7 @@ def pretrain(cfg: C.Config, run: R.Run) -> dict:
 
     device = D.pick_device(cfg.device)
     D.seed_everything(cfg.seed)
-    data = common.open_data(cfg)
+    data = loading.open_data(cfg)
     tc = cfg.recognizer_train
     added: list[str] = []
     if tc.init:  # fine-tuning: start from a trained recognizer, its charset extended with the data's
@@ -181,7 +183,7 @@ def learning_rate(tc: C.RecognizerTrainConfig, total: int):
     return cosine
 
 
-def start_from(cfg: C.Config, data: common.Data, path: Path, device: torch.device):
+def start_from(cfg: C.Config, data: loading.Data, path: Path, device: torch.device):
     """(cfg, data, model, added characters) to fine-tune the recognizer of ``path`` on ``data``.
 
     The model keeps its architecture and line height (``cfg.recognizer`` and ``data.height`` are
@@ -207,11 +209,11 @@ def start_from(cfg: C.Config, data: common.Data, path: Path, device: torch.devic
         model.classifier, model.num_classes = new, len(charset)
         h, w = cfg.data.height, cfg.data.width
         splits = {s: LineDataset(data.manifest, s, h, w, charset) for s in ("train", "val", "test")}
-        data = common.Data(data.manifest, charset, splits["train"], splits["val"], splits["test"], data.data_hash)
+        data = loading.Data(data.manifest, charset, splits["train"], splits["val"], splits["test"], data.data_hash)
         log.info("fine-tuning %s: %d character(s) added to its charset of %d: %s", path, len(added),
                  len(chars), "".join(added))
     else:
-        data = common.Data(data.manifest, Charset(list(chars)), *(
+        data = loading.Data(data.manifest, Charset(list(chars)), *(
             LineDataset(data.manifest, s, cfg.data.height, cfg.data.width, Charset(list(chars)))
             for s in ("train", "val", "test")), data.data_hash)
         log.info("fine-tuning %s: the data needs no new characters", path)
@@ -261,7 +263,7 @@ def ensure_recognizer(cfg: C.Config, role: str = "loss") -> Path:
     rc = role_config(cfg, role)
     from ..data.synth import ensure_dataset
 
-    key = cache_key(rc, common.dataset_hash(Path(ensure_dataset(rc))))
+    key = cache_key(rc, manifest_hash(Path(ensure_dataset(rc))))
     cached = C.resolve_path(cfg.runs_dir) / "cache" / "recognizers" / f"{role}-{key}.pt"
     cached.parent.mkdir(parents=True, exist_ok=True)
     # Parallel jobs of a plan need the same recognizer: the first trains it, the others wait.

@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from .. import config as C
-from ..experiments import status as S
+from ..files import write_json_atomic
+from ..processes import pid_alive, process_start_id
 
 log = logging.getLogger("docrestore")
 
@@ -81,8 +82,8 @@ class StopSignals:
 
 def write_status(run_dir: Path, state: str, **fields) -> None:
     pid = os.getpid()
-    S.write_json_atomic(Path(run_dir) / STATUS, {
-        "state": state, "pid": pid, "pid_start": S.process_start_id(pid),
+    write_json_atomic(Path(run_dir) / STATUS, {
+        "state": state, "pid": pid, "pid_start": process_start_id(pid),
         "updated": _dt.datetime.now().isoformat(timespec="seconds"), **fields})
 
 
@@ -95,7 +96,7 @@ def read_status(run_dir: Path) -> dict:
 
 def _alive(status: dict) -> bool:
     """Whether the process that wrote ``status`` still runs (not a later one with its pid)."""
-    return S.pid_alive(status.get("pid"), status.get("pid_start"))
+    return pid_alive(status.get("pid"), status.get("pid_start"))
 
 
 def _comparable(cfg_dict: dict) -> dict:

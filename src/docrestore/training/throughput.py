@@ -1,11 +1,11 @@
-"""Training throughput: lines/s of full G + D + recognizer steps per arm, and what a plan costs.
+"""Training throughput: lines/s of full G + D + recognizer steps per arm.
 
 :func:`measure` runs the real :meth:`GANTrainer.train_step` on random lines of the profile's size
 with randomly initialised models (speed does not depend on the weights or the text), so it needs
 no dataset and no pretrained recognizer. ``benchmarks/bench_train.py`` (``make bench``) and
 ``benchmarks/gpu_check.py`` (``make gpu-check``) write its numbers to
-``benchmarks/results/train-<device kind>-<profile>-<date>.json``; the dry run of an experiment
-plan reads the newest one for its profile to estimate the plan's wall time.
+``benchmarks/results/train-<device kind>-<profile>-<date>.json``; :mod:`docrestore.study.estimate`
+reads the newest one for a profile to estimate a plan's wall time.
 """
 
 from __future__ import annotations
@@ -68,12 +68,12 @@ def random_recognizer(cfg: C.Config, path: Path) -> Path:
 
 def random_data(cfg: C.Config, n: int):
     from ..data.charset import Charset
-    from . import common
+    from ..data import loading
 
     charset = Charset(CHARSET)
     chars = max(1, min(cfg.data.max_chars, cfg.data.width // 16))
     lines = RandomLines(n, cfg.data.height, cfg.data.width, chars, cfg.seed)
-    return common.Data(Path("random-lines"), charset, lines, RandomLines(8, cfg.data.height, cfg.data.width, chars, 1),
+    return loading.Data(Path("random-lines"), charset, lines, RandomLines(8, cfg.data.height, cfg.data.width, chars, 1),
                        lines, "random")
 
 
@@ -149,46 +149,3 @@ def newest_results(profile: str, out_dir: str | Path | None = None) -> tuple[Pat
             if rates:
                 return f, rates
     return None
-
-
-def arm_of(overrides) -> str:
-    """Which benchmarked arm an experiment's overrides train (the cGAN arm is timed as S1, an
-    upper bound: it skips the recognizer update)."""
-    o = dict(str(x).split("=", 1) for x in overrides if "=" in str(x))
-    if o.get("discriminator.name") == "dual_modal":
-        return "dual_modal"
-    if float(o.get("train.feature_loss.weight", 0) or 0) > 0:
-        return "feature_loss"
-    schedule = o.get("train.ctc.schedule", "constant")
-    if schedule == "balanced":
-        return "balanced"
-    if schedule != "constant":
-        return "annealing"
-    return "baseline_s2" if o.get("train.scenario") == "S2" else "baseline_s1"
-
-
-def estimate_hours(profile: str, seeds: int, rates: dict[str, float]) -> tuple[float, int]:
-    """Hours of training steps for the paper's experiments at ``profile`` x ``seeds`` at ``rates``
-    ({arm: lines/s}), and the steps per run (the profile's budget; early stopping only shortens it)."""
-    from .. import pipeline
-
-    cfg = C.load_config(profile=profile)
-    steps = cfg.train.max_steps or cfg.train.epochs * max(1, cfg.data.n_train // cfg.train.batch_size)
-    lines = steps * cfg.train.batch_size
-    hours = sum(seeds * lines / (rates.get(arm_of(e.overrides)) or min(rates.values())) / 3600
-                for e in pipeline.paper_experiments(profile))
-    return hours, steps
-
-
-def plan_estimate(profile: str, seeds: int, parallel: int = 1) -> list[str]:
-    """Lines for a plan's dry run: the estimated wall time of the paper's experiments at
-    ``profile`` x ``seeds`` from the newest training benchmark (training steps only)."""
-    found = newest_results(profile)
-    if found is None:
-        return [f"# estimate     : no training benchmark for profile {profile} yet; `make bench` (CPU) "
-                "or `make gpu-check` (GPU) measures one"]
-    path, rates = found
-    hours, steps = estimate_hours(profile, seeds, rates)
-    parallel = max(1, parallel)
-    return [f"# estimate     : {hours:.1f} h of training steps in all ({steps} steps per run, {seeds} seed(s), "
-            f"no early stop), ~{hours / parallel:.1f} h with {parallel} job(s) at once; from {path.name}"]

@@ -5,7 +5,7 @@ notebook's ``parameters`` cell), then starts a detached scheduler and returns at
 scheduler keeps a pool of worker slots (each visible GPU x ``jobs_per_gpu``, or
 ``cpu_workers`` slots on the CPU) and runs one job per slot, each in its own process group:
 
-    python -m docrestore.experiments.runner --job runs/experiments/<plan>/<job-id>
+    python -m docrestore.scheduler.runner --job runs/experiments/<plan>/<job-id>
 
 which executes the notebook with papermill into ``<job-id>/notebook.ipynb``, its output
 going to ``<job-id>/job.log`` and its state to ``<job-id>/status.json``. A GPU job sees only
@@ -37,10 +37,13 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .. import config as C
+from ..files import write_json_atomic
+from ..processes import pid_alive, process_start_id
 from . import plan as P
 from . import status as S
 
 Echo = Callable[[str], None]
+Estimate = Callable[[str, int, int], list[str]]
 
 
 class PlanBusy(RuntimeError):
@@ -144,21 +147,15 @@ def prepare_jobs(plan: P.Plan) -> list[P.Job]:
     return jobs
 
 
-def _rel(p: Path) -> str:
-    try:
-        return str(Path(p).resolve().relative_to(C.PROJECT_ROOT))
-    except ValueError:
-        return str(p)
-
-
 def dry_run_text(plan: P.Plan, jobs: list[P.Job], force: bool = False, workers: int | None = None,
-                 gpus: int | None = None) -> str:
-    """The jobs with their resolved parameters and device; what a launch would do."""
+                 gpus: int | None = None, estimate: Estimate | None = None) -> str:
+    """The jobs with their resolved parameters and device; what a launch would do; ``estimate``
+    (profile, seeds, jobs at once) -> lines of the plan's time (the study layer's)."""
     slots, slots_text = make_slots(plan, gpus, workers)
     decisions = decide(plan, jobs, force)
     n_run = sum(d.run for d in decisions)
     lines = [
-        f"# docrestore experiments {_rel(plan.path)} --dry-run",
+        f"# docrestore experiments {C.project_relative(plan.path)} --dry-run",
         f"# plan         : {plan.name}" + (f"  ({plan.description})" if plan.description else ""),
         f"# profile      : {plan.profile or '(not set by the plan)'}",
         f"# state folder : {plan.state_dir}/",
@@ -177,15 +174,13 @@ def dry_run_text(plan: P.Plan, jobs: list[P.Job], force: bool = False, workers: 
             dev = "-"
         params = ", ".join(f"{k}={v!r}" for k, v in d.job.parameters.items())
         lines += [f"{d.job.id}  [{'run' if d.run else 'skip'}: {d.reason}]",
-                  f"    notebook   : {_rel(d.job.notebook)}",
+                  f"    notebook   : {C.project_relative(d.job.notebook)}",
                   f"    device     : {dev}",
                   f"    parameters : {params or '(none)'}"]
-    if plan.profile:  # the time it takes, from the newest training benchmark (make bench / gpu-check)
-        from ..training import throughput
-
+    if plan.profile and estimate:  # the time it takes, as the caller that knows the recipes estimates it
         n_gpus = gpus if gpus is not None else count_gpus()
-        lines += ["", *throughput.plan_estimate(plan.profile, max(1, len(plan.seeds or [0])),
-                                                 n_gpus * plan.jobs_per_gpu if n_gpus else plan.cpu_workers)]
+        lines += ["", *estimate(plan.profile, max(1, len(plan.seeds or [0])),
+                                n_gpus * plan.jobs_per_gpu if n_gpus else plan.cpu_workers)]
     lines += ["", "# every parameter name matches its notebook's parameters cell; nothing was started"]
     return "\n".join(lines)
 
@@ -204,7 +199,7 @@ def plan_lock(plan: P.Plan) -> Iterator[None]:
         with contextlib.suppress(OSError, ValueError):
             info = json.loads((plan.state_dir / "scheduler.json").read_text(encoding="utf-8"))
         raise PlanBusy(f"plan '{plan.name}' is already running (scheduler pid {info.get('pid', '?')}, "
-                       f"plan file {info.get('plan', '?')}); see `docrestore experiments {_rel(plan.path)} "
+                       f"plan file {info.get('plan', '?')}); see `docrestore experiments {C.project_relative(plan.path)} "
                        "--status`, or wait for it to finish before launching it again") from None
     try:
         yield
@@ -291,9 +286,9 @@ def start_job(plan: P.Plan, job: P.Job, slot: Slot, n_slots: int) -> subprocess.
     for stale in ("notebook.ipynb", "result.json"):
         (jd / stale).unlink(missing_ok=True)
     attempt = int(S.read_status(jd).get("attempt") or 0) + 1
-    S.write_json_atomic(jd / "job.json", {**job.to_dict(), "device": slot.label,
+    write_json_atomic(jd / "job.json", {**job.to_dict(), "device": slot.label,
                                           "tracking_uri": plan.tracking_uri, "plan_file": str(plan.path)})
-    S.write_json_atomic(jd / "status.json", {
+    write_json_atomic(jd / "status.json", {
         "state": S.RUNNING, "pid": None, "pid_start": None, "started": S.now_iso(), "finished": None,
         "device": slot.label, "error": "", "progress": "", "headline": {}, "attempt": attempt,
         "fingerprint": job.fingerprint, "cells": _cells(job.notebook)})
@@ -302,12 +297,12 @@ def start_job(plan: P.Plan, job: P.Job, slot: Slot, n_slots: int) -> subprocess.
                   f"started {S.now_iso()}\n")
         log.flush()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "docrestore.experiments.runner", "--job", str(jd)],
+            [sys.executable, "-m", "docrestore.scheduler.runner", "--job", str(jd)],
             cwd=C.PROJECT_ROOT, env=job_env(plan, job, slot, n_slots), stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     st = S.read_status(jd)
     if st.get("state") == S.RUNNING and not st.get("pid"):
-        S.update_status(jd, pid=proc.pid, pid_start=S.process_start_id(proc.pid))
+        S.update_status(jd, pid=proc.pid, pid_start=process_start_id(proc.pid))
     return proc
 
 
@@ -352,10 +347,10 @@ def run_plan(plan: P.Plan, force: bool = False, workers: int | None = None, gpus
     jobs = prepare_jobs(plan)
     with plan_lock(plan):
         slots, slots_text = make_slots(plan, gpus, workers)
-        info = {"pid": os.getpid(), "pid_start": S.process_start_id(os.getpid()), "started": S.now_iso(),
+        info = {"pid": os.getpid(), "pid_start": process_start_id(os.getpid()), "started": S.now_iso(),
                 "finished": None, "plan": str(plan.path), "slots_text": slots_text}
-        S.write_json_atomic(plan.state_dir / "scheduler.json", info)
-        say(f"plan {plan.name} ({_rel(plan.path)}); jobs in {plan.state_dir}/")
+        write_json_atomic(plan.state_dir / "scheduler.json", info)
+        say(f"plan {plan.name} ({C.project_relative(plan.path)}); jobs in {plan.state_dir}/")
         say(slots_text)
         decisions = decide(plan, jobs, force)
         for d in decisions:
@@ -405,7 +400,7 @@ def run_plan(plan: P.Plan, force: bool = False, workers: int | None = None, gpus
         finally:
             if old_term is not None:
                 signal.signal(signal.SIGTERM, old_term)
-            S.write_json_atomic(plan.state_dir / "scheduler.json", {**info, "finished": S.now_iso()})
+            write_json_atomic(plan.state_dir / "scheduler.json", {**info, "finished": S.now_iso()})
         rows = [S.job_row(j.id, plan.job_dir(j), j.fingerprint) for j in jobs]
         say(f"plan {plan.name}: {S.summary_line(rows)}")
         if code == 0 and any(r["state"] != S.DONE for r in rows):
@@ -425,7 +420,7 @@ def launch_background(plan: P.Plan, force: bool = False, workers: int | None = N
     n_run = sum(d.run for d in decisions)
     plan.state_dir.mkdir(parents=True, exist_ok=True)
     log_path = plan.state_dir / "scheduler.log"
-    cmd = [sys.executable, "-m", "docrestore.experiments.runner", "--run", str(plan.path), "--gpus", str(gpus)]
+    cmd = [sys.executable, "-m", "docrestore.scheduler.runner", "--run", str(plan.path), "--gpus", str(gpus)]
     if force:
         cmd.append("--force")
     if workers:
@@ -436,7 +431,7 @@ def launch_background(plan: P.Plan, force: bool = False, workers: int | None = N
         proc = subprocess.Popen(cmd, cwd=C.PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    plan_arg = _rel(plan.path)
+    plan_arg = C.project_relative(plan.path)
     echo(f"plan {plan.name}: {n_run} job(s) to run, {len(jobs) - n_run} skipped")
     echo(slots_text)
     echo(f"scheduler started in the background (pid {proc.pid}); it goes on after this terminal closes.")
@@ -466,10 +461,10 @@ def status_text(plan: P.Plan) -> str:
     left = sum(r["state"] in (S.QUEUED, S.FAILED, S.INTERRUPTED, S.NOT_STARTED) for r in rows)
     hint = []
     if left and not sched.startswith("scheduler: running"):
-        hint = [f"{left} job(s) not done: `docrestore experiments {_rel(plan.path)}` runs them "
+        hint = [f"{left} job(s) not done: `docrestore experiments {C.project_relative(plan.path)}` runs them "
                 "(done jobs are skipped)"]
     return "\n".join([
-        f"plan {plan.name} ({_rel(plan.path)}): {plan.state_dir}/",
+        f"plan {plan.name} ({C.project_relative(plan.path)}): {plan.state_dir}/",
         sched,
         "",
         S.format_table(rows),
@@ -502,10 +497,10 @@ def _kill_kernels(sig: int = signal.SIGTERM, wait: float = 3.0) -> None:
             else:
                 os.kill(k, sig)
     end = time.monotonic() + wait
-    while time.monotonic() < end and any(S.pid_alive(k) for k in kids):
+    while time.monotonic() < end and any(pid_alive(k) for k in kids):
         time.sleep(0.1)
     for k in kids:
-        if S.pid_alive(k):
+        if pid_alive(k):
             with contextlib.suppress(OSError):
                 os.kill(k, signal.SIGKILL)
 
@@ -521,7 +516,7 @@ def run_job(job_dir: str | Path) -> int:
     spec = json.loads((jd / "job.json").read_text(encoding="utf-8"))
     notebook, params = Path(spec["notebook"]), spec["parameters"]
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
-    S.update_status(jd, state=S.RUNNING, pid=os.getpid(), pid_start=S.process_start_id(os.getpid()))
+    S.update_status(jd, state=S.RUNNING, pid=os.getpid(), pid_start=process_start_id(os.getpid()))
 
     def _on_term(signum, frame):
         _kill_kernels()
@@ -563,8 +558,9 @@ def run_job(job_dir: str | Path) -> int:
 
 
 # ----------------------------------------------------------------------------- commands
-def main_cli(args) -> int:
-    """``docrestore experiments PLAN [--status | --dry-run | --foreground] [--force] [--workers N]``."""
+def main_cli(args, estimate: Estimate | None = None) -> int:
+    """``docrestore experiments PLAN [--status | --dry-run | --foreground] [--force] [--workers N]``;
+    ``estimate`` adds the plan's time to the dry run."""
     try:
         plan = P.load_plan(args.plan)
         if getattr(args, "status", False):
@@ -574,7 +570,8 @@ def main_cli(args) -> int:
         gpus = getattr(args, "gpus", None)
         force = bool(getattr(args, "force", False))
         if getattr(args, "dry_run", False):
-            print(dry_run_text(plan, prepare_jobs(plan), force=force, workers=workers, gpus=gpus))
+            print(dry_run_text(plan, prepare_jobs(plan), force=force, workers=workers, gpus=gpus,
+                               estimate=estimate))
             return 0
         if getattr(args, "foreground", False):
             return run_plan(plan, force=force, workers=workers, gpus=gpus)
@@ -589,7 +586,7 @@ def main_cli(args) -> int:
 
 
 def _main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m docrestore.experiments.runner",
+    ap = argparse.ArgumentParser(prog="python -m docrestore.scheduler.runner",
                                  description="internal: the detached scheduler (--run) and one job (--job)")
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--run", metavar="PLAN", help="run the plan's scheduler in this process")

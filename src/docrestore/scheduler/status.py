@@ -23,6 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..files import write_json_atomic
+from ..processes import pid_alive
+
 QUEUED, RUNNING, DONE, FAILED, INTERRUPTED = "queued", "running", "done", "failed", "interrupted"
 NOT_STARTED = "not started"
 STATES = (QUEUED, RUNNING, DONE, FAILED, INTERRUPTED)
@@ -31,16 +34,6 @@ JOB_DIR_ENV = "DOCRESTORE_JOB_DIR"
 
 def now_iso() -> str:
     return _dt.datetime.now().isoformat(timespec="seconds")
-
-
-# ------------------------------------------------------------------------------ files
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write to a temporary file and rename it, so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_status(job_dir: Path) -> dict:
@@ -89,44 +82,6 @@ def read_headline(job_dir: Path) -> tuple[dict, str]:
     if not isinstance(head, dict):
         return {}, "result.json has no 'headline' mapping"
     return head, ""
-
-
-# -------------------------------------------------------------------------- processes
-def process_start_id(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (so a reused pid is not mistaken for our job);
-    None where /proc is unavailable or the process is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rfind(")") + 2:].split()
-    return fields[19] if len(fields) > 19 else None
-
-
-def pid_alive(pid: int | None, start_id: str | None = None) -> bool:
-    """Whether ``pid`` runs and is the same process that was recorded (zombies count as dead)."""
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by someone else
-    except (OSError, ValueError):
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists():
-        try:
-            raw = stat.read_text()
-            state = raw[raw.rfind(")") + 2:].split()[0]
-        except (OSError, IndexError):
-            return False
-        if state in ("Z", "X"):
-            return False
-        if start_id and process_start_id(int(pid)) != start_id:
-            return False
-    return True
 
 
 def effective_state(st: dict) -> str:

@@ -1,9 +1,11 @@
 """The DIBCO page benchmark as recipes: the arms, train + evaluate + page-ledger entry, and the
 functions notebook 05 and `make paper-figures` call.
 
-    from docrestore import pages
-    pages.run_pages(profile="quick", arms=["supervised", "cgan"])   # notebook 05
-    pages.page_outputs("quick")                                    # paper/tables/quick/dibco.tex + crops figure
+    from docrestore.study import pages
+    entries = pages.run_pages(profile="quick", arms=["supervised", "cgan"])   # notebook 05
+    pages.page_outputs(entries)            # paper/tables/quick/dibco.tex + paper/figures/quick/dibco_crops.*
+
+:data:`PAGES` decides, announces, runs-or-reuses and tabulates (:mod:`.benchmark`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import logging
 import time
 from pathlib import Path
 
-from . import config as C
-from . import runs as R
-from .pipeline import Experiment, auto_profile, entry_name
+from .. import config as C
+from .. import runs as R
+from ..evaluation import dibco
+from .benchmark import Benchmark, Experiment, arm_config, auto_profile, entry_name
 
 log = logging.getLogger("docrestore")
 
@@ -55,22 +58,20 @@ def page_overrides(train_sets=None, test_sets=None, init_from: str | None = None
 
 
 def make_page_config(exp: Experiment, profile: str | None = None, seed: int = 0, overrides=()) -> C.Config:
-    from .training.pages import apply_page_budget
+    """The arm's config with the page budget (pages.max_steps) applied."""
+    from ..training.pages import apply_page_budget
 
-    cfg = C.load_config(None, list(exp.overrides) + [f"seed={seed}"] + list(overrides), profile=auto_profile(profile))
-    cfg.desc = exp.name + (f"-seed{seed}" if seed else "")
-    return apply_page_budget(cfg)
+    return apply_page_budget(arm_config(exp, profile, seed, overrides))
 
 
 def run_page_experiment(exp: Experiment, profile: str | None = None, seed: int = 0, overrides=(),
                         splits=None) -> dict:
     """Train ``exp`` on the training pages, evaluate its best checkpoint on the test pages (with the
     classical references) and write its page-ledger entry."""
-    from . import checkpoint as CK
-    from . import device as D
-    from .data.pages import open_pages
-    from .evaluation import dibco
-    from .training.pages import PageTrainer
+    from .. import checkpoint as CK
+    from .. import device as D
+    from ..data.pages import open_pages
+    from ..training.pages import PageTrainer
 
     cfg = make_page_config(exp, profile, seed, overrides)
     R.setup_logging()
@@ -92,7 +93,7 @@ def run_page_experiment(exp: Experiment, profile: str | None = None, seed: int =
         experiment=name, method=exp.method, cfg=cfg, splits=splits, per_page=per_page, references=references,
         train_result=result, device=D.describe(device), samples=samples,
         extra={"steps": result["steps"], "train_seconds": round(train_s, 1), "eval_seconds": round(eval_s, 1),
-               "best_checkpoint": dibco._relative(result["best"]), "init_from": cfg.train.init_from})
+               "best_checkpoint": C.project_relative(result["best"]), "init_from": cfg.train.init_from})
     path = dibco.write_page_entry(entry, cfg.eval.ledger_dir)
     run.write_json("page_entry.json", {k: v for k, v in entry.items() if k not in ("per_page", "references_per_page")})
     m = entry["metrics"]
@@ -102,44 +103,12 @@ def run_page_experiment(exp: Experiment, profile: str | None = None, seed: int =
     return entry
 
 
-def run_or_reuse_page(exp: Experiment, profile: str | None = None, seed: int = 0, overrides=(),
-                      reuse: bool = True, splits=None) -> dict:
-    """The page-ledger entry of ``exp``, reused by the line ledger's rule (:func:`reuse.decide`:
-    same settings, the fields the page ledger records, code unchanged since the entry's commit);
-    trained and evaluated otherwise."""
-    d = _page_decision(exp, profile, seed, overrides, reuse, R.git_info())
-    if not d.train:
-        log.info("reusing the page ledger entry %s: %s", d.name, d.reason)
-        return d.entry
-    log.info("training %s: %s", d.name, d.reason)
-    return run_page_experiment(exp, profile, seed, overrides, splits)
-
-
-def _page_decision(exp: Experiment, profile, seed, overrides, reuse: bool, head: dict):
-    """The line ledger's rule for a page entry: same settings, made by code unchanged since its commit."""
-    from .evaluation import dibco
-    from .experiments import reuse as RU
-
-    cfg = make_page_config(exp, profile, seed, overrides)
-    name = entry_name(exp, seed)
-    path = dibco.pages_dir(cfg.eval.ledger_dir, cfg.profile) / f"{name}.json"
-    return RU.decide(name, cfg, path, reuse, head, fields=dibco.PAGE_FIELDS)
-
-
-def announce_pages(exps: list[Experiment], profile: str | None, seed: int, overrides, reuse: bool) -> str:
-    """Say (notebook output and papermill's terminal) which arms train and which page entries are
-    reused, and about how long it takes (timed by earlier page runs of the profile)."""
-    from .evaluation import dibco
-    from .experiments import reuse as RU
-    from .notebook import announce
-
-    prof, why = C.choose_profile(profile)
-    head = R.git_info()
-    decisions = [_page_decision(e, prof, seed, overrides, reuse, head) for e in exps]
-    ledger = C.resolve_path(C.load_config(None, list(overrides), profile=prof).eval.ledger_dir)
-    text = RU.plan_text(prof, why, decisions, ledger, timed_by=dibco.pages_dir(ledger, prof))
-    announce(text)
-    return text
+PAGES = Benchmark(
+    name="pages", configure=make_page_config, folder=dibco.pages_dir, fields=dibco.PAGE_FIELDS,
+    train=run_page_experiment, columns=dibco.PAGE_METRICS, digits=2,
+    extra_columns=lambda e: {"steps": e.get("steps"), "train_s": e.get("train_seconds"),
+                             "run": (e["mlflow_run_id"] or "")[:8]},
+    reference_labels=dibco.REFERENCE_LABELS)
 
 
 def run_pages(profile: str | None = None, arms=("supervised", "cgan"), train_sets=None, test_sets=None,
@@ -148,7 +117,7 @@ def run_pages(profile: str | None = None, arms=("supervised", "cgan"), train_set
     """Notebook 05: each arm fine-tuned (or trained from scratch) on the training pages and
     measured on the test pages; one page-ledger entry per arm. With ``pages.root=auto`` and no
     pages at ../shared/data/dibco it says where the data comes from and returns no entries."""
-    from .data.pages import data_hint, open_pages
+    from ..data.pages import data_hint, open_pages
 
     over = page_overrides(train_sets, test_sets, init_from, steps, root, overrides)
     cfg = C.load_config(None, over, profile=auto_profile(profile))
@@ -156,32 +125,18 @@ def run_pages(profile: str | None = None, arms=("supervised", "cgan"), train_set
         print(data_hint(), flush=True)
         return []
     exps = [page_experiment(a, cfg.pages.test_sets) for a in C.override_list(arms) if a]
-    announce_pages(exps, profile, seed, over, reuse)
+    PAGES.announce(exps, profile, seed, over, reuse)
     splits = open_pages(cfg)  # read once, shared by the arms
-    return [run_or_reuse_page(e, profile, seed, over, reuse, splits) for e in exps]
+    return [PAGES.run_or_reuse(e, profile, seed, over, reuse, splits=splits) for e in exps]
 
 
-def results_table(entries: list[dict]):
-    """References and methods side by side (notebook display)."""
-    import pandas as pd
-
-    from .evaluation.dibco import PAGE_METRICS, REFERENCE_LABELS
-
-    rows = []
-    if entries:
-        for k, v in entries[0]["references"].items():
-            rows.append({"method": f"{REFERENCE_LABELS.get(k, k)} (reference)",
-                         **{m: round(v[m]["mean"], 2) for m in PAGE_METRICS}})
-    for e in entries:
-        rows.append({"method": e["method"], **{m: round(e["metrics"][m]["mean"], 2) for m in PAGE_METRICS},
-                     "steps": e.get("steps"), "train_s": e.get("train_seconds"), "run": (e["mlflow_run_id"] or "")[:8]})
-    return pd.DataFrame(rows)
+results_table = PAGES.table
 
 
 def page_outputs(entries: list[dict]) -> list[Path]:
     """paper/tables/<profile>/dibco.tex and paper/figures/<profile>/dibco_crops.* from the page ledger of the entries'
     profile, for their test sets (nothing when there are no entries)."""
-    from .evaluation.dibco import write_outputs
+    from ..figures.dibco_outputs import write_outputs
 
     if not entries:
         print("(no page entries: no DIBCO table)")
@@ -202,6 +157,6 @@ def show_outputs(paths: list[Path]) -> None:
 
 
 def data_available(root: str = "auto") -> bool:
-    from .data.pages import resolve_root
+    from ..data.pages import resolve_root
 
     return resolve_root(root).is_dir()

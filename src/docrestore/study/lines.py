@@ -1,42 +1,25 @@
-"""The paper's experiments as named recipes, and the functions the notebooks call.
+"""The line benchmark: the paper's line arms as named recipes, and the functions notebooks 01–03 call.
 
-An experiment = a name, a display name (method), a group (which figure/table it feeds) and config
-overrides on top of a profile. `run_experiment` trains it, evaluates it on the test split with the
-held-out reader and writes its results-ledger entry. `paper_figures` runs the experiments the
-ledger lacks, then draws every figure and table (notebook 04).
-
-    python -m docrestore.pipeline paper-figures --profile quick
+An arm = a name, a display name (method), a group (which figure/table it feeds) and config
+overrides on top of a profile (:class:`~.benchmark.Experiment`). :func:`run_experiment` trains
+it, evaluates it on the test split with the held-out reader and writes its results-ledger entry;
+:data:`LINES` decides, announces, runs-or-reuses and tabulates (:mod:`.benchmark`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config as C
-from . import runs as R
+from .. import config as C
+from .. import runs as R
+from . import reuse as RU
+from .benchmark import Benchmark, Experiment, arm_config, auto_profile, entry_name  # noqa: F401
 
 log = logging.getLogger("docrestore")
 
 TAPS = ("cnn1", "cnn2", "cnn3", "cnn4", "cnn5")  # cnn5 = cnn_last, the weight sweep's tap
-
-
-def auto_profile(profile: str | None) -> str:
-    """No profile given: the CLI's rule (config.choose_profile): $DOCRESTORE_PROFILE, else full on
-    a GPU, quick on a CPU."""
-    return C.choose_profile(profile)[0]
-
-
-@dataclass(frozen=True)
-class Experiment:
-    name: str
-    method: str
-    group: str
-    overrides: tuple[str, ...] = field(default_factory=tuple)
 
 
 def baseline(arm: str, ctc_weight: float = 1.0, pixel_weight: float = 10.0) -> Experiment:
@@ -161,15 +144,11 @@ SEEDED = ("baseline_cgan", "baseline_s1", "baseline_s2", "feature_w5_cnn_last", 
 SEEDS = (0, 1, 2)
 
 
-def training_steps(cfg: C.Config) -> int:
-    return cfg.train.max_steps or cfg.train.epochs * max(1, cfg.data.n_train // cfg.train.batch_size)
-
-
 def paper_experiments(profile: str, seeds: bool = False) -> list[Experiment]:
     """Every experiment the paper's figures and tables need; with ``seeds`` as (experiment, seed)
     pairs, the :data:`SEEDED` arms once per seed of :data:`SEEDS`."""
     cfg = C.load_config(profile=profile)
-    total = training_steps(cfg)
+    total = C.total_steps(cfg)
     warmup, ramp = default_annealing(total)
     exps = [baseline("cgan"), baseline("S1"), baseline("S2")]
     exps += [annealing(s, 5.0, warmup, ramp) for s in ("linear", "cosine", "step", "switch", "balanced", "constant")]
@@ -184,42 +163,31 @@ def paper_experiments(profile: str, seeds: bool = False) -> list[Experiment]:
     return [(e, s) for e in exps for s in (seeded if e.name in SEEDED else (0,))]
 
 
-def entry_name(exp: Experiment, seed: int = 0) -> str:
-    """The ledger name of ``exp`` trained with ``seed`` (seed 0 keeps the plain name)."""
-    return exp.name + (f"_seed{seed}" if seed else "")
-
-
 def default_annealing(total_steps: int) -> tuple[int, int]:
     """Warm-up for the first 20 % of training, then a ramp over the next 40 %."""
     return int(0.2 * total_steps), int(0.4 * total_steps)
 
 
-def make_config(exp: Experiment, profile: str | None = None, seed: int = 0, overrides: list[str] | tuple = (),
-                config: str | None = None) -> C.Config:
-    prof = auto_profile(profile)
-    cfg = C.load_config(config, list(exp.overrides) + [f"seed={seed}"] + list(overrides), profile=prof)
-    cfg.desc = exp.name + (f"-seed{seed}" if seed else "")
-    return cfg
+# The line arms need nothing beyond the common recipe: the arm's overrides and seed on a profile.
+make_config = arm_config
 
 
 def run_experiment(exp: Experiment, profile: str | None = None, seed: int = 0,
                    overrides: list[str] | tuple = (), config: str | None = None) -> dict:
     """Train ``exp``, evaluate it with the held-out reader and write its ledger entry."""
-    from .evaluation.evaluate import evaluate_checkpoint
-    from .training import common
-    from .training.gan import GANTrainer
-    from .training.recognizer import ensure_recognizer
-
-    from .evaluation import ledger as L
+    from ..data import loading
+    from ..evaluation import ledger as L
+    from ..evaluation.evaluate import evaluate_checkpoint
+    from ..training import survive
+    from ..training.gan import GANTrainer
+    from ..training.recognizer import ensure_recognizer
 
     cfg = make_config(exp, profile, seed, overrides, config)
     R.setup_logging()
     # Refused before minutes of training, not after: a paper entry from a dirty tree.
     L.check_clean_tree(cfg.profile, cfg.eval.ledger_dir, cfg.eval.allow_dirty)
-    data = common.open_data(cfg)
+    data = loading.open_data(cfg)
     recognizer = ensure_recognizer(cfg, "loss")
-    from .training import survive
-
     run = survive.start_or_continue(cfg, "train")  # an interrupted run of this experiment continues
     result = GANTrainer(cfg, run, data, recognizer).fit()
     result.update(git_commit=run.git["commit"], git_dirty=run.git["dirty"])
@@ -238,7 +206,7 @@ def _job_result(entry: dict) -> None:
     """Tell the background runner (when this runs inside a plan) the headline numbers so far."""
     import os
 
-    from .experiments.status import JOB_DIR_ENV, record_result
+    from ..scheduler.status import JOB_DIR_ENV, record_result
 
     job_dir = os.environ.get(JOB_DIR_ENV)
     if not job_dir:
@@ -248,25 +216,6 @@ def _job_result(entry: dict) -> None:
     m = entry["metrics"]
     head.update({f"{entry['experiment']}:{k}": round(m[k]["mean"], 4) for k in ("psnr", "cer")})
     record_result(head)
-
-
-def results_table(entries: list[dict]):
-    """A small table (list of rows) of the headline metrics, references first, for notebooks."""
-    rows = []
-    if entries:
-        for name, ref in entries[0]["references"].items():
-            rows.append({"method": f"{name} (reference)", **{k: round(ref[k]["mean"], 4)
-                                                            for k in ("psnr", "ssim", "cer", "wer")}})
-    for e in entries:
-        rows.append({"method": e["method"], **{k: round(e["metrics"][k]["mean"], 4)
-                                               for k in ("psnr", "ssim", "cer", "wer")},
-                     "run": e["mlflow_run_id"][:8], "profile": e["profile"]})
-    try:
-        import pandas as pd
-
-        return pd.DataFrame(rows)
-    except ImportError:  # pragma: no cover - pandas comes with mlflow
-        return rows
 
 
 # ------------------------------------------------------------------------------ notebook entry
@@ -281,42 +230,25 @@ def notebook_overrides(steps: int | None = None, data_root: str | None = None,
     return out + C.override_list(overrides)
 
 
-def _decision(exp: Experiment, profile: str | None, seed: int, overrides, reuse: bool, head: dict):
-    from .evaluation import ledger as L
-    from .experiments import reuse as RU
-
-    cfg = make_config(exp, profile, seed, overrides)
-    name = entry_name(exp, seed)
-    path = L.entry_path(C.resolve_path(cfg.eval.ledger_dir), cfg.profile, name)
-    return RU.decide(name, cfg, path, reuse, head)
+LINES = Benchmark(
+    name="lines", configure=make_config, folder=lambda ledger_dir, profile: C.resolve_path(ledger_dir) / profile,
+    fields=RU.CURRENT_FIELDS, train=run_experiment, columns=("psnr", "ssim", "cer", "wer"), digits=4,
+    extra_columns=lambda e: {"run": e["mlflow_run_id"][:8], "profile": e["profile"]})
 
 
 def run_or_reuse(exp: Experiment, profile: str | None = None, seed: int = 0,
                  overrides: list[str] | tuple = (), reuse: bool = True) -> dict:
-    """The ledger entry of ``exp``: reused when the ledger holds one made with exactly this
-    resolved config by code unchanged since its commit (experiments/reuse.py), else trained now."""
-    d = _decision(exp, profile, seed, overrides, reuse, R.git_info())
-    if not d.train:
-        log.info("reusing %s: %s", d.name, d.reason)
-        return d.entry
-    log.info("training %s: %s", d.name, d.reason)
-    return run_experiment(exp, profile, seed, overrides)
+    """The ledger entry of ``exp``, reused or trained now (:meth:`.benchmark.Benchmark.run_or_reuse`)."""
+    return LINES.run_or_reuse(exp, profile, seed, overrides, reuse)
 
 
 def announce_plan(exps: list[Experiment], profile: str | None = None, seed: int = 0,
                   overrides: list[str] | tuple = (), reuse: bool = True) -> str:
-    """Say (notebook output and papermill's terminal) which profile was chosen and why, which
-    trainings will run and which ledger entries are reused, and how long it should take."""
-    from .experiments import reuse as RU
-    from .notebook import announce
+    """What the notebook is about to train and reuse, and for how long (:meth:`.benchmark.Benchmark.announce`)."""
+    return LINES.announce(exps, profile, seed, overrides, reuse)
 
-    prof, why = C.choose_profile(profile)
-    head = R.git_info()
-    decisions = [_decision(e, prof, seed, overrides, reuse, head) for e in exps]
-    ledger = C.resolve_path(make_config(exps[0], prof, seed, overrides).eval.ledger_dir) if exps else Path()
-    text = RU.plan_text(prof, why, decisions, ledger)
-    announce(text)
-    return text
+
+results_table = LINES.table
 
 
 def run_baseline(profile: str | None = None, scenario: str = "both", ctc_weight: float = 1.0,
@@ -336,7 +268,7 @@ def run_annealing(profile: str | None = None, schedules: list[str] | tuple = ("l
     ``constant`` is the control at ``target_weight``; ``notes_ramp``, ``notes_switch`` and
     ``notes_constant`` are the research notes' own settings at weight 10 (:func:`notes_arms`)."""
     cfg = C.load_config(None, list(overrides), profile=auto_profile(profile))
-    total = training_steps(cfg)
+    total = C.total_steps(cfg)
     dw, dr = default_annealing(total)
     warmup = dw if warmup is None else warmup
     ramp = dr if ramp is None else ramp
@@ -399,179 +331,3 @@ def with_baseline(entries: list[dict], profile: str | None = None, seed: int = 0
     overrides = split_pixel_loss(overrides)[1]
     announce_plan([baseline("S1")], profile, seed, overrides, reuse)
     return [run_or_reuse(baseline("S1"), profile, seed, overrides, reuse)] + list(entries)
-
-
-# -------------------------------------------------------------------------------- paper figures
-def missing_experiments(profile: str, ledger_dir: Path, overrides: list[str] | tuple = ()) -> list[Experiment]:
-    """The paper's experiments (one per seed of the seeded arms, named as in the ledger) whose
-    entry is missing or stale, by the rule the notebooks reuse entries with
-    (:func:`docrestore.experiments.reuse.decide`: other settings, older fields, or code changed
-    since the entry's commit). A stale entry is never counted as done."""
-    import dataclasses
-
-    from .evaluation import ledger as L
-    from .experiments import reuse as RU
-
-    head = R.git_info()
-    missing = []
-    for exp, seed in paper_experiments(profile, seeds=True):
-        name = entry_name(exp, seed)
-        cfg = make_config(exp, profile, seed, overrides=overrides)
-        path = L.entry_path(ledger_dir, profile, name)
-        if RU.decide(name, cfg, path, True, head).train:
-            missing.append(dataclasses.replace(exp, name=name))
-    return missing
-
-
-def prepare(profile: str | None = None, seed: int = 0):
-    """Synthesise the data, then pretrain the loss recognizer and the held-out reader side by
-    side (two processes). Returns once the loss recognizer is ready, with the reader's process
-    still running: the GAN jobs need only the loss recognizer to start, and wait for the reader
-    (its cache lock) when they evaluate. Call :func:`wait_reader` on the returned process."""
-    import subprocess
-
-    from .data.synth import ensure_dataset
-    from .training.recognizer import ensure_recognizer
-
-    prof = auto_profile(profile)
-    cfg = C.load_config(None, [f"seed={seed}"], profile=prof)
-    ensure_dataset(cfg)
-    # One thread: beside two one-thread GAN jobs on 2 cores, a two-thread reader was over 3x
-    # slower (OpenMP threads waiting on each other), not faster (logbook 2026-11-30).
-    env = dict(__import__("os").environ, DOCRESTORE_THREADS="1", OMP_NUM_THREADS="1")
-    reader = subprocess.Popen([sys.executable, "-c",
-                               "import sys; from docrestore import pipeline as P, config as C, runs as R; "
-                               "R.setup_logging(); from docrestore.training.recognizer import ensure_recognizer; "
-                               f"ensure_recognizer(C.load_config(None, ['seed={seed}'], profile='{prof}'), 'reader')"],
-                              env=env)
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        ensure_recognizer(cfg, "loss")
-    except BaseException:
-        reader.terminate()
-        raise
-    finally:
-        torch.set_num_threads(threads)
-    return reader
-
-
-def wait_reader(reader) -> None:
-    """Wait for :func:`prepare`'s reader process; a failure is said (a job that then needs the
-    reader trains it itself, under the same cache lock)."""
-    if reader is not None and reader.wait() != 0:
-        print(f"paper-figures: pretraining the held-out reader in the background failed (exit "
-              f"{reader.returncode}; its log is above)", flush=True)
-
-
-def page_figures(profile: str, dibco: str | None = None) -> Path | None:
-    """Notebook 05 (the DIBCO table and crops) when the page data is there; else one line saying
-    where it comes from and how to point at it."""
-    import papermill as pm
-
-    from .data.pages import data_hint, resolve_root
-
-    if not resolve_root(dibco or "auto").is_dir():
-        print(f"paper-figures: {data_hint()}" if not dibco else
-              f"paper-figures: DIBCO={dibco} is not a folder; no DIBCO table", flush=True)
-        return None
-    nb = C.PROJECT_ROOT / "notebooks" / "05_real_pages.ipynb"
-    out = C.resolve_path("runs") / "notebooks" / f"05_real_pages-{profile}.ipynb"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    print(f"paper-figures: the DIBCO benchmark (notebook {nb.name}, pages {resolve_root(dibco or 'auto')})", flush=True)
-    pm.execute_notebook(str(nb), str(out), parameters={"profile": profile, "data_root": dibco},
-                        cwd=str(nb.parent), progress_bar=False)
-    return out
-
-
-def paper_figures(profile: str = "quick", ledger_dir: str | None = None, dibco: str | None = None) -> Path:
-    """Run the experiments the ledger lacks (the plan configs/experiments/paper_<profile>.yaml, in
-    the foreground, jobs side by side), then execute notebook 04 to draw every figure and table.
-    ``ledger_dir`` None: the profile's eval.ledger_dir (paper/results; runs/results for smoke)."""
-    import time
-
-    import papermill as pm
-
-    from .experiments import plan as PL
-    from .experiments import runner
-
-    from .figures.paper import output_dirs, profile_dirs
-
-    R.setup_logging()
-    ledger_dir = ledger_dir or C.load_config(profile=profile).eval.ledger_dir
-    ledger = C.resolve_path(ledger_dir)
-    figures_dir, tables_dir = output_dirs(ledger)
-    fig_dir, tab_dir = profile_dirs(figures_dir, tables_dir, profile)
-    t0 = time.time()
-    todo = missing_experiments(profile, ledger)
-    if todo:
-        plan_path = C.CONFIG_DIR / "experiments" / f"paper_{profile}.yaml"
-        plan = PL.load_plan(plan_path)  # a missing plan is said before minutes of pretraining
-        reader = prepare(profile)
-        print(f"paper-figures: {len(todo)} experiment(s) missing from {ledger / profile}: "
-              f"{', '.join(e.name for e in todo)}\npaper-figures: running the plan {plan_path.name} "
-              f"(job logs under runs/experiments/; follow with `docrestore experiments {plan_path} --status`)",
-              flush=True)
-        # force: a job whose state says "done" but whose entry was deleted or is stale runs again;
-        # its notebook reuses every entry still valid (run_or_reuse), so only the missing ones train.
-        try:
-            code = runner.run_plan(plan, force=True,
-                                   echo=lambda msg: print(f"paper-figures: {msg}", flush=True))
-        finally:
-            wait_reader(reader)
-        still = missing_experiments(profile, ledger)
-        if still:
-            raise RuntimeError(f"after the plan ran (exit {code}), the ledger still lacks "
-                               f"{', '.join(e.name for e in still)}; see the failed jobs' logs with "
-                               f"`docrestore experiments {plan_path} --status`")
-    out_dir = C.resolve_path("runs") / "notebooks"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"04_evaluation_figures-{profile}.ipynb"
-    nb = C.PROJECT_ROOT / "notebooks" / "04_evaluation_figures.ipynb"
-    print(f"paper-figures: drawing figures and tables from the ledger (notebook {nb.name})", flush=True)
-    pm.execute_notebook(str(nb), str(out), parameters={"profile": profile, "ledger_dir": ledger_dir},
-                        cwd=str(nb.parent), progress_bar=False)
-    page_figures(profile, dibco)
-    print(f"paper-figures: done in {(time.time() - t0) / 60:.1f} min.\n"
-          f"  figures : {fig_dir}\n"
-          f"  tables  : {tab_dir}\n"
-          f"  notebook: {out}\n  ledger  : {ledger / profile}", flush=True)
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m docrestore.pipeline")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    f = sub.add_parser("paper-figures", help="run missing experiments, then draw every figure and table")
-    f.add_argument("--profile", default="quick", choices=C.PROFILES)
-    f.add_argument("--background", action="store_true",
-                   help="run detached; log in runs/background/paper-figures-<profile>.log")
-    f.add_argument("--status", action="store_true", help="show the background paper-figures job")
-    f.add_argument("--dibco", default=None, help="folder of DIBCO page pairs (default ../shared/data/dibco)")
-    ls = sub.add_parser("list", help="list the paper's experiments and whether the ledger has them")
-    ls.add_argument("--profile", default="quick", choices=C.PROFILES)
-    args = p.parse_args(argv)
-    if args.cmd == "paper-figures" and (args.background or args.status):
-        from . import background
-
-        name = f"paper-figures-{args.profile}"
-        if args.status:
-            print(background.status_text(name))
-            print(f"experiment jobs: docrestore experiments configs/experiments/paper_{args.profile}.yaml --status")
-        else:
-            background.launch(name, [sys.executable, "-m", "docrestore.pipeline", "paper-figures",
-                                     "--profile", args.profile] + (["--dibco", args.dibco] if args.dibco else []))
-    elif args.cmd == "paper-figures":
-        paper_figures(args.profile, dibco=args.dibco or None)
-    else:
-        ledger = C.resolve_path(C.load_config(profile=args.profile).eval.ledger_dir)
-        missing = {e.name for e in missing_experiments(args.profile, ledger)}
-        for e in paper_experiments(args.profile):
-            print(f"{'missing' if e.name in missing else 'done   '}  {e.name:28s} {e.group:15s} {e.method}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

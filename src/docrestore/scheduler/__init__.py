@@ -4,7 +4,7 @@
 its notebook, and runs the jobs in a detached scheduler, one per GPU (or several, or on the
 CPU). Notebooks report their headline metrics with :func:`record_result`.
 
-The scheduler itself lives in :mod:`docrestore.experiments.runner` (imported on demand: it
+The scheduler itself lives in :mod:`docrestore.scheduler.runner` (imported on demand: it
 is also the ``python -m`` entry point of the detached processes).
 """
 

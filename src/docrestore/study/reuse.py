@@ -53,7 +53,7 @@ def decide(name: str, cfg: C.Config, path: Path, reuse: bool, head: dict,
            fields: tuple[str, ...] = CURRENT_FIELDS) -> Decision:
     """Reuse the entry at ``path`` or train ``name`` with ``cfg``; ``head`` is runs.git_info();
     ``fields`` are those an entry of the current code has (page entries have their own)."""
-    steps = total_steps(cfg)
+    steps = C.total_steps(cfg)
     if not reuse:
         return Decision(name, True, "reuse=False", steps=steps)
     if not path.exists():
@@ -80,11 +80,6 @@ def decide(name: str, cfg: C.Config, path: Path, reuse: bool, head: dict,
                         steps=steps)
     note = ", uncommitted changes" if entry.get("git_dirty") else ""
     return Decision(name, False, f"ledger entry of commit {_short(made)}{note}, {when}", entry=entry)
-
-
-def total_steps(cfg: C.Config) -> int:
-    t = cfg.train
-    return t.max_steps or t.epochs * max(1, cfg.data.n_train // t.batch_size)
 
 
 def seconds_per_step(ledger_dir: Path, profile: str, folder: Path | None = None) -> tuple[float, int] | None:

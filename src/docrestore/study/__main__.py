@@ -1,0 +1,7 @@
+"""``python -m docrestore.study paper-figures | list | reader`` (``make paper-figures``)."""
+
+import sys
+
+from .paper import main
+
+sys.exit(main())
