@@ -331,9 +331,11 @@ def hand_rows(chosen: Sequence[dict]) -> list[Row]:
                 vals = (e.get("per_line") or {}).get(m) or []
                 if len(vals) == len(hands):
                     summaries[m] = summarize([vals[i] for i in idx], n_resamples=boot, seed=int(e.get("seed") or 0))
-            rows.append(Row(label=f"{E.display_name(e)}, {hand} hands",
+            # a seeded arm's per-line values are each line's mean over its seeds: say so in the row
+            seeds = f", lines averaged over {E.n_seeds(e)} seeds" if E.n_seeds(e) > 1 else ""
+            rows.append(Row(label=f"{E.display_name(e)}, {hand} hands{seeds}",
                             stats={m: E.metric(summaries, m) for m in MAIN_METRICS},
-                            comment=entry_comment(e) + f" {hand} hands: {len(idx)} test lines", p="--",
+                            comment=entry_comment(e) + f" {hand} hands: {len(idx)} test lines{seeds}", p="--",
                             ranked=False))
     return rows
 
