@@ -14,7 +14,7 @@ DIBCO   ?=
 FONTS   := fonts-joscelyn fonts-dkg-handwriting fonts-bwht fonts-breip fonts-kristi \
            fonts-ecolier-court fonts-femkeklaver fonts-gotico-antiqua fonts-junicode
 
-.PHONY: help setup fonts test test-all lab data pretrain train train-status evaluate experiments status \
+.PHONY: help setup fonts test test-fast test-all lab data pretrain train train-status evaluate experiments status \
         paper-figures paper-figures-status paper bench gpu-check mlflow-ui restore clean
 
 help: ## list the targets
@@ -41,6 +41,9 @@ setup: .venv/.synced .venv/.kernel .venv/.fonts ## install uv if missing, the lo
 
 test: setup ## run the fast test suite (notebooks in the smoke profile included)
 	$(RUN) pytest -m "not slow and not gpu" -n 2 --dist loadfile -q
+
+test-fast: setup ## the inner loop (< 1 min on 2 cores): every test but notebooks, whole experiments and training subprocesses
+	$(RUN) pytest -m "not slow and not gpu and not e2e" -n 2 -q
 
 test-all: setup ## run every test, slow ones included
 	$(RUN) pytest -n 2 --dist loadfile -q
@@ -84,10 +87,10 @@ paper: ## compile paper/main.pdf from PROFILE's tables and figures (installs Deb
 	cp paper/build/main.pdf paper/main.pdf
 	@echo "paper/main.pdf ($(PROFILE) profile)"
 
-bench: setup ## benchmarks: synthesis lines/s, restoration s/page teacher vs light student x PyTorch vs ONNX (TEACHER=CKPT STUDENT=CKPT for PSNR), training lines/s per arm
+bench: setup ## benchmarks: synthesis lines/s, restoration s/page teacher vs light student x PyTorch vs ONNX (TEACHER=CKPT STUDENT=CKPT for PSNR), training lines/s per arm (BASELINE=FILE: beside a recorded run, e.g. benchmarks/baselines/train-cpu-quick-78f7b7d.json)
 	$(RUN) python benchmarks/bench_synth.py
 	$(RUN) python benchmarks/bench_restore.py $(if $(TEACHER),--teacher $(TEACHER)) $(if $(STUDENT),--student $(STUDENT))
-	$(RUN) python benchmarks/bench_train.py
+	$(RUN) python benchmarks/bench_train.py $(if $(BASELINE),--baseline $(BASELINE))
 
 gpu-check: setup ## <= 5 min on one GPU: every arm in bf16 at full size, page time, bf16 vs fp32, CTC, paper_full time (ARGS='--device cpu' for the CPU)
 	$(RUN) python benchmarks/gpu_check.py $(ARGS)

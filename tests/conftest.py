@@ -6,6 +6,7 @@ DejaVu Serif (shipped with matplotlib), so no test needs the Debian handwriting 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -20,15 +21,28 @@ def smoke_cfg(tmp_path) -> C.Config:
                                                      "tracking.enabled=false"])
 
 
+def shared_dir(tmp_path_factory, name: str) -> Path:
+    """A folder shared by every worker of this test run: under pytest-xdist each worker's base
+    temp is ``<run>/popen-gwN``, so the run's folder is its parent; without xdist, the base temp.
+    Session fixtures built here are made once per run, not once per worker: the library's own
+    file locks (synthesis, the recognizer cache) make the other workers wait for the first and
+    then reuse what it made."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    path = root / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @pytest.fixture(scope="session")
 def smoke_dataset(tmp_path_factory) -> Path:
-    """The manifest path of one smoke dataset, synthesised once per test session.
+    """The manifest path of one smoke dataset, synthesised once per test run (all workers).
 
     Made with the plain smoke profile (seed 0, no data overrides), so a test config of the smoke
     profile with ``data.root=<smoke_dataset.parent>`` finds it complete and reuses it."""
     from docrestore.data.synth import ensure_dataset
 
-    tmp = tmp_path_factory.mktemp("smoke-dataset")
+    tmp = shared_dir(tmp_path_factory, "smoke-dataset")
     cfg = C.load_config(profile="smoke", overrides=[f"runs_dir={tmp}/runs", f"data.root={tmp}/data",
                                                     "tracking.enabled=false"])
     return ensure_dataset(cfg)
@@ -36,13 +50,25 @@ def smoke_dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_recognizer(smoke_dataset, tmp_path_factory) -> Path:
-    """A pretrained smoke recognizer (the `loss` role), made once per test session."""
+    """A pretrained smoke recognizer (the `loss` role), made once per test run (all workers)."""
     from docrestore.training.recognizer import ensure_recognizer
 
-    runs = tmp_path_factory.mktemp("rec-runs")
+    runs = shared_dir(tmp_path_factory, "rec-runs")
     cfg = C.load_config(profile="smoke", overrides=[f"runs_dir={runs}", f"data.root={smoke_dataset.parent}",
                                                    "tracking.enabled=false"])
     return ensure_recognizer(cfg, "loss")
+
+
+@pytest.fixture(scope="session")
+def smoke_reader(smoke_dataset, tmp_path_factory) -> Path:
+    """The smoke profile's held-out reader (the `reader` role), made once per test run (all
+    workers); give it as ``eval.reader=`` to a test that evaluates but does not test the reader."""
+    from docrestore.training.recognizer import ensure_recognizer
+
+    runs = shared_dir(tmp_path_factory, "rec-runs")
+    cfg = C.load_config(profile="smoke", overrides=[f"runs_dir={runs}", f"data.root={smoke_dataset.parent}",
+                                                   "tracking.enabled=false"])
+    return ensure_recognizer(cfg, "reader")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -23,6 +23,7 @@ def test_notebook_00_is_thin():
     assert code.count("load_config(") == 1
 
 
+@pytest.mark.e2e
 def test_notebook_00_runs_in_the_smoke_profile(tmp_path):
     out = tmp_path / "00.out.ipynb"
     root = tmp_path / "data"

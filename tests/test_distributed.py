@@ -126,6 +126,7 @@ WEIGHT_RTOL = 0.05  # |w_ddp - w_one| <= 5 % of |w_one - w_init| (norms over eac
 RANK_ATOL = 1e-6
 
 
+@pytest.mark.e2e
 def test_every_arm_under_ddp_matches_one_process(no_torchrun, tmp_path, smoke_dataset, trained_recognizer):
     """Two gloo processes run every arm (S1, S2, annealing, balanced, feature loss, dual-modal)
     for three steps in one torchrun spawn; one process runs the same global batches here."""

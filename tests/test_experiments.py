@@ -242,6 +242,7 @@ def test_two_launches_of_one_plan_are_refused_and_plans_do_not_share_folders(tmp
 
 
 # ------------------------------------------------------------------------------ real runs
+@pytest.mark.e2e
 def test_four_jobs_two_workers_on_cpu_all_done_and_in_mlflow(tmp_path, capfd):
     path = write_plan(tmp_path, name="four", seeds=(0, 1, 2, 3), parameters={"track": True}, cpu_workers=2)
     plan = P.load_plan(path)
@@ -273,6 +274,7 @@ def test_four_jobs_two_workers_on_cpu_all_done_and_in_mlflow(tmp_path, capfd):
     assert "4 job(s): 4 done" in R.status_text(plan)
 
 
+@pytest.mark.e2e
 def test_a_failed_job_does_not_stop_the_others(tmp_path):
     plan = P.load_plan(write_plan(tmp_path, name="failing", seeds=(0,), parameters={"track": False},
                                   grid={"fail": [True, False]}))
@@ -289,6 +291,7 @@ def test_a_failed_job_does_not_stop_the_others(tmp_path):
     assert "ValueError: asked to fail (seed=0)" in table and "1 done" in table and "1 failed" in table
 
 
+@pytest.mark.e2e
 def test_an_interrupted_job_is_rerun_and_done_jobs_are_skipped(tmp_path):
     plan = P.load_plan(write_plan(tmp_path, name="resume", seeds=(0, 1), parameters={"track": False}))
     done, killed = P.expand(plan)
@@ -308,6 +311,7 @@ def test_an_interrupted_job_is_rerun_and_done_jobs_are_skipped(tmp_path):
     assert sum(" start " in f" {m} " for m in lines) == 1
 
 
+@pytest.mark.e2e
 def test_background_launch_returns_at_once_and_the_job_goes_on(tmp_path):
     plan = P.load_plan(write_plan(tmp_path, name="detached", seeds=(7,), parameters={"track": False}))
     lines: list[str] = []

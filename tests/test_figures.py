@@ -242,7 +242,8 @@ def test_tables_carry_profile_run_ids_and_bold_best(made, loaded):
         if e["group"] == "annealing":
             assert e["mlflow_run_id"] in anneal and e["experiment"] in anneal
     assert "(ref.)" in anneal
-    assert re.search(r"& (\$<\$0\.001|0\.\d{3}|1\.000) \\\\", anneal), "a p-value cell"
+    # a p-value cell, marked with what was tested (over seeds, or within one seed's test lines)
+    assert re.search(r"& (\$<\$0\.001|0\.\d{3}|1\.000)\$\^\{[tw]\}\$ \\\\", anneal), "a p-value cell"
     taps = Path(made["tables"]["ablation_feature_tap"]).read_text()
     assert "cnn\\_last" in taps, "the weight-sweep arm at the tap weight is in the tap table"
 
@@ -403,15 +404,6 @@ def test_balanced_arm_is_labelled_with_its_effective_weight():
 
 
 # ------------------------------------------------------------- what the figures claim
-def test_interval_note_names_what_seeded_and_one_seed_bars_cover():
-    one = {"metrics": {"cer": {"mean": 0.2, "lo": 0.1, "hi": 0.3, "n": 12}}}
-    seeded = {**one, "seeds": [0, 1, 2]}
-    assert plots.interval_note([one]) == "mean over 12 test lines, 95% bootstrap interval over test lines"
-    assert plots.interval_note([seeded]) == "mean over 3 seeds \u00b1 1 sd over seeds"
-    both = plots.interval_note([one, seeded])
-    assert "one-seed arms: mean over 12 test lines" in both and "seeded arms: mean over 3 seeds" in both
-
-
 def test_identical_annealing_arms_are_drawn_once_under_both_names(loaded):
     import copy
 

@@ -366,3 +366,13 @@ def test_fuzz_two_hundred_corrupted_exports(tmp_path):
     got = {r["id"]: _digest(r["text"], np.asarray(Image.open(tmp_path / "out" / r["degraded"]))) for r in records}
     assert len(expected) > 150 and got == expected
     assert (tmp_path / "out" / "ingest_errors.txt").read_text().count("\n") == len(summary["errors"])
+
+
+def test_an_unknown_test_page_is_one_line_naming_it_not_a_traceback(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    write_page_xml(src / "p1.xml", page_image(src / "p1.png"))
+    code = cli.main(["ingest", str(src), "--out", str(tmp_path / "out"), "--test-pages", "p9"])
+    printed = capsys.readouterr()
+    assert code == 2 and "p9" in printed.err and "p1" in printed.err and "Traceback" not in printed.err
+    assert not (tmp_path / "out").exists()  # nothing written

@@ -95,6 +95,7 @@ def test_check_parameters_reads_papermills_injected_cell():
     NB.check_parameters(ns)  # run by hand in JupyterLab: nothing injected, nothing to check
 
 
+@pytest.mark.e2e
 def test_plain_papermill_stops_at_a_misspelt_parameter(tmp_path, project_kernel):
     """What the issue tried: `papermill 03_feature_loss.ipynb out.ipynb -p wieght 5` exited 0."""
     out = tmp_path / "out.ipynb"
@@ -115,6 +116,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.e2e
 def test_lab_serves_the_notebooks_with_the_project_kernel(tmp_path, project_kernel):
     """`make lab`'s command (python -m docrestore.notebook lab): headless, --allow-root as root, the
     URL with its token printed; a kernel started by the server runs notebook 00's import cell."""

@@ -8,6 +8,9 @@ from pathlib import Path
 import papermill as pm
 import pytest
 
+# each test runs a notebook end to end (kernel, training, evaluation): not in `make test-fast`
+pytestmark = pytest.mark.e2e
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 

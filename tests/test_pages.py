@@ -181,6 +181,7 @@ def test_text_losses_are_refused_on_pages(over, match):
 
 
 # ------------------------------------------------------------------------------- smoke run
+@pytest.mark.e2e
 def test_smoke_run_writes_page_entry_and_table(tmp_path, capsys):
     from docrestore.study import pages as P
 

@@ -15,6 +15,9 @@ from docrestore.evaluation import ledger as L
 from docrestore.figures.plots import FIGURES
 from docrestore.figures.tables import TABLES
 
+# trains every paper arm, then runs notebook 04: not in `make test-fast`
+pytestmark = pytest.mark.e2e
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_evaluation_figures.ipynb"
 
 

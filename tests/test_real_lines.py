@@ -92,6 +92,7 @@ def test_mixed_batch_losses_apply_only_where_they_can(tmp_path, smoke_dataset, s
     assert t.guard.total == 0
 
 
+@pytest.mark.e2e
 def test_mixed_manifest_trains_and_evaluates_without_a_fake_target(tmp_path, smoke_dataset, smoke_recognizer,
                                                                    monkeypatch):
     """Done-when of issue 10: every image a loss or metric compares against is a real clean line."""

@@ -135,13 +135,15 @@ def test_epoch_batches_depend_only_on_seed_and_epoch():
     assert sorted(i for b in a for i in b) == list(range(20))
 
 
-def test_evaluate_stage_measures_on_the_checkpoints_own_data(tmp_path, smoke_dataset, trained_recognizer):
+def test_evaluate_stage_measures_on_the_checkpoints_own_data(tmp_path, smoke_dataset, trained_recognizer,
+                                                             smoke_reader):
     from docrestore import cli
 
     t = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, "train.max_steps=1"))
     res = t.fit()
-    # no profile given (the default is quick on a CPU): the checkpoint's smoke config must be used
-    code = cli.main(["evaluate", f"eval.checkpoint={res['last']}", "eval.experiment=check",
+    # no profile given (the default is quick on a CPU): the checkpoint's smoke config must be used.
+    # The reader is given: without it the command's (quick) reader recipe trains 3000 steps.
+    code = cli.main(["evaluate", f"eval.checkpoint={res['last']}", "eval.experiment=check", f"eval.reader={smoke_reader}",
                      f"eval.ledger_dir={tmp_path}/ledger", f"runs_dir={tmp_path}/runs", "tracking.enabled=false"])
     assert code == 0
     import json

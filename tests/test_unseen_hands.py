@@ -16,6 +16,7 @@ def test_quick_and_full_hold_hands_out():
         assert set(cfg.data.fonts) - set(cfg.data.heldout_fonts)  # hands left to train on
 
 
+@pytest.mark.e2e
 def test_heldout_fonts_only_in_test_and_unseen_rows_in_the_main_table(tmp_path):
     """A smoke run with DejaVu Serif held out: never in train/val, and the main table shows the
     baseline on seen and on unseen hands."""

@@ -230,6 +230,11 @@ class EvalConfig:
     ssim_window: int = _f(11, "SSIM Gaussian window size (odd)", 3, 51)
     ssim_sigma: float = _f(1.5, "SSIM Gaussian sigma", 0.1, 10.0)
     lines: int = _f(0, "test lines evaluated; 0 = all", 0)
+    split: Literal["test", "val", "train", "reader", "all"] = _f(
+        "test", "lines `docrestore evaluate` reads: one split of the manifest, or all of them. The paper's "
+                "entry (PSNR/SSIM) measures the test split's pairs; lines without a clean image (an "
+                "archive's), and with another split every line, are read before and after restoration "
+                "into <ledger_dir>/<profile>/real/<experiment>.json with a per-line CSV beside it")
     checkpoint: str = _f("", "generator checkpoint evaluated by `docrestore evaluate`")
     experiment: str = _f("", "name of the ledger entry written (paper/results/<profile>/<experiment>.json)")
     ledger_dir: str = _f("paper/results", "folder of the results ledger")

@@ -34,6 +34,7 @@ import logging
 import math
 import random
 import re
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,7 @@ import defusedxml.ElementTree as DET
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..files import write_json_atomic
+from ..files import replacing, write_json_atomic
 from . import manifest as M
 from .charset import Charset
 
@@ -400,8 +401,8 @@ class _Lines:
             return
         self.taken[key] = source
         dest = self.out / "lines" / page / f"{line}.png"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        image.save(dest)
+        with replacing(dest) as tmp:  # a kill mid-save never leaves half a crop under its name
+            image.save(tmp, format="PNG")
         self.items.append((page, line, dest, text, image.size))
 
 
@@ -440,8 +441,15 @@ def ingest(inputs: list[str], out: str | Path, *, test_pages: list[str] = (), va
     One file's failure, whatever it is, is named in the errors and the others are still ingested;
     the manifest (or its absence, when no line is usable) always agrees with ``dataset.json``."""
     out = Path(out)
-    (out / "lines").mkdir(parents=True, exist_ok=True)
     xmls, line_images, errors = _collect(list(inputs))
+    # A misspelt --test-pages name is said before any crop is written (the pages follow from the
+    # file names: an XML file's stem, a line image's name without its line number).
+    named = {_safe(x.stem) for x in xmls} | {_safe(page_of(f.name[: -len(f.suffix)])) for f in line_images}
+    unknown = [n for n in list(test_pages) + list(val_pages) if n not in named]
+    if unknown:
+        raise IngestError(f"--test-pages/--val-pages name page(s) {unknown} that are not among the "
+                          f"pages of the inputs {sorted(named)}; nothing was written")
+    (out / "lines").mkdir(parents=True, exist_ok=True)
     lines = _Lines(out)
     sources: dict[str, str] = {}
     for f in xmls + line_images:
@@ -480,10 +488,15 @@ def ingest(inputs: list[str], out: str | Path, *, test_pages: list[str] = (), va
 
 
 def main_cli(args) -> int:
-    """`docrestore ingest`: print what was written and every error; 1 when anything failed."""
-    summary = ingest(args.inputs, args.out, test_pages=_names(args.test_pages), val_pages=_names(args.val_pages),
-                     test_share=args.test_share, val_share=args.val_share, seed=args.seed,
-                     line_height=args.line_height)
+    """`docrestore ingest`: print what was written and every error; 1 when anything failed, 2 when
+    the command itself is wrong (nothing written)."""
+    try:
+        summary = ingest(args.inputs, args.out, test_pages=_names(args.test_pages), val_pages=_names(args.val_pages),
+                         test_share=args.test_share, val_share=args.val_share, seed=args.seed,
+                         line_height=args.line_height)
+    except IngestError as exc:
+        print(f"docrestore ingest: error: {exc}", file=sys.stderr)
+        return 2
     for e in summary["errors"]:
         print(f"docrestore ingest: error: {e}")
     if summary["manifest"]:

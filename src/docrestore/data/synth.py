@@ -31,7 +31,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import config as C
-from ..files import write_json_atomic
+from ..files import replacing, write_json_atomic
 from ..runs import file_lock, progress_options
 from . import manifest as M
 from .charset import Charset
@@ -128,11 +128,10 @@ def make_sample(plan: SynthPlan, split: str, index: int) -> tuple[dict, np.ndarr
 
 def save_png(path: Path, image: np.ndarray) -> None:
     """8-bit grayscale PNG, written to a temporary name and renamed (never half a file)."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     # zlib's Z_RLE strategy (compress_type=3): "almost as fast as Huffman-only but better for PNG
     # data": here 1.5x faster than the default and as small (noise defeats long matches anyway).
-    Image.fromarray(image).save(tmp, format="PNG", compress_type=3)
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG", compress_type=3)
 
 
 def _png_ok(path: Path, width: int, height: int) -> bool:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import config as C
+from ..machine import machine_info
 from . import metrics as M
 
 PAGE_METRICS = ("fmeasure", "pfmeasure", "psnr", "drd")
@@ -235,7 +236,7 @@ def make_page_entry(*, experiment: str, method: str, cfg: C.Config, splits, per_
         "git_dirty": train_result.get("git_dirty"), "mlflow_run_id": train_result.get("mlflow_run_id"),
         "run_dir": C.project_relative(train_result.get("run_dir", "")), "device": device,
         "date": _dt.datetime.now().isoformat(timespec="seconds"), "data_hash": splits.data_hash,
-        "samples": samples, **(extra or {}),
+        "samples": samples, "machine": machine_info(), **(extra or {}),
     }
 
 

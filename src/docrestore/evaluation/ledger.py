@@ -25,7 +25,8 @@ from .. import config as C
 __all__ = [
     "LedgerError", "REQUIRED_FIELDS", "REQUIRED_METRICS", "REFERENCE_METHODS", "SUMMARY_KEYS",
     "validate_entry", "write_entry", "read_ledger", "entry_path", "find", "entry_label",
-    "make_entry", "save_sample_images", "meant_for_paper", "check_clean_tree",
+    "make_entry", "save_sample_images", "meant_for_paper", "check_clean_tree", "SETTINGS_IGNORED_KEYS",
+    "config_differences",
 ]
 
 REQUIRED_FIELDS = (
@@ -38,6 +39,22 @@ REQUIRED_FIELDS = (
 REQUIRED_METRICS = ("psnr", "ssim", "cer", "wer", "cer_loss_reader", "wer_loss_reader")
 REFERENCE_METHODS = ("degraded", "otsu", "sauvola")
 SUMMARY_KEYS = ("mean", "lo", "hi", "n")
+
+# Config keys that cannot change a result (names, where things are written, how many loader
+# processes, the checkpoint an interrupted run continued from): two configs that differ only
+# here made the same experiment.
+SETTINGS_IGNORED_KEYS = frozenset({"desc", "train.resume", "device", "data.loader_workers", "data.workers",
+                                   "tracking.uri", "tracking.enabled", "runs_dir", "eval.ledger_dir",
+                                   # a paper entry is always the test split; another split writes a real-lines entry
+                                   "eval.split"})
+
+
+def config_differences(a: Mapping, b: Mapping) -> list[str]:
+    """Dotted keys whose values differ between two config dicts, ignoring
+    :data:`SETTINGS_IGNORED_KEYS`."""
+    fa = {k: v for k, v in C.flatten(dict(a)).items() if k not in SETTINGS_IGNORED_KEYS}
+    fb = {k: v for k, v in C.flatten(dict(b)).items() if k not in SETTINGS_IGNORED_KEYS}
+    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # experiment names become file names
 
 

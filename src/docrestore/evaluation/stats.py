@@ -1,8 +1,11 @@
 """Statistics over test lines and seeds: percentile-bootstrap intervals and paired tests.
 
-Intervals resample test lines with replacement (the line is the unit of the test set); a paired
-Wilcoxon signed-rank test compares two methods on the same lines. All results are plain Python
-numbers, ready for the results ledger.
+Two units, named wherever a number is shown. Over test lines (one training run): intervals
+resample lines with replacement, and a paired Wilcoxon signed-rank test compares two runs on the
+same lines; this sees line sampling only, so it is a within-seed diagnostic, not evidence of a
+method effect (two seeds of one config differ by it). Over training seeds: a Student-t interval
+of an arm's mean and Welch's test of two arms' seed means, with Holm's adjustment over a declared
+family of comparisons. All results are plain Python numbers, ready for the results ledger.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import numpy as np
 from scipy import stats as _sps
 
 __all__ = ["bootstrap_ci", "bootstrap_ratio_ci", "summarize", "summarize_metrics", "paired_test",
-           "mean_over_seeds"]
+           "mean_over_seeds", "seed_interval", "welch_over_seeds", "holm"]
 
 _CHUNK = 256  # resamples drawn at a time, so memory stays small for long test sets
 
@@ -130,3 +133,71 @@ def mean_over_seeds(per_seed: Sequence[Mapping]) -> dict[str, dict]:
         out[name] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
                      "n_seeds": int(v.size), "values": vals}
     return out
+
+
+# ------------------------------------------------------------------------ over training seeds
+def seed_interval(values, confidence: float = 0.95) -> dict:
+    """Student-t interval of an arm's mean over its training seeds.
+
+    ``values`` holds one number per seed (each run's mean over the same test lines), so the
+    interval covers the arm's expected test-set mean over training runs: it accounts for the
+    variance between seeds, not for the sampling of test lines (a bootstrap over lines does that
+    for one run). Returns {"mean", "sd", "lo", "hi", "half_width", "n_seeds", "df", "confidence",
+    "interval": "t over seeds"}; with one seed there is no spread to measure, so sd, lo, hi and
+    half_width are NaN.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    v = _values(values, "values over seeds")
+    k = int(v.size)
+    mean = float(v.mean())
+    out = {"mean": mean, "n_seeds": k, "df": k - 1, "confidence": confidence, "interval": "t over seeds"}
+    if k < 2:
+        nan = float("nan")
+        return {**out, "sd": nan, "lo": nan, "hi": nan, "half_width": nan}
+    sd = float(v.std(ddof=1))
+    half = float(_sps.t.ppf(0.5 + confidence / 2.0, k - 1) * sd / np.sqrt(k))
+    return {**out, "sd": sd, "lo": mean - half, "hi": mean + half, "half_width": half}
+
+
+def welch_over_seeds(a, b) -> dict:
+    """Welch's two-sided t-test of two arms' per-seed means (the unit is the training run).
+
+    Needs at least two seeds per arm. Two arms with no spread at all: p = 1 when their values
+    are equal, else 0 (the t statistic is undefined; every seed agrees). Returns {"statistic",
+    "p_value", "n_a", "n_b", "mean_diff", "test": "welch"}.
+    """
+    x, y = _values(a, "a"), _values(b, "b")
+    if x.size < 2 or y.size < 2:
+        raise ValueError(f"a test over seeds needs at least two seeds per arm, got {x.size} and {y.size}; "
+                         "run the arms with more seeds (a plan's `seeds:`)")
+    out = {"n_a": int(x.size), "n_b": int(y.size), "mean_diff": float(x.mean() - y.mean()), "test": "welch"}
+    if np.ptp(x) == 0 and np.ptp(y) == 0:
+        same = bool(x[0] == y[0])
+        return {**out, "statistic": 0.0 if same else float("inf"), "p_value": 1.0 if same else 0.0}
+    res = _sps.ttest_ind(x, y, equal_var=False)
+    return {**out, "statistic": float(res.statistic), "p_value": float(res.pvalue)}
+
+
+def holm(p_values: Mapping[str, float | None]) -> dict[str, float | None]:
+    """Holm's step-down adjustment over one family of comparisons {name: p}.
+
+    The family is every name given: a comparison without a p-value (None: it could not be
+    tested) still counts in the family size, as if its p were 1, so dropping an untestable
+    comparison never makes the others look stronger; its adjusted value stays None. Controls the
+    family-wise error rate at any dependence between the tests.
+    """
+    names = list(p_values)
+    for n in names:
+        p = p_values[n]
+        if p is not None and not (0.0 <= float(p) <= 1.0):
+            raise ValueError(f"p-value of {n!r} is {p}; a p-value lies in [0, 1]")
+    m = len(names)
+    order = sorted(names, key=lambda n: (1.0 if p_values[n] is None else float(p_values[n])))
+    out: dict[str, float | None] = {}
+    running = 0.0
+    for i, n in enumerate(order):
+        p = 1.0 if p_values[n] is None else float(p_values[n])
+        running = max(running, min(1.0, (m - i) * p))  # monotone: never below an earlier step
+        out[n] = None if p_values[n] is None else running
+    return {n: out[n] for n in names}

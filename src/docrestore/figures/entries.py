@@ -358,13 +358,14 @@ def arm_name(entry: dict) -> str:
 
 def merge_seeds(entries: Sequence[dict]) -> list[dict]:
     """One entry per arm: an arm run with several seeds becomes one entry whose ``metrics`` are
-    the mean over seeds (``evaluation.stats.mean_over_seeds``) with ``lo``/``hi`` = mean ∓ the sd
-    over seeds (``sd`` and ``n_seeds`` kept), whose ``per_line`` values are each line's mean over
+    the mean over seeds (``evaluation.stats.mean_over_seeds``) with ``lo``/``hi`` the 95 % Student-t
+    interval over seeds (``evaluation.stats.seed_interval``; ``sd``, ``n_seeds`` and
+    ``interval: "t over seeds"`` kept), whose ``per_line`` values are each line's mean over
     seeds, whose ``val_reader`` CER is the mean over seeds and whose ``seed_metrics`` keeps each
     seed's metric means (for a test over seeds). Its other fields (history, samples, provenance)
     are the lowest seed's; ``seed_entries`` names the merged entries. Single-seed arms pass
     through unchanged."""
-    from docrestore.evaluation.stats import mean_over_seeds
+    from docrestore.evaluation.stats import mean_over_seeds, seed_interval
 
     groups: dict[str, list[dict]] = {}
     for e in entries:
@@ -378,9 +379,11 @@ def merge_seeds(entries: Sequence[dict]) -> list[dict]:
         merged = dict(group[0])
         names = set.intersection(*(set(e["metrics"]) for e in group))
         over = mean_over_seeds([{k: e["metrics"][k] for k in names} for e in group])
-        merged["metrics"] = {k: {"mean": v["mean"], "lo": v["mean"] - v["std"], "hi": v["mean"] + v["std"],
-                                 "n": group[0]["metrics"][k]["n"], "sd": v["std"], "n_seeds": v["n_seeds"]}
-                             for k, v in over.items()}
+        merged["metrics"] = {}
+        for k, v in over.items():
+            t = seed_interval(v["values"])
+            merged["metrics"][k] = {"mean": v["mean"], "lo": t["lo"], "hi": t["hi"], "n": group[0]["metrics"][k]["n"],
+                                    "sd": v["std"], "n_seeds": v["n_seeds"], "interval": t["interval"]}
         merged["seed_metrics"] = {k: v["values"] for k, v in over.items()}
         same_lines = all(e.get("line_ids") == group[0].get("line_ids") for e in group)
         if same_lines and all(e.get("per_line") for e in group):
@@ -391,6 +394,7 @@ def merge_seeds(entries: Sequence[dict]) -> list[dict]:
             merged["val_reader"] = {**(group[0].get("val_reader") or {}), "cer": sum(vals) / len(vals)}
         merged["experiment"] = arm
         merged["seeds"] = [int(e.get("seed") or 0) for e in group]
+        merged["seed_digests"] = {int(e.get("seed") or 0): result_digest(e) for e in group}
         merged["seed_entries"] = [e["experiment"] for e in group]
         merged["git_dirty"] = any(e.get("git_dirty") for e in group)
         out.append(merged)
@@ -399,3 +403,104 @@ def merge_seeds(entries: Sequence[dict]) -> list[dict]:
 
 def n_seeds(entry: dict) -> int:
     return len(entry.get("seeds") or [0])
+
+
+def interval_description(entries: Sequence[dict], confidence: int = 95) -> str:
+    """What the intervals drawn for ``entries`` cover, in words: a t interval over training seeds
+    for arms merged from several seeds, a bootstrap interval over test lines for single runs
+    (both named when a figure or table mixes them)."""
+    seeds = sorted({n_seeds(e) for e in entries if n_seeds(e) > 1})
+    single = any(n_seeds(e) <= 1 for e in entries)
+    parts = []
+    if seeds:
+        k = "/".join(map(str, seeds))
+        parts.append(f"{confidence}% t interval over {k} training seeds (spread between training runs; "
+                     "test lines fixed)")
+    if single or not entries:
+        parts.append(f"{confidence}% bootstrap interval over test lines (one run: line sampling only)")
+    return "; single-seed arms: ".join(parts) if seeds and single else parts[0]
+
+
+# --------------------------------------------------------------------- identical arms
+def result_digest(entry: dict) -> str:
+    """A short hash of one run's test results (per-line values and metric means): equal digests,
+    equal results to the last digit."""
+    import hashlib
+    import json
+
+    means = {k: (v or {}).get("mean") for k, v in (entry.get("metrics") or {}).items()}
+    text = json.dumps({"per_line": entry.get("per_line") or {}, "means": means}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def seed_digests(entry: dict) -> dict[int, str]:
+    """{seed: :func:`result_digest`} of each run behind an entry (an arm merged from several seeds
+    keeps one per seed, :func:`merge_seeds`)."""
+    return {int(k): v for k, v in (entry.get("seed_digests") or {}).items()} or \
+        {int(entry.get("seed") or 0): result_digest(entry)}
+
+
+def identical_arms(entries: Sequence[dict]) -> list[dict]:
+    """Arms that are one result counted twice.
+
+    Two kinds, each a class of experiments: ``"same settings"`` (their resolved configs are equal
+    apart from keys that cannot change a result, :data:`docrestore.evaluation.ledger.SETTINGS_IGNORED_KEYS`:
+    one arm run twice) and ``"no effect"`` (the configs differ but a run of each with the same
+    seed has identical test results to the last digit: the differing setting did nothing in
+    these runs, e.g. a CTC term clipped to a constant). Returns [{"kind", "experiments",
+    "differences", "seeds"}]: the keys that differ (empty for same settings) and the seeds whose
+    results coincide, in a stable order.
+    """
+    from docrestore.evaluation.ledger import config_differences
+
+    ordered = sorted(entries, key=lambda e: str(e.get("experiment")))
+    digests = [seed_digests(e) for e in ordered]
+    parent = list(range(len(ordered)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i in range(len(ordered)):
+        for j in range(i + 1, len(ordered)):
+            same_run = any(digests[j].get(s) == d for s, d in digests[i].items())
+            ca, cb = ordered[i].get("config"), ordered[j].get("config")
+            same_cfg = bool(ca) and bool(cb) and not config_differences(ca, cb)  # no config: unknown, not same
+            if same_run or same_cfg:
+                parent[root(j)] = root(i)
+    classes: dict[int, list[int]] = {}
+    for i in range(len(ordered)):
+        classes.setdefault(root(i), []).append(i)
+    out = []
+    for members in classes.values():
+        if len(members) < 2:
+            continue
+        first = ordered[members[0]]
+        diffs = sorted({k for j in members[1:] for k in config_differences(first.get("config") or {},
+                                                                           ordered[j].get("config") or {})})
+        shared = sorted(set.intersection(*({s for s, d in digests[j].items()
+                                             if any(digests[i].get(s) == d for i in members if i != j)}
+                                            for j in members)))
+        known = all(ordered[j].get("config") for j in members)
+        out.append({"kind": "same settings" if known and not diffs else "no effect",
+                    "experiments": [str(ordered[j].get("experiment")) for j in members],
+                    "differences": diffs, "seeds": shared})
+    return out
+
+
+def identical_note(entries: Sequence[dict]) -> str:
+    """A caption sentence naming the identical arms among ``entries`` (empty when none)."""
+    found = identical_arms(entries)
+    if not found:
+        return ""
+    parts = []
+    for c in found:
+        names = " = ".join(c["experiments"])
+        if c["kind"] == "no effect":
+            seeds = f" for seed {', '.join(map(str, c['seeds']))}" if c["seeds"] else ""
+            parts.append(f"{names} (settings differ in {', '.join(c['differences'])}; results identical"
+                         f"{seeds}: the setting had no effect)")
+        else:
+            parts.append(f"{names} (identical settings: one arm, counted once)")
+    return "Identical arms: " + "; ".join(parts) + "."

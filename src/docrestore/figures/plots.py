@@ -64,23 +64,11 @@ def _ci(stats: tuple | None) -> tuple[float, float, float]:
 
 
 def interval_note(arms: Sequence[dict], metrics: Sequence[str] = SWEEP_METRICS) -> str:
-    """What the error bars cover, from the entries' own fields: for a one-seed arm the mean over
-    test lines with its 95% bootstrap interval, for an arm merged over seeds the mean over seeds
-    with +-1 sd over seeds (:func:`entries.merge_seeds`). Both named when both are drawn."""
-    single = [e for e in arms if E.n_seeds(e) <= 1]
-    seeded = [e for e in arms if E.n_seeds(e) > 1]
-    parts = []
-    if single:
-        ns = {int(st[3]) for e in single for m in metrics
-              if (st := E.metric(e.get("metrics"), m)) is not None and len(st) > 3 and _finite_num(st[3])}
-        lines = f"{min(ns)}" if len(ns) == 1 else (f"{min(ns)}\u2013{max(ns)}" if ns else "the")
-        parts.append(("one-seed arms: " if seeded else "")
-                     + f"mean over {lines} test lines, 95% bootstrap interval over test lines")
-    if seeded:
-        k = sorted({E.n_seeds(e) for e in seeded})
-        seeds = f"{k[0]}" if len(k) == 1 else f"{k[0]}\u2013{k[-1]}"
-        parts.append(("seeded arms: " if single else "") + f"mean over {seeds} seeds \u00b1 1 sd over seeds")
-    return "; ".join(parts)
+    """What the error bars cover, from the entries' own counts (n of the first metric found)."""
+    ns = {int(st[3]) for e in arms for m in metrics
+          if (st := E.metric(e.get("metrics"), m)) is not None and len(st) > 3 and _finite_num(st[3])}
+    lines = f"{min(ns)}" if len(ns) == 1 else (f"{min(ns)}\u2013{max(ns)}" if ns else "the")
+    return f"mean over {lines} test lines, {E.interval_description(arms)}"
 
 
 def _finite_num(x) -> bool:

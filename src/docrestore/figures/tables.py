@@ -90,11 +90,9 @@ def seed_test(entry: dict, base: dict, metric: str = P_METRIC) -> float | None:
     b = (base.get("seed_metrics") or {}).get(metric) or []
     if len(a) < 2 or len(b) < 2:
         return None
-    from scipy.stats import ttest_ind
+    from docrestore.evaluation.stats import welch_over_seeds
 
-    if len(set(a)) == 1 and len(set(b)) == 1:
-        return 1.0 if a[0] == b[0] else 0.0
-    return float(ttest_ind(a, b, equal_var=False).pvalue)
+    return welch_over_seeds(a, b)["p_value"]
 
 
 def p_value(entry: dict, base: dict, metric: str = P_METRIC) -> tuple[float | None, str]:
@@ -126,6 +124,83 @@ def format_p(p: float | None) -> str:
     if p is None or not math.isfinite(p):
         return "--"
     return r"$<$0.001" if p < 0.001 else f"{p:.3f}"
+
+
+@dataclass
+class Family:
+    """A family of comparisons declared for one table before any test value is read: each of
+    ``arms`` against ``reference`` on ``metric``. The arms are the table's rows (chosen by name
+    or by validation CER, never by test results), so the family is fixed by the plan and the
+    selection rule, not by the outcome."""
+
+    name: str
+    reference: dict
+    arms: list[dict]
+    metric: str = P_METRIC
+
+
+def family_tests(family: Family) -> dict[str, dict]:
+    """Test every comparison of ``family``; {experiment: {"p", "p_holm", "test", "why"}}.
+
+    - Arms with at least two seeds, like the reference: Welch's t-test over seed means
+      (``test="welch"``), Holm-adjusted over the family (``p_holm``).
+    - Single-seed arms: no seed-level test exists. They still count in the family size (as
+      p = 1, :func:`docrestore.evaluation.stats.holm`), and get the paired Wilcoxon test over
+      the run's test lines as a within-seed diagnostic (``test="wilcoxon-within-seed"``): it
+      sees line sampling only, so it is no evidence of a method effect and is never adjusted.
+    - An arm identical to the reference or to an arm before it (same settings, or identical
+      results: :func:`entries.identical_arms`) is one result: counted once, not tested
+      (``test=None``, ``why`` names its twin).
+    """
+    from docrestore.evaluation.stats import holm
+
+    ref_name = str(family.reference.get("experiment"))
+    twin_of: dict[str, str] = {}
+    members = [e for e in family.arms if e is not family.reference]
+    seen = [family.reference]
+    for e in members:
+        for c in E.identical_arms(seen + [e]):
+            if str(e.get("experiment")) in c["experiments"]:
+                twin_of[str(e.get("experiment"))] = next(x for x in c["experiments"] if x != str(e.get("experiment")))
+        seen.append(e)
+    out: dict[str, dict] = {}
+    seed_p: dict[str, float | None] = {}
+    for e in members:
+        name = str(e.get("experiment"))
+        if name in twin_of:
+            out[name] = {"p": None, "p_holm": None, "test": None,
+                         "why": f"identical to {twin_of[name]} (counted once)"}
+            continue
+        p = seed_test(e, family.reference, family.metric)
+        if p is not None:
+            seed_p[name] = p
+            out[name] = {"p": p, "p_holm": None, "test": "welch", "why": ""}
+            continue
+        seed_p[name] = None  # in the family, untestable over seeds
+        q, why = p_value(e, family.reference, family.metric)
+        out[name] = {"p": q, "p_holm": None, "test": "wilcoxon-within-seed" if q is not None else None,
+                     "why": why or "one seed: within-seed diagnostic only"}
+    for name, adj in holm(seed_p).items():
+        out[name]["p_holm"] = adj
+    out[ref_name] = {"p": None, "p_holm": None, "test": None, "why": "reference"}
+    return out
+
+
+def p_cell(result: dict | None) -> str:
+    """The p column's cell for one :func:`family_tests` result: the Holm-adjusted p over seeds
+    (marked $^{t}$), a within-seed diagnostic (marked $^{w}$), (ref.), or =twin for an arm
+    counted once."""
+    if result is None:
+        return "--"
+    if result["why"] == "reference":
+        return "(ref.)"
+    if result["test"] == "welch":
+        return format_p(result["p_holm"]) + r"$^{t}$"
+    if result["test"] == "wilcoxon-within-seed":
+        return format_p(result["p"]) + r"$^{w}$"
+    if result["why"].startswith("identical to"):
+        return r"$\equiv$"
+    return "--"
 
 
 # ---------------------------------------------------------------------------- builder
@@ -213,19 +288,35 @@ def render_table(rows: Sequence[Row], metrics: Sequence[str], caption: str, labe
 
 
 def _entry_row(entry: dict, metrics: Sequence[str], base: dict | None, label: str | None = None,
-               extra: Sequence[str] = ()) -> Row:
-    p, why = p_value(entry, base) if base is not None else (None, "no baseline")
+               extra: Sequence[str] = (), tested: dict | None = None) -> Row:
+    """A table row of one entry; ``tested`` is its :func:`family_tests` result (without it the
+    entry is tested against ``base`` on its own, unadjusted: a family of one)."""
+    if tested is None and base is not None:
+        tested = family_tests(Family("single", base, [entry]))[str(entry.get("experiment"))]
+    why = (tested or {}).get("why", "no baseline")
     k = E.n_seeds(entry)
     comment = entry_comment(entry) + (f" p: {why}" if why else "")
+    if tested and tested.get("test"):
+        comment += f" test={tested['test']} p_raw={tested['p']}"
     if k > 1:
         comment += f" seeds={entry.get('seeds')} entries={','.join(entry.get('seed_entries') or [])}"
-    seeded = base is not None and seed_test(entry, base) is not None
     name = (label or E.display_name(entry)) + (f" ({k} seeds)" if k > 1 else "")
     return Row(label=name + ("\u2020" if entry.get("git_dirty") else ""),
                stats={m: E.metric(entry.get("metrics"), m) for m in metrics},
-               comment=comment, extra=list(extra),
-               p=(format_p(p) + (r"$^{t}$" if seeded else "")) if why != "reference" else "(ref.)",
+               comment=comment, extra=list(extra), p=p_cell(tested),
                interval="pm" if k > 1 else None)
+
+
+def _tested_rows(family: Family, labels: dict[str, str] | None = None,
+                 extras: dict[str, Sequence[str]] | None = None, metrics: Sequence[str] = ()) -> list[Row]:
+    """Rows of the reference and every arm of ``family``, tested together (Holm over the family)."""
+    results = family_tests(family)
+    rows = []
+    for e in [family.reference] + [a for a in family.arms if a is not family.reference]:
+        name = str(e.get("experiment"))
+        rows.append(_entry_row(e, metrics or MAIN_METRICS, family.reference, label=(labels or {}).get(name),
+                               extra=(extras or {}).get(name, ()), tested=results.get(name)))
+    return rows
 
 
 def _n_lines(entries: Sequence[dict]) -> str:
@@ -244,13 +335,21 @@ def _caption(title: str, entries: Sequence[dict], base: dict | None, with_p: boo
             "interval in brackets; CER and WER in percent, read by a held-out reader that no loss "
             "was trained against. Best value per column in bold.")
     if max(seeds, default=1) > 1:
-        text += (" Rows marked ($k$ seeds) are the mean over $k$ training seeds $\\pm$ the standard "
-                 "deviation over seeds.")
+        text += (" Rows marked ($k$ seeds) are the mean over $k$ training seeds $\\pm$ the half-width of "
+                 "the 95\\% Student-$t$ interval over seeds: it covers the arm's mean over training "
+                 "runs on these test lines (training variance), not line sampling.")
     if with_p and base is not None:
-        text += (f" $p$: two-sided test of CER against {latex_escape(E.display_name(base))} "
-                 "(uncorrected): Welch's $t$-test over the seed means where both rows have several "
-                 "seeds (marked $^{t}$; it accounts for training variance), else the paired Wilcoxon "
-                 "signed-rank test of per-line CER of one run (line sampling only).")
+        m = len([e for e in entries if e is not base])
+        text += (f" $p$: two-sided test of CER against {latex_escape(E.display_name(base))}. "
+                 f"$^{{t}}$: Welch's $t$-test over the seed means, Holm-adjusted over the family of the "
+                 f"{m} comparison{'s' if m != 1 else ''} in this table (declared with the table; an arm "
+                 "with one seed counts in the family as untested). $^{w}$: an arm with one seed, "
+                 "paired Wilcoxon signed-rank test of per-line CER within that one run: a diagnostic "
+                 "of line sampling, not evidence of a method effect, not adjusted. $\\equiv$: "
+                 "identical to another arm, counted once.")
+    same = E.identical_note(entries)
+    if same:
+        text += " " + latex_escape(same)
     if any(e.get("git_dirty") for e in entries):
         text += " \\dag: trained or evaluated from a tree with uncommitted changes."
     if extra:
@@ -296,8 +395,10 @@ def main_table(entries: Sequence[dict]) -> str:
     if rows:
         rows[-1].rule_after = True
     chosen = E.headline_entries(entries)
+    family = Family("main", base, [e for e, _ in chosen])
+    results = family_tests(family)
     for e, how in chosen:
-        rows.append(_entry_row(e, MAIN_METRICS, base))
+        rows.append(_entry_row(e, MAIN_METRICS, base, tested=results.get(str(e.get("experiment")))))
         rows[-1].comment += f" chosen: {how}"
     hands = hand_rows([e for e, _ in chosen])
     if hands:
@@ -363,12 +464,13 @@ def _ablation(entries: Sequence[dict], group, what: str, title: str,
     if sort_key is not None:
         arms.sort(key=sort_key)
     base = _baseline_or_none(entries)
-    rows = []
+    extras = {str(e.get("experiment")): [latex_escape(x) for x in extra_fn(e)] for e in arms}
     if base is not None:
-        rows.append(_entry_row(base, MAIN_METRICS, base, extra=["--"] * len(extra_headers)))
-        rows[-1].rule_after = True
-    for e in arms:
-        rows.append(_entry_row(e, MAIN_METRICS, base, extra=[latex_escape(x) for x in extra_fn(e)]))
+        extras[str(base.get("experiment"))] = ["--"] * len(extra_headers)
+        rows = _tested_rows(Family(what, base, arms), extras=extras)
+        rows[0].rule_after = True
+    else:
+        rows = [_entry_row(e, MAIN_METRICS, None, extra=extras[str(e.get("experiment"))]) for e in arms]
     shown = arms + ([base] if base is not None else [])
     return render_table(rows, MAIN_METRICS, _caption(title, shown, base), label, extra_headers,
                         header_comment=what)
@@ -428,9 +530,10 @@ def ablation_table(entries: Sequence[dict]) -> str:
     """The ablation summary behind the ablation bar chart: baseline, then one arm per component."""
     arms = E.ablation_arms(entries)
     base = arms[0][1]
-    rows = [_entry_row(e, MAIN_METRICS, base, label=lab,
-                       extra=[latex_escape(e.get("method") or e.get("experiment"))])
-            for lab, e, _ in arms]
+    rows = _tested_rows(Family("ablation", base, [e for _, e, _ in arms[1:]]),
+                        labels={str(e.get("experiment")): lab for lab, e, _ in arms},
+                        extras={str(e.get("experiment")): [latex_escape(e.get("method") or e.get("experiment"))]
+                                for _, e, _ in arms})
     for r, (_, _, how) in zip(rows, arms):
         r.comment += f" chosen: {how}"
     title = ("Ablation: the ERB baseline and each component on its own and combined (one arm per "
@@ -512,6 +615,12 @@ def macros(entries: Sequence[dict]) -> str:
     lines = ["% Generated by docrestore.figures.tables.macros from the results ledger; do not edit by hand.",
              "% Use \\res{experiment}{key}; see docs/paper.md."]
     base = _baseline_or_none(entries)
+    # p-values as the main table tests them (its family, Holm over it); an arm outside the main
+    # table is tested against the baseline on its own
+    main_tests = family_tests(Family("main", base, [x for x, _ in E.headline_entries(entries)])) if base else {}
+    for e in entries if base else []:
+        if str(e.get("experiment")) not in main_tests:
+            main_tests[str(e.get("experiment"))] = family_tests(Family("single", base, [e]))[str(e.get("experiment"))]
     for e in sorted(entries, key=lambda e: str(e.get("experiment"))):
         name = str(e.get("experiment"))
         lines.append(entry_comment(e))
@@ -527,10 +636,12 @@ def macros(entries: Sequence[dict]) -> str:
         vc = E.validation_cer(e)
         if vc is not None:
             lines.append(_def(f"{name}@val-cer", _fmt("cer", vc * E.metric_scale("cer"))))
-        if base is not None:
-            p, why = p_value(e, base)
-            if not why:
-                lines.append(_def(f"{name}@p", format_p(p)))
+        tested = main_tests.get(name)
+        if tested and tested["p"] is not None:
+            lines.append(_def(f"{name}@p", format_p(tested["p"])))
+            lines.append(_def(f"{name}@p-test", tested["test"]))
+            if tested["p_holm"] is not None:
+                lines.append(_def(f"{name}@p-holm", format_p(tested["p_holm"])))
         raw = [float(h[k]) for h in e.get("history") or [] for k in ("train/ctc_raw", "train/ctc_raw_peak")
                if isinstance(h.get(k), (int, float))]
         if raw:
@@ -564,6 +675,9 @@ def macros(entries: Sequence[dict]) -> str:
         nonfinite = [(e.get("train") or {}).get("nonfinite") for e in entries]
         if all(isinstance(n, int) for n in nonfinite):
             lines.append(_def("all@nonfinite", str(sum(nonfinite))))
+        twins = E.identical_arms(entries)
+        lines.append(_def("all@distinct", str(len(entries) - sum(len(c["experiments"]) - 1 for c in twins))))
+        lines.append(_def("all@identical", str(len(twins))))
     try:
         main = E.main_method(entries)
         lines.append(_def("main@experiment", latex_escape(E.display_name(main))))

@@ -15,7 +15,8 @@ from pathlib import Path
 from .. import config as C
 from .. import runs as R
 from . import reuse as RU
-from .benchmark import Benchmark, Experiment, arm_config, auto_profile, entry_name  # noqa: F401
+from .benchmark import (Benchmark, Experiment, arm_config, auto_profile, entry_name,  # noqa: F401
+                        parameter_overrides)
 
 log = logging.getLogger("docrestore")
 
@@ -178,6 +179,7 @@ def run_experiment(exp: Experiment, profile: str | None = None, seed: int = 0,
     from ..data import loading
     from ..evaluation import ledger as L
     from ..evaluation.evaluate import evaluate_checkpoint
+    from ..fingerprint import fingerprint
     from ..training import survive
     from ..training.gan import GANTrainer
     from ..training.recognizer import ensure_recognizer
@@ -188,8 +190,11 @@ def run_experiment(exp: Experiment, profile: str | None = None, seed: int = 0,
     L.check_clean_tree(cfg.profile, cfg.eval.ledger_dir, cfg.eval.allow_dirty)
     data = loading.open_data(cfg)
     recognizer = ensure_recognizer(cfg, "loss")
+    # What this code does with this config, recorded in the entry (the reuse rule compares it).
+    behaviour = fingerprint(cfg)
     run = survive.start_or_continue(cfg, "train")  # an interrupted run of this experiment continues
     result = GANTrainer(cfg, run, data, recognizer).fit()
+    result["fingerprint"] = behaviour
     result.update(git_commit=run.git["commit"], git_dirty=run.git["dirty"])
     # Only evaluation reads with the held-out reader: while `prepare` still trains it, the plan's
     # first jobs train their GANs and wait here (on the reader's cache lock), not before training.
@@ -221,13 +226,9 @@ def _job_result(entry: dict) -> None:
 # ------------------------------------------------------------------------------ notebook entry
 def notebook_overrides(steps: int | None = None, data_root: str | None = None,
                        overrides: list[str] | tuple = ()) -> list[str]:
-    """The overrides a notebook's parameters stand for (None = the profile's value)."""
-    out = []
-    if steps is not None:
-        out.append(f"train.max_steps={int(steps)}")
-    if data_root:
-        out.append(f"data.root={data_root}")
-    return out + C.override_list(overrides)
+    """The overrides notebooks 01–03's parameters stand for (None = the profile's value)."""
+    return parameter_overrides({"train.max_steps": None if steps is None else int(steps), "data.root": data_root},
+                               overrides)
 
 
 LINES = Benchmark(

@@ -46,7 +46,7 @@ from .. import device as D
 from .. import runs as R
 from ..data import loading
 from ..tracking import Tracker
-from . import common, distributed, survive
+from . import common, distributed, speed, survive
 
 log = logging.getLogger("docrestore")
 
@@ -274,30 +274,44 @@ class GANTrainer:
         set_requires_grad(self.discriminator, False)
         if self.recognizer is not None:
             self.recognizer.eval()  # BatchNorm statistics are not moved by restored lines
+        if self.train_recognizer and speed.on("recognizer_weight_grads"):
+            set_requires_grad(self.recognizer, False)  # its step zeroes them first: wasted work
         with D.autocast(dev):
             adv = self.gan_loss(self.discriminator(restored, b.degraded), True, self.branch_weights)
         pix = (pixel_loss(tc.pixel_loss, restored[b.has_clean].float(), b.clean[b.has_clean].float())
                if b.n_clean else torch.zeros((), device=dev))
         ctc_needs_graph = w_ctc > 0 or (self.balanced and self.schedule_active())
-        ctc = self.text_loss(restored, b, ctc_needs_graph)
+        shared = None  # the feature loss's pass over the restored lines, when the monitor can read it
+        if (self.feature_loss is not None and b.n_clean == len(b.has_clean) and not ctc_needs_graph
+                and self.recognizer is self.frozen_recognizer and speed.on("shared_recognizer_pass")):
+            with D.autocast(dev):
+                shared = self.feature_loss.compute(restored[b.has_clean], b.clean[b.has_clean])
+        ctc = self.text_loss(restored, b, ctc_needs_graph,
+                             logits=None if shared is None else shared.restored_logits.detach())
         ctc, ctc_raw, ctc_raw_peak, clamped = self.clip_ctc(ctc)
         if self.balanced:
             w_ctc = self.balanced_weight(adv, ctc, restored)
         feat = torch.zeros((), device=dev)
         if self.feature_loss is not None and b.n_clean:
-            with D.autocast(dev):  # restored is bf16 on a GPU: the recognizer must run under autocast too
-                out = self.feature_loss(restored[b.has_clean], b.clean[b.has_clean])
+            if shared is not None:
+                out = shared
+            else:
+                with D.autocast(dev):  # restored is bf16 on a GPU: the recognizer must run under autocast too
+                    out = self.feature_loss(restored[b.has_clean], b.clean[b.has_clean])
             feat = (out.loss if hasattr(out, "loss") else out).float()
         return GeneratorTerms(adv, pix, ctc, feat, w_ctc, ctc_raw, ctc_raw_peak, clamped)
 
-    def text_loss(self, restored: torch.Tensor, b: "StepBatch", needs_graph: bool) -> torch.Tensor:
+    def text_loss(self, restored: torch.Tensor, b: "StepBatch", needs_graph: bool,
+                  logits: torch.Tensor | None = None) -> torch.Tensor:
         """CTC of the (frozen or co-trained) recognizer on the restored lines; without a graph
-        while its weight is 0, so G's gradient cannot depend on the monitor."""
+        while its weight is 0, so G's gradient cannot depend on the monitor. ``logits``: that
+        recognizer's scores on these lines, already computed (then no second forward)."""
         from ..losses import ctc_loss
 
         with (contextlib.nullcontext() if needs_graph else torch.no_grad()):
-            with D.autocast(self.device):
-                logits = self.recognizer(restored).logits
+            if logits is None:
+                with D.autocast(self.device):
+                    logits = self.recognizer(restored).logits
             return ctc_loss(logits.float(), b.targets, b.lengths, self.cfg.train.ctc.reduction)
 
     def clip_ctc(self, ctc: torch.Tensor) -> tuple[torch.Tensor, float, float, bool]:
@@ -368,6 +382,7 @@ class GANTrainer:
         from ..data.dataset import readable
         from ..losses import ctc_loss
 
+        set_requires_grad(self.recognizer, True)
         self.recognizer.train()
         source = (readable({"clean": b.clean, "degraded": b.degraded, "has_clean": b.has_clean})
                   if self.cfg.train.scenario == "S1" else restored.detach())
