@@ -328,9 +328,13 @@ def _caption(title: str, entries: Sequence[dict], base: dict | None, with_p: boo
              extra: str = "") -> str:
     profile = S.profile_label(e.get("profile", "unknown") for e in entries)
     hashes = sorted({str(e.get("data_hash"))[:8] for e in entries})
-    synthetic = all(not E.cfg_get(e, "data.manifest") for e in entries)
+    synthetic = all(not E.cfg_get(e, "data.manifest") and E.cfg_get(e, "data.source", "synthetic") == "synthetic"
+                    for e in entries)
+    real_pairs = all(E.cfg_get(e, "data.source") == "real" for e in entries)
+    kind = ("synthetic " if synthetic else "real-hand (clean: background-flattened real line; degraded: "
+            "our damage model) " if real_pairs else "")
     seeds = sorted({E.n_seeds(e) for e in entries})
-    text = (f"{title} Mean over {_n_lines(entries)} {'synthetic ' if synthetic else ''}test lines "
+    text = (f"{title} Mean over {_n_lines(entries)} {kind}test lines "
             "with the 95\\% bootstrap "
             "interval in brackets; CER and WER in percent, read by a held-out reader that no loss "
             "was trained against. Best value per column in bold.")
