@@ -124,3 +124,19 @@ def test_no_import_circle_in_the_package():
 def test_circles_are_found():
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_import_linter_keeps_the_contracts():
+    """The same layers as pyproject.toml's [tool.importlinter] contracts, by the standard tool."""
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    if exe is None:
+        pytest.skip("import-linter is not installed (a dev dependency: uv sync)")
+    out = subprocess.run([exe, "--no-cache"], cwd=SRC.parent, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "0 broken" in out.stdout

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from . import config as C
-from .files import write_json_atomic
+from .files import read_json_state, write_json_atomic
 from .processes import pid_alive, process_start_id
 
 STATE_DIR = "runs/background"
@@ -33,10 +33,7 @@ def paths(name: str, state_dir: str | Path | None = None) -> tuple[Path, Path]:
 
 
 def read_state(name: str, state_dir=None) -> dict:
-    try:
-        return json.loads(paths(name, state_dir)[1].read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    return read_json_state(paths(name, state_dir)[1])
 
 
 def _alive(state: dict) -> bool:

@@ -1,4 +1,4 @@
-"""Small file helpers every layer shares: atomic JSON writes.
+"""Small file helpers every layer shares: atomic JSON writes, state files read back.
 
 Imports neither torch nor the config, so status commands that use it answer at once.
 """
@@ -21,3 +21,13 @@ def write_json_atomic(path: str | Path, obj: Any, *, sort_keys: bool = False) ->
                    encoding="utf-8")
     os.replace(tmp, p)
     return p
+
+
+def read_json_state(path: str | Path) -> dict:
+    """A JSON state file (status, launch state) as a dict; {} when it is missing, unreadable or
+    not an object (never started, or written by something else)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..files import write_json_atomic
+from ..files import read_json_state, write_json_atomic
 from ..processes import pid_alive
 
 QUEUED, RUNNING, DONE, FAILED, INTERRUPTED = "queued", "running", "done", "failed", "interrupted"
@@ -38,11 +38,7 @@ def now_iso() -> str:
 
 def read_status(job_dir: Path) -> dict:
     """The job's status.json, or {} when it has none (never started) or it is unreadable."""
-    try:
-        data = json.loads((Path(job_dir) / "status.json").read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    return read_json_state(Path(job_dir) / "status.json")
 
 
 def update_status(job_dir: Path, **fields: Any) -> dict:

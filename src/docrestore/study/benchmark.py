@@ -58,6 +58,17 @@ def arm_config(exp: Experiment, profile: str | None = None, seed: int = 0,
     return cfg
 
 
+def parameter_overrides(values: Mapping[str, object], overrides: Sequence[str] | str = ()) -> list[str]:
+    """The overrides a notebook's parameters stand for: ``key=value`` for each given value (None
+    or empty = the profile's value; a list as ``[a,b]``), then the notebook's own ``overrides``."""
+    out = []
+    for key, value in values.items():
+        if value is None or (isinstance(value, (str, list, tuple)) and not value):
+            continue
+        out.append(f"{key}=[{','.join(map(str, value))}]" if isinstance(value, (list, tuple)) else f"{key}={value}")
+    return out + C.override_list(overrides)
+
+
 @dataclass(frozen=True)
 class Benchmark:
     """See the module docstring. ``train(exp, profile, seed, overrides, **context)`` trains and

@@ -15,7 +15,8 @@ from pathlib import Path
 from .. import config as C
 from .. import runs as R
 from . import reuse as RU
-from .benchmark import Benchmark, Experiment, arm_config, auto_profile, entry_name  # noqa: F401
+from .benchmark import (Benchmark, Experiment, arm_config, auto_profile, entry_name,  # noqa: F401
+                        parameter_overrides)
 
 log = logging.getLogger("docrestore")
 
@@ -183,13 +184,9 @@ def _job_result(entry: dict) -> None:
 # ------------------------------------------------------------------------------ notebook entry
 def notebook_overrides(steps: int | None = None, data_root: str | None = None,
                        overrides: list[str] | tuple = ()) -> list[str]:
-    """The overrides a notebook's parameters stand for (None = the profile's value)."""
-    out = []
-    if steps is not None:
-        out.append(f"train.max_steps={int(steps)}")
-    if data_root:
-        out.append(f"data.root={data_root}")
-    return out + C.override_list(overrides)
+    """The overrides notebooks 01–03's parameters stand for (None = the profile's value)."""
+    return parameter_overrides({"train.max_steps": None if steps is None else int(steps), "data.root": data_root},
+                               overrides)
 
 
 LINES = Benchmark(

@@ -17,7 +17,7 @@ from pathlib import Path
 from .. import config as C
 from .. import runs as R
 from ..evaluation import dibco
-from .benchmark import Benchmark, Experiment, arm_config, auto_profile, entry_name
+from .benchmark import Benchmark, Experiment, arm_config, auto_profile, entry_name, parameter_overrides
 
 log = logging.getLogger("docrestore")
 
@@ -43,18 +43,9 @@ def page_experiment(arm: str, test_sets: list[str] | tuple = ("DIBCO2017",)) -> 
 def page_overrides(train_sets=None, test_sets=None, init_from: str | None = None, steps: int | None = None,
                    root: str | None = None, overrides=()) -> list[str]:
     """The overrides notebook 05's parameters stand for (None = the profile's value)."""
-    out = []
-    if train_sets:
-        out.append(f"pages.train_sets=[{','.join(train_sets)}]")
-    if test_sets:
-        out.append(f"pages.test_sets=[{','.join(test_sets)}]")
-    if init_from:
-        out.append(f"train.init_from={init_from}")
-    if steps is not None:
-        out.append(f"pages.max_steps={int(steps)}")
-    if root:
-        out.append(f"pages.root={root}")
-    return out + C.override_list(overrides)
+    return parameter_overrides({"pages.train_sets": train_sets, "pages.test_sets": test_sets,
+                                "train.init_from": init_from, "pages.max_steps": None if steps is None else int(steps),
+                                "pages.root": root}, overrides)
 
 
 def make_page_config(exp: Experiment, profile: str | None = None, seed: int = 0, overrides=()) -> C.Config:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import os
 import signal
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 from .. import config as C
-from ..files import write_json_atomic
+from ..files import read_json_state, write_json_atomic
 from ..processes import pid_alive, process_start_id
 
 log = logging.getLogger("docrestore")
@@ -88,10 +87,7 @@ def write_status(run_dir: Path, state: str, **fields) -> None:
 
 
 def read_status(run_dir: Path) -> dict:
-    try:
-        return json.loads((Path(run_dir) / STATUS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    return read_json_state(Path(run_dir) / STATUS)
 
 
 def _alive(status: dict) -> bool:

@@ -82,10 +82,12 @@ def arm_config(profile: str, arm: str, device: str, overrides: list[str] = ()) -
                                                      *ARMS[arm], *overrides])
 
 
-def measure(profile: str, arm: str, device: str = "auto", steps: int = 5, warmup: int = 2,
-            workdir: str | Path = "runs/bench", overrides: list[str] = (), precision: str = "auto") -> dict:
-    """Lines/s of ``steps`` training steps of ``arm`` at ``profile``'s size, after ``warmup``."""
+def bench_trainer(profile: str, arm: str, device: str = "auto", n_batches: int = 7,
+                  workdir: str | Path = "runs/bench", overrides: list[str] = ()):
+    """A :class:`GANTrainer` of ``arm`` at ``profile``'s size on random lines, and ``n_batches``
+    collated batches for it."""
     from .. import runs as R
+    from ..data.dataset import collate_lines
     from .gan import GANTrainer
 
     cfg = arm_config(profile, arm, device, [f"runs_dir={workdir}", *overrides])
@@ -93,12 +95,20 @@ def measure(profile: str, arm: str, device: str = "auto", steps: int = 5, warmup
     work.mkdir(parents=True, exist_ok=True)
     rec = random_recognizer(cfg, work / f"random-recognizer-{profile}.pt")
     bs = cfg.train.batch_size
-    data = random_data(cfg, bs * (steps + warmup))
+    data = random_data(cfg, bs * n_batches)
     run = R.join_run(work / f"{arm}-{profile}", cfg, "train", {})
     trainer = GANTrainer(cfg, run, data=data, recognizer_path=rec)
-    from ..data.dataset import collate_lines
+    batches = [collate_lines([data.train[i] for i in range(k * bs, (k + 1) * bs)]) for k in range(n_batches)]
+    return trainer, batches
 
-    batches = [collate_lines([data.train[i] for i in range(k * bs, (k + 1) * bs)]) for k in range(steps + warmup)]
+
+def measure(profile: str, arm: str, device: str = "auto", steps: int = 5, warmup: int = 2,
+            workdir: str | Path = "runs/bench", overrides: list[str] = (), precision: str = "auto") -> dict:
+    """Lines/s of ``steps`` training steps of ``arm`` at ``profile``'s size, after ``warmup``.
+    ``seconds`` is wall time; ``cpu_seconds`` the process's CPU time over the same steps (on a
+    shared CPU the wall clock also counts other processes' turns)."""
+    trainer, batches = bench_trainer(profile, arm, device, steps + warmup, workdir, overrides)
+    cfg, bs = trainer.cfg, trainer.cfg.train.batch_size
     dev = trainer.device
     sync = (lambda: torch.cuda.synchronize(dev)) if D.is_gpu(dev) else (lambda: None)
     if D.is_gpu(dev):
@@ -107,15 +117,35 @@ def measure(profile: str, arm: str, device: str = "auto", steps: int = 5, warmup
         for k, batch in enumerate(batches):
             if k == warmup:
                 sync()
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
             trainer.train_step(batch)
             trainer.step += 1
         sync()
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"arm": arm, "profile": profile, "device": D.describe(dev), "kind": D.kind_of(D.describe(dev)),
             "precision": precision, "batch_size": bs, "height": cfg.data.height, "width": cfg.data.width,
             "steps": steps, "seconds": seconds, "lines_per_s": steps * bs / seconds,
+            "cpu_seconds": cpu, "lines_per_cpu_s": steps * bs / cpu,
             "peak_memory_gib": (torch.cuda.max_memory_allocated(dev) / 2**30) if D.is_gpu(dev) else None}
+
+
+def profile_step(profile: str, arm: str, device: str = "auto", steps: int = 5, warmup: int = 2,
+                 workdir: str | Path = "runs/bench") -> dict:
+    """CPU seconds per step of each part of ``arm``'s training step (see
+    :mod:`docrestore.training.step_profile`), averaged over ``steps`` after ``warmup``."""
+    from .step_profile import StepProfile
+
+    trainer, batches = bench_trainer(profile, arm, device, steps + warmup, workdir)
+    for batch in batches[:warmup]:
+        trainer.train_step(batch)
+        trainer.step += 1
+    with StepProfile(trainer) as prof:
+        for batch in batches[warmup:]:
+            trainer.train_step(batch)
+            trainer.step += 1
+    return {"arm": arm, "profile": profile, "steps": prof.steps,
+            "seconds_per_step": prof.total / prof.steps,
+            "parts": {k: v / prof.steps for k, v in prof.seconds.items()}, "shares": prof.shares()}
 
 
 def write_results(results: list[dict], tag: str, out_dir: str | Path | None = None) -> Path:
