@@ -181,7 +181,7 @@ def build_entry(cfg: C.Config, *, experiment: str, method: str, group: str, eval
         "history": history,
         "train": {k: train_result.get(k) for k in ("steps", "best_metric", "best_value", "nonfinite",
                                                    "collapses", "best", "recognizer_checkpoint",
-                                                   "ctc_clips")},
+                                                   "ctc_clips", "ctc", "schedule", "plateau")},
         "config": C.to_dict(cfg),
         # git_commit: the commit that trained it; eval_git_commit: the one that measured it.
         "git_commit": train_git["commit"],
