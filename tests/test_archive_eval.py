@@ -103,6 +103,7 @@ def test_a_training_stage_without_a_train_split_is_a_one_line_error(archive, cap
     assert str(archive["manifest"]) in err and "no lines in split 'train'" in err
 
 
+@pytest.mark.e2e  # runs a notebook: in `make test`, not in `make test-fast`
 def test_notebook_06_shows_the_entry_evaluate_wrote_with_before_after_crops(archive, tmp_path):
     import papermill as pm
 

@@ -179,6 +179,7 @@ def test_make_all_writes_every_figure_and_table(made):
     for path in made["tables"].values():
         assert Path(path).suffix == ".tex" and Path(path).stat().st_size > 0
     json.dumps(made)  # the report is JSON-ready
+    assert made["identical"] == E.identical_arms(paper.load_entries(made["ledger_dir"], PROFILE))
 
 
 def test_figures_are_journal_sized_png_at_300_dpi(made):

@@ -47,6 +47,12 @@ class DataConfig:
     seed: int = _f(0, "seed of the synthetic data, apart from the training seed so every training seed "
                       "and the held-out reader share one dataset")
     manifest: str = _f("", "path to a manifest.jsonl of real lines; when set, synthesis is skipped")
+    source: Literal["synthetic", "real"] = _f(
+        "synthetic", "where the line pairs come from: synthetic (font lines rendered and damaged) or real "
+                     "(ERB's degraded-real protocol: the real line crops of data.real_lines, "
+                     "background-flattened, are the clean lines, the damage model makes the degraded ones)")
+    real_lines: str = _f("", "data.source=real: the manifest.jsonl `docrestore ingest` wrote (its page-disjoint "
+                             "train/val/test splits are kept)")
     height: int = _f(128, "line image height in pixels", 16, 512)
     width: int = _f(1024, "line image width in pixels", 64, 4096)
     n_train: int = _f(20000, "synthetic training lines", 1)
@@ -488,6 +494,12 @@ def validate(cfg: Config, explicit: set[str] | None = None) -> Config:
         raise ConfigError(f"'data.min_words' ({d.min_words}) must not exceed 'data.max_words' ({d.max_words})")
     if d.severity_min > d.severity_max:
         raise ConfigError("'data.severity_min' must not exceed 'data.severity_max'")
+    if d.source == "real" and not d.real_lines:
+        raise ConfigError("'data.source' is real but 'data.real_lines' is empty; give the manifest.jsonl that "
+                          "`docrestore ingest` wrote (data.real_lines=runs/htr/manifest.jsonl)")
+    if d.source == "real" and d.manifest:
+        raise ConfigError(f"'data.source' is real and 'data.manifest' is set ({d.manifest}): the first makes "
+                          "pairs from data.real_lines, the second reads a finished manifest; set only one")
     fl = cfg.train.feature_loss
     if fl.tap_weights and len(fl.tap_weights) != len(fl.taps):
         raise ConfigError(f"'train.feature_loss.tap_weights' has {len(fl.tap_weights)} values but "
@@ -565,6 +577,8 @@ def no_effect(cfg: Config) -> list[tuple[str, str]]:
         idle(["distill.levels"], "distill.student is unet (always 4 levels)")
     if not cfg.data.n_reader:
         idle(["recognizer_train.reader_lines"], "data.n_reader is 0 (no reader split)")
+    if cfg.data.source != "real":
+        idle(["data.real_lines"], "data.source is synthetic")
     if not cfg.distill.pages:
         idle(["distill.page_share"], "distill.pages is empty (lines only)")
     if tc.early_stop_metric == "none":

@@ -17,7 +17,6 @@ import csv
 import datetime as _dt
 import json
 import logging
-import os
 import re
 import shutil
 from pathlib import Path
@@ -30,7 +29,7 @@ from .. import checkpoint as CK
 from .. import config as C
 from .. import device as D
 from .. import runs as R
-from ..files import write_json_atomic
+from ..files import replacing, write_json_atomic
 from ..machine import machine_info
 from ..data import manifest as MF
 from ..data import loading
@@ -154,13 +153,10 @@ def per_line_rows(records: list[dict], res: dict, manifest: Path) -> list[dict]:
 
 def write_per_line(rows: list[dict], path: Path) -> Path:
     """``rows`` as a UTF-8 CSV with a header, written whole then renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8", newline="") as f:
+    with replacing(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=PER_LINE_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
     return path
 
 

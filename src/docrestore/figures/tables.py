@@ -328,9 +328,13 @@ def _caption(title: str, entries: Sequence[dict], base: dict | None, with_p: boo
              extra: str = "") -> str:
     profile = S.profile_label(e.get("profile", "unknown") for e in entries)
     hashes = sorted({str(e.get("data_hash"))[:8] for e in entries})
-    synthetic = all(not E.cfg_get(e, "data.manifest") for e in entries)
+    synthetic = all(not E.cfg_get(e, "data.manifest") and E.cfg_get(e, "data.source", "synthetic") == "synthetic"
+                    for e in entries)
+    real_pairs = all(E.cfg_get(e, "data.source") == "real" for e in entries)
+    kind = ("synthetic " if synthetic else "real-hand (clean: background-flattened real line; degraded: "
+            "our damage model) " if real_pairs else "")
     seeds = sorted({E.n_seeds(e) for e in entries})
-    text = (f"{title} Mean over {_n_lines(entries)} {'synthetic ' if synthetic else ''}test lines "
+    text = (f"{title} Mean over {_n_lines(entries)} {kind}test lines "
             "with the 95\\% bootstrap "
             "interval in brackets; CER and WER in percent, read by a held-out reader that no loss "
             "was trained against. Best value per column in bold.")
@@ -339,7 +343,9 @@ def _caption(title: str, entries: Sequence[dict], base: dict | None, with_p: boo
                  "the 95\\% Student-$t$ interval over seeds: it covers the arm's mean over training "
                  "runs on these test lines (training variance), not line sampling.")
     if with_p and base is not None:
-        m = len([e for e in entries if e is not base])
+        twins = E.identical_arms(entries)
+        # the family: every arm but the reference, an arm identical to another counted once
+        m = len([e for e in entries if e is not base]) - sum(len(c["experiments"]) - 1 for c in twins)
         text += (f" $p$: two-sided test of CER against {latex_escape(E.display_name(base))}. "
                  f"$^{{t}}$: Welch's $t$-test over the seed means, Holm-adjusted over the family of the "
                  f"{m} comparison{'s' if m != 1 else ''} in this table (declared with the table; an arm "
@@ -347,7 +353,7 @@ def _caption(title: str, entries: Sequence[dict], base: dict | None, with_p: boo
                  "paired Wilcoxon signed-rank test of per-line CER within that one run: a diagnostic "
                  "of line sampling, not evidence of a method effect, not adjusted. $\\equiv$: "
                  "identical to another arm, counted once.")
-    same = E.identical_note(entries)
+    same = E.identical_note(entries)  # names the arms of E.identical_arms(entries)
     if same:
         text += " " + latex_escape(same)
     if any(e.get("git_dirty") for e in entries):
