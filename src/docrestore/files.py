@@ -62,17 +62,9 @@ def write_json_atomic(path: str | Path, obj: Any, *, sort_keys: bool = False, al
     failed write. ``default=str`` writes values JSON lacks as text; the ledgers pass
     ``allow_nan=False, default=None`` so a non-finite or unplain value is an error instead."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=sort_keys, allow_nan=allow_nan,
                       default=default) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")  # its own name per writer
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(p, text)  # its own temporary name per writer, the mode a plain write gives
     return p
 
 

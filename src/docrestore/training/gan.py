@@ -326,9 +326,16 @@ class GANTrainer:
         ctc_raw_peak = self.ctc_raw_peak
         if (self.step + 1) % 5 == 0 or self.step == 0:
             self.ctc_raw_peak = 0.0
-        if clip > 0 and ctc_raw > clip:
+        # Under torchrun the clip acts on the global batch's CTC (the mean of the ranks' shares), so
+        # every rank scales by the same factor and the averaged gradient is the one-process gradient.
+        level = (ctc_raw if not self.dist.distributed
+                 else float(distributed.across_ranks(ctc, self.dist)) / self.dist.world_size)
+        if clip > 0 and level > clip:
             self.ctc_clips += 1
-            ctc = ctc.clamp(max=clip) if mode == "clamp" else ctc * (clip / ctc_raw)
+            if mode == "clamp":  # a constant on every rank: value clip, no gradient
+                ctc = ctc.clamp(max=clip) if not self.dist.distributed else ctc * 0 + clip
+            else:
+                ctc = ctc * (clip / level)
             return ctc, ctc_raw, ctc_raw_peak, mode == "clamp"
         return ctc, ctc_raw, ctc_raw_peak, False
 

@@ -119,7 +119,7 @@ class PageTrainer(GANTrainer):
         pass  # patches have no transcription to check against the recognizer's frames
 
     # ---------------------------------------------------------------------------------- step
-    def text_loss(self, restored, b, needs_graph: bool) -> torch.Tensor:
+    def text_loss(self, restored, b, needs_graph: bool, logits=None) -> torch.Tensor:
         return torch.zeros((), device=self.device)  # pages have no transcription: no CTC, not even as a monitor
 
     def train_step(self, batch: dict) -> dict[str, float]:
