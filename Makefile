@@ -87,10 +87,10 @@ paper: ## compile paper/main.pdf from PROFILE's tables and figures (installs Deb
 	cp paper/build/main.pdf paper/main.pdf
 	@echo "paper/main.pdf ($(PROFILE) profile)"
 
-bench: setup ## benchmarks: synthesis lines/s, restoration s/page teacher vs light student x PyTorch vs ONNX (TEACHER=CKPT STUDENT=CKPT for PSNR), training lines/s per arm
+bench: setup ## benchmarks: synthesis lines/s, restoration s/page teacher vs light student x PyTorch vs ONNX (TEACHER=CKPT STUDENT=CKPT for PSNR), training lines/s per arm (BASELINE=FILE: beside a recorded run, e.g. benchmarks/baselines/train-cpu-quick-78f7b7d.json)
 	$(RUN) python benchmarks/bench_synth.py
 	$(RUN) python benchmarks/bench_restore.py $(if $(TEACHER),--teacher $(TEACHER)) $(if $(STUDENT),--student $(STUDENT))
-	$(RUN) python benchmarks/bench_train.py
+	$(RUN) python benchmarks/bench_train.py $(if $(BASELINE),--baseline $(BASELINE))
 
 gpu-check: setup ## <= 5 min on one GPU: every arm in bf16 at full size, page time, bf16 vs fp32, CTC, paper_full time (ARGS='--device cpu' for the CPU)
 	$(RUN) python benchmarks/gpu_check.py $(ARGS)
