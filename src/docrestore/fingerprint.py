@@ -65,8 +65,9 @@ def _round(x: float) -> float:
 def _cache_key(cfg: C.Config) -> str:
     d = C.to_dict(cfg)
     d["seed"] = SEED
-    for k in ("desc", "device", "runs_dir", "tracking", "eval"):
+    for k in ("desc", "device", "runs_dir", "tracking"):  # where things go: no part of what it does
         d.pop(k, None)
+    d.get("eval", {}).pop("ledger_dir", None)
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
 
