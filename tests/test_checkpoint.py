@@ -116,6 +116,53 @@ def test_a_failed_write_leaves_the_previous_checkpoint(cfg, tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no stray .tmp
 
 
+def test_two_writers_of_one_checkpoint_do_not_trip_over_one_temporary_name(cfg, tmp_path):
+    """Both wrote last.pt.tmp: one's rename took the other's file away (FileNotFoundError, 3-8
+    times in 15). Each writer now has its own temporary file."""
+    import threading
+
+    g, opt = trained_generator(cfg)
+    ckpt = gan_ckpt(cfg, g, opt, step=1)
+    path, errors = tmp_path / "last.pt", []
+
+    def write(n):
+        for _ in range(n):
+            try:
+                save_checkpoint(path, ckpt)
+            except Exception as exc:  # noqa: BLE001 - what the test counts
+                errors.append(exc)
+    threads = [threading.Thread(target=write, args=(15,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and load_checkpoint(path)["step"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+def test_run_json_files_have_one_temporary_name_per_writer(tmp_path, monkeypatch):
+    import threading
+
+    from docrestore import runs as R
+
+    run = R.Run(dir=tmp_path, stage="train", cfg=None, git={})
+    errors = []
+
+    def write():
+        for i in range(200):
+            try:
+                run.write_json("status.json", {"i": i})
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+    threads = [threading.Thread(target=write) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and sorted(p.name for p in tmp_path.iterdir()) == ["status.json"]
+    assert (tmp_path / "status.json").stat().st_mode & 0o044  # readable by others, as a plain write is
+
+
 def test_save_rejects_what_a_weights_only_load_cannot_read(cfg, tmp_path):
     g, opt = trained_generator(cfg)
     with pytest.raises(TypeError, match="state_dict"):

@@ -230,3 +230,9 @@ def test_a_profile_value_with_no_effect_is_a_note_not_an_error(caplog):
 def test_eval_reader_must_not_be_the_loss_recognizer():
     with pytest.raises(C.ConfigError, match="eval.reader"):
         C.load_config(overrides=["recognizer.checkpoint=runs/r.pt", "eval.reader=runs/./r.pt"])
+
+
+def test_warmup_in_steps_and_epochs_is_refused():
+    with pytest.raises(C.ConfigError, match="warmup_epochs"):
+        C.load_config(profile="smoke", overrides=["train.ctc.schedule=linear", "train.ctc.warmup=5",
+                                                  "train.ctc.warmup_epochs=1"])

@@ -273,9 +273,7 @@ SMOKE_CONTENT_HASH = "dc06d4db20dcc337"   # the manifest and every image's pixel
 
 
 def test_smoke_dataset_is_the_recorded_one(smoke_dataset):
-    from docrestore.training.common import dataset_hash
-
-    assert dataset_hash(smoke_dataset) == SMOKE_DATA_HASH
+    assert M.manifest_hash(smoke_dataset) == SMOKE_DATA_HASH
     assert synth.content_hash(smoke_dataset) == SMOKE_CONTENT_HASH
 
 

@@ -40,6 +40,7 @@ def test_light_generator_keeps_the_contract_and_is_cheaper():
         light(torch.rand(1, 1, 30, 64))
 
 
+@pytest.mark.e2e
 def test_distill_writes_a_generator_checkpoint_that_restore_takes(tmp_path, smoke_dataset):
     teacher = write_teacher(tmp_path / "teacher.pt", smoke_dataset)
     runs = tmp_path / "runs"

@@ -179,6 +179,7 @@ def test_make_all_writes_every_figure_and_table(made):
     for path in made["tables"].values():
         assert Path(path).suffix == ".tex" and Path(path).stat().st_size > 0
     json.dumps(made)  # the report is JSON-ready
+    assert made["identical"] == E.identical_arms(paper.load_entries(made["ledger_dir"], PROFILE))
 
 
 def test_figures_are_journal_sized_png_at_300_dpi(made):
@@ -401,3 +402,45 @@ def test_balanced_arm_is_labelled_with_its_effective_weight():
              "history": [{"step": 1, "train/ctc_weight": 0.0}, {"step": 2, "train/ctc_weight": 0.1},
                          {"step": 3, "train/ctc_weight": 0.12}]}
     assert plots.annealing_label(entry) == "balanced (\u03b1=1, eff. \u03bb\u22480.11)"
+
+
+# ------------------------------------------------------------- what the figures claim
+def test_identical_annealing_arms_are_drawn_once_under_both_names(loaded):
+    import copy
+
+    arms = [e for e in loaded if e["group"] == "annealing"]
+    twin = copy.deepcopy(next(e for e in arms if e["experiment"] == "anneal_linear"))
+    twin["experiment"] = "anneal_constant"
+    twin["config"]["train"]["ctc"]["schedule"] = "constant"
+    fig = plots.ctc_annealing(list(loaded) + [twin])
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any(" = " in lab and "constant" in lab and "linear" in lab for lab in labels)
+    drawn = [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == "-"]
+    assert len(drawn) == len(arms)  # the twin adds no line of its own
+    plt.close(fig)
+
+
+def _tap_entry(name, group, taps, pixel="bce"):
+    return {"experiment": name, "group": group,
+            "config": {"train": {"pixel_loss": pixel, "feature_loss": {"weight": 5.0, "taps": taps}}}}
+
+
+def test_tap_sweep_has_one_tick_per_tap_and_leaves_out_the_l1_pixel_arm():
+    entries = [_tap_entry("feature_w5_cnn1", E.FEATURE_TAP, ["cnn1"]),
+               _tap_entry("feature_w5_cnn2", E.FEATURE_TAP, ["cnn2"]),
+               _tap_entry("feature_w5_cnn_last", E.FEATURE_WEIGHT, ["cnn_last"]),
+               _tap_entry("feature_w5_cnn_last_pixl1", E.FEATURE_WEIGHT, ["cnn_last"], pixel="l1")]
+    names = [e["experiment"] for e in E.tap_arms(entries)]
+    assert sorted(names) == ["feature_w5_cnn1", "feature_w5_cnn2", "feature_w5_cnn_last"]
+
+
+def test_ctc_macros_quote_the_recorded_onset_and_zero_gradient_share():
+    entry = {"config": {"train": {"ctc": {"weight": 10.0, "clip": 100.0, "clip_mode": "clamp"}}},
+             "train": {"ctc": {"steps": 300, "onset_step": 90, "zero_grad_share": 0.3, "raw": {"p50": 140.2}},
+                       "plateau": {"reached": False}},
+             "history": [{"step": 85, "train/gradnorm_ctc": 0.0}, {"step": 90, "train/gradnorm_ctc": 462.0}]}
+    m = tables.ctc_macros(entry)
+    assert m == {"ctc-weight": "10", "ctc-clip": "100", "ctc-clip-mode": "clamp", "ctc-onset": "90",
+                 "ctc-zero-grad": "30.0", "ctc-raw-p50": "140", "ctc-onset-logged": "90", "plateau": "no"}
+    old = {"config": {"train": {"ctc": {"weight": 10.0, "clip": 100.0}}}, "history": []}
+    assert tables.ctc_macros(old)["ctc-clip-mode"] == "clamp"  # before clip_mode existed the clip clamped

@@ -21,6 +21,7 @@ def load(name: str):
     return mod
 
 
+@pytest.mark.e2e
 def test_gpu_check_on_the_cpu_writes_a_report(tmp_path, capsys):
     assert load("gpu_check").main(["--device", "cpu", "--out", str(tmp_path / "res"),
                                    "--work", str(tmp_path / "work")]) == 0

@@ -82,7 +82,7 @@ def test_page_xml_lines_are_cut_by_polygon_deskewed_and_errors_named(tmp_path):
     assert [ln.text for ln in page.lines] == ["Uwer frowen", "schick ich", "", "outside"]  # index 0, not words
     cuts, errors = I.page_lines(page)
     assert [ln.id for ln, _ in cuts] == ["l1", "l2"]
-    assert any("l3" in e and "no transcription" in e for e in errors)
+    assert not any("l3" in e for e in errors)  # untranscribed: left out, not an error (ingest counts it)
     assert any("l4" in e and "outside the page image" in e for e in errors)
     l1 = np.asarray(cuts[0][1])
     assert l1.shape == (41, 511) and l1[10:30, 10:500].max() < 60  # the bar, whole
@@ -137,7 +137,9 @@ def test_ingest_cli_writes_a_manifest_split_by_page_and_exits_nonzero_on_errors(
                      "--val-pages", "la_6_01"])
     printed = capsys.readouterr().out
     assert code == 1
-    assert "broken.xml" in printed and "not readable XML" in printed and "l3" in printed
+    assert "broken.xml" in printed and "not readable XML" in printed
+    assert "1 lines without a transcription were left out" in printed
+    assert (out / "ingest_untranscribed.txt").read_text().strip().endswith("p1.xml line l3")
     records = M.validate_manifest(out / "manifest.jsonl")
     by_id = {r["id"]: r for r in records}
     assert by_id["p1/l1"]["text"] == "Uwer frowen" and by_id["p2/a1"]["text"] == "ein stückly"
@@ -149,7 +151,8 @@ def test_ingest_cli_writes_a_manifest_split_by_page_and_exits_nonzero_on_errors(
         assert split_of_page.setdefault(r["page"], r["split"]) == r["split"]
     assert split_of_page["p2"] == "test" and split_of_page["la_6_01"] == "val"
     meta = json.loads((out / "dataset.json").read_text())
-    assert meta["errors"] >= 3 and "broken.xml" in (out / "ingest_errors.txt").read_text()
+    assert meta["errors"] == 2 and meta["untranscribed"] == 1  # broken.xml and l4 (off the page)
+    assert "broken.xml" in (out / "ingest_errors.txt").read_text()
     # The trainer's dataset reads it.
     charset = Charset.from_file(out / "charset.txt")
     assert "ü" in charset.chars
@@ -170,6 +173,86 @@ def test_splits_by_page(tmp_path):
     assert split == I.assign_splits(pages, [], [], 0.2, 0.1, seed=0)
     with pytest.raises(I.IngestError, match="nope"):
         I.assign_splits(pages, ["nope"], [], 0.2, 0.1, seed=0)
+
+
+def write_escriptorium_alto(path, image):
+    """An ALTO v4 page shaped like the CREMMA exports: xsi schema, Tags, block polygons, TAGREFS,
+    polyline BASELINE, Strings with boxes, an untranscribed line (empty CONTENT), NFD text."""
+    ns = "http://www.loc.gov/standards/alto/ns-v4#"
+    path.write_text(
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<alto xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"\n'
+        f'      xmlns="{ns}"\n      xsi:schemaLocation="{ns} http://www.loc.gov/standards/alto/v4/alto-4-2.xsd">\n'
+        f'  <Description>\n    <MeasurementUnit>pixel</MeasurementUnit>\n    <sourceImageInformation>\n'
+        f'      <fileName>{image.name}</fileName>\n      <fileIdentifier>https://example.org/iiif/f1</fileIdentifier>\n'
+        f'    </sourceImageInformation>\n  </Description>\n  <Tags>\n'
+        f'    <OtherTag ID="BT1" LABEL="MainZone" DESCRIPTION="block type MainZone"/>\n'
+        f'    <OtherTag ID="LT1" LABEL="DefaultLine" DESCRIPTION="line type DefaultLine"/>\n  </Tags>\n'
+        f'  <Layout>\n    <Page WIDTH="600" HEIGHT="400" PHYSICAL_IMG_NR="0" ID="eSc_dummypage_">\n'
+        f'      <PrintSpace HPOS="0" VPOS="0" WIDTH="600" HEIGHT="400">\n'
+        f'        <TextBlock HPOS="40" VPOS="30" WIDTH="520" HEIGHT="260" ID="eSc_textblock_1" TAGREFS="BT1">\n'
+        f'          <Shape><Polygon POINTS="40 30 560 30 560 290 40 290"/></Shape>\n'
+        f'          <TextLine ID="eSc_line_a" TAGREFS="LT1" BASELINE="45 70 555 70" HPOS="45" VPOS="35" WIDTH="510" HEIGHT="40">\n'
+        f'            <Shape><Polygon POINTS="45 35 555 35 555 75 45 75"/></Shape>\n'
+        f'            <String CONTENT="Monsieur ie vous e\u0301cris" HPOS="45" VPOS="35" WIDTH="510" HEIGHT="40"></String>\n'
+        f'          </TextLine>\n'
+        f'          <TextLine ID="eSc_line_b" TAGREFS="LT1" BASELINE="100 280 300 280" HPOS="95" VPOS="245" WIDTH="210" HEIGHT="40">\n'
+        f'            <Shape><Polygon POINTS="95 245 305 245 305 285 95 285"/></Shape>\n'
+        f'            <String CONTENT="" HPOS="95" VPOS="245" WIDTH="210" HEIGHT="40"></String>\n'
+        f'          </TextLine>\n        </TextBlock>\n      </PrintSpace>\n    </Page>\n  </Layout>\n</alto>\n',
+        encoding="utf-8")
+    return path
+
+
+def write_escriptorium_page(path, image, text):
+    """A PAGE 2019 page shaped like the iForal exports: Metadata, `custom` attributes, a
+    TextEquiv without index, a two-point Baseline."""
+    path.write_text(
+        f"<?xml version='1.0' encoding='utf-8'?>\n<PcGts xmlns=\"{PAGE_2019}\" "
+        f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="{PAGE_2019} '
+        f'{PAGE_2019}/pagecontent.xsd">\n  <Metadata>\n\t<Creator>escriptorium</Creator>\n'
+        f'\t<Created>2024-02-01T19:07:35+00:00</Created>\n  </Metadata>\n'
+        f'  <Page imageFilename="{image.name}" imageWidth="600" imageHeight="400">\n'
+        f'    <TextRegion id="eSc_textblock_1" custom="structure {{type:text;}}">\n'
+        f'      <Coords points="40,30 560,30 560,290 40,290" />\n'
+        f'      <TextLine id="eSc_line_1" custom="structure {{type:default;}}">\n'
+        f'        <Coords points="45,35 555,35 555,75 45,75" />\n        <Baseline points="45,70 555,70" />\n'
+        f'        <TextEquiv>\n          <Unicode>{text}</Unicode>\n        </TextEquiv>\n'
+        f'      </TextLine>\n    </TextRegion>\n  </Page>\n</PcGts>\n', encoding="utf-8")
+    return path
+
+
+def test_escriptorium_sets_in_one_manifest_named_by_folder_and_split_per_set(tmp_path, capsys):
+    """Two sets shaped like the shared HTR exports (ALTO v4 letters; PAGE 2019 charters whose
+    pages are all called 1.xml): one manifest, pages named by their folder, every set split on its
+    own, untranscribed lines counted but no error, exact (NFD) texts."""
+    alto_set, page_set = tmp_path / "cremma", tmp_path / "charters"
+    for i, doc in enumerate(("letters-a", "letters-b", "letters-c")):
+        (alto_set / doc).mkdir(parents=True)
+        image = page_image(alto_set / doc / f"f{i}.jpg")
+        write_escriptorium_alto(alto_set / doc / f"f{i}.xml", image)
+    for charter in ("foral_a_1217", "foral_b_1222", "foral_c_1255"):
+        (page_set / charter).mkdir(parents=True)
+        write_escriptorium_page(page_set / charter / "1.xml", page_image(page_set / charter / "1.jpg"),
+                                f"n nne sce \u204a {charter}")
+    out = tmp_path / "out"
+    code = cli.main(["ingest", str(alto_set), str(page_set), "--out", str(out), "--test-share", "0.34"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "error:" not in printed
+    assert "3 lines without a transcription were left out" in printed
+    records = M.validate_manifest(out / "manifest.jsonl")
+    by_page = {r["page"]: r for r in records}
+    assert sorted(by_page) == ["foral_a_1217-1", "foral_b_1222-1", "foral_c_1255-1",
+                               "letters-a-f0", "letters-b-f1", "letters-c-f2"]
+    assert by_page["foral_b_1222-1"]["text"] == "n nne sce \u204a foral_b_1222"
+    assert by_page["letters-a-f0"]["text"] == "Monsieur ie vous e\u0301cris"  # NFD kept as published
+    assert {r["set"] for r in records} == {"cremma", "charters"}
+    for group in ("cremma", "charters"):  # each set has its own test page
+        assert {r["split"] for r in records if r["set"] == group} >= {"train", "test"}
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["errors"] == 0 and meta["untranscribed"] == 3
+    assert meta["sets"]["charters"]["lines"]["train"] + meta["sets"]["charters"]["lines"]["test"] \
+        + meta["sets"]["charters"]["lines"]["val"] == 3
+    assert "\u204a" in meta["sets"]["charters"]["charset"] and "\u0301" in meta["sets"]["cremma"]["charset"]
 
 
 # ------------------------------------------------------------------ hostile and odd exports
@@ -286,7 +369,8 @@ ODD_TEXT = ["ſeer", "gheſchreuen", "e\u0301en", "Ꝛ", "שלום", "📜", "a&
 
 def _fuzz_file(rng, folder, i):
     """One PAGE or ALTO file with its page image, corrupted one way or not at all. Returns (path,
-    bad: whether its name must be among the errors, {page/line: (text, crop)} of its good lines)."""
+    bad: whether its name must be among the errors, {page/line: (text, crop)} of its good lines,
+    whether one of its lines is untranscribed: listed apart, not an error)."""
     kind, stem = rng.choice(["page", "alto"]), f"f{i:03d}"
     n = rng.randint(1, 4)
     image = np.asarray(np.random.default_rng(i).integers(0, 256, (14 * n + 6, 60)), np.uint8)
@@ -340,7 +424,8 @@ def _fuzz_file(rng, folder, i):
     good = {} if whole_file_bad else {
         f"{stem}/{ids[k]}": (texts[k].strip(), image[y0:y1 + 1, x0:x1 + 1])
         for k, (x0, y0, x1, y1) in enumerate(boxes) if k not in line_bad}
-    return path, whole_file_bad or bool(line_bad), good
+    untranscribed = corruption == "empty-text"
+    return path, whole_file_bad or (bool(line_bad) and not untranscribed), good, untranscribed
 
 
 def _digest(text, crop):
@@ -358,11 +443,23 @@ def test_fuzz_two_hundred_corrupted_exports(tmp_path):
     summary = I.ingest([str(src)], tmp_path / "out")
     errors = "\n".join(summary["errors"])
     assert "unexpected" not in errors  # every failure is one the ingest foresees, with its reason
-    bad = [p for p, is_bad, _ in files if is_bad]
+    bad = [p for p, is_bad, _, _ in files if is_bad]
     assert 40 < len(bad) < 190 and all(str(p) in errors for p in bad)
-    assert not [p for p, is_bad, _ in files if not is_bad and str(p) in errors]
-    expected = {rid: _digest(t, c) for _, _, good in files for rid, (t, c) in good.items()}
+    assert not [p for p, is_bad, _, _ in files if not is_bad and str(p) in errors]
+    untranscribed = "\n".join(summary["untranscribed"])
+    assert all(str(p) in untranscribed for p, _, _, empty in files if empty)
+    expected = {rid: _digest(t, c) for _, _, good, _ in files for rid, (t, c) in good.items()}
     records = M.read_manifest(tmp_path / "out" / "manifest.jsonl")
     got = {r["id"]: _digest(r["text"], np.asarray(Image.open(tmp_path / "out" / r["degraded"]))) for r in records}
     assert len(expected) > 150 and got == expected
     assert (tmp_path / "out" / "ingest_errors.txt").read_text().count("\n") == len(summary["errors"])
+
+
+def test_an_unknown_test_page_is_one_line_naming_it_not_a_traceback(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    write_page_xml(src / "p1.xml", page_image(src / "p1.png"))
+    code = cli.main(["ingest", str(src), "--out", str(tmp_path / "out"), "--test-pages", "p9"])
+    printed = capsys.readouterr()
+    assert code == 2 and "p9" in printed.err and "p1" in printed.err and "Traceback" not in printed.err
+    assert not (tmp_path / "out").exists()  # nothing written

@@ -179,6 +179,7 @@ def _nbval(paths: list[Path], tmp_path: Path, timeout: int) -> subprocess.Comple
                           timeout=timeout)
 
 
+@pytest.mark.e2e
 def test_nbval_runs_notebook_00_in_the_smoke_profile(tmp_path):
     """CI's nbval check; its dataset goes to the ignored data/ folder (reused by the next run)."""
     res = _nbval([ROOT / "notebooks" / "00_data_synthesis.ipynb"], tmp_path, 600)

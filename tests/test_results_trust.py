@@ -30,13 +30,16 @@ def test_quick_plan_seeds_the_main_table_arms():
     assert len(names) == len(set(names))
     for arm in P.SEEDED:
         assert {arm, f"{arm}_seed1", f"{arm}_seed2"} <= set(names)
-    assert {"anneal_constant", "notes_ramp", "notes_switch", "notes_constant",
+    assert {"anneal_constant", "notes_ramp", "notes_switch", "notes_switch_clamp", "notes_constant",
             "feature_w5_cnn_last_pixl1"} <= set(names)
 
 
 def test_notes_ramp_is_plus_one_per_epoch_after_ten_epochs():
     total = 400  # the full profile trains 40 epochs: one notes epoch = 10 steps here
-    ramp, switch, const = P.notes_arms(total)
+    ramp, switch, switch_clamp, const = P.notes_arms(total)
+    assert P.make_config(switch, "quick").train.ctc.clip_mode == "rescale"  # the CTC passes its gradient
+    clamp = P.make_config(switch_clamp, "quick").train.ctc
+    assert clamp.clip_mode == "clamp" and clamp.warmup == P.make_config(switch, "quick").train.ctc.warmup
     sched = CTCWeightSchedule(P.make_config(ramp, "quick").train.ctc)
     e = P.notes_epoch(total)
     assert e == pytest.approx(total / C.load_config(profile="full").train.epochs)
@@ -164,3 +167,16 @@ def test_with_baseline_keeps_the_feature_arms_pixel_loss_off_erb_s1(monkeypatch)
     assert [e["experiment"] for e in out] == ["baseline_s1", "feature"]
     assert seen == [("baseline_s1", ["train.max_steps=7"])]
     assert P.split_pixel_loss("train.pixel_loss=l1 data.root=x") == ("l1", ["data.root=x"])
+
+
+def test_study_arms_count_the_schedule_in_epochs():
+    """The annealing study's arms: warm-up and ramp in epochs, each mapped to the profile's steps."""
+    arms = {e.name: e for e in P.study_arms(warmup_epochs=3, ramp_epochs=10)}
+    assert set(arms) == set(P.STUDY) and len(arms) == 7
+    per_epoch = 250  # quick: 2000 training lines, batch 8
+    step = CTCWeightSchedule(P.make_config(arms["study_step"], "quick").train.ctc, per_epoch)
+    assert (step.warmup, step.ramp) == (750, 2500)
+    assert [step.weight(750 + k * per_epoch) for k in (0, 1, 9, 10)] == [1, 2, 10, 10]  # +1 per epoch
+    assert P.make_config(arms["study_switch_clamp"], "quick").train.ctc.clip_mode == "clamp"
+    const = CTCWeightSchedule(P.make_config(arms["study_constant"], "quick").train.ctc, per_epoch)
+    assert const.weight(0) == 10

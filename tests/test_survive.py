@@ -119,6 +119,43 @@ def test_find_interrupted_takes_only_the_same_config(tmp_path, smoke_cfg):
 STATUS_FILE = survive.STATUS
 
 
+CLAIMER = """
+import sys, time
+from docrestore import config as C
+from docrestore.training import survive
+cfg = C.load_config(profile="smoke", overrides=sys.argv[1:])
+print(survive.find_interrupted(cfg), flush=True)
+sys.stdin.read()  # holds the run until the test closes stdin
+"""
+
+
+def test_an_interrupted_run_is_claimed_by_one_process_only(tmp_path, smoke_cfg):
+    """Two `train` commands with one config both continued the same interrupted run: the folder
+    is now claimed (a lock held while the process lives) before any work."""
+    run = Path(smoke_cfg.runs_dir) / "20260101-000000-train-smoke"
+    run.mkdir(parents=True)
+    C.save(smoke_cfg, run / "config.yaml")
+    (run / "last.pt").write_bytes(b"x")
+    survive.write_status(run, "interrupted", step=3)
+    args = [f"runs_dir={smoke_cfg.runs_dir}", f"data.root={smoke_cfg.data.root}", "tracking.enabled=false"]
+    first = subprocess.Popen([sys.executable, "-c", CLAIMER, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert first.stdout.readline().strip() == str(run)
+        assert survive.find_interrupted(smoke_cfg) is None  # the other process holds it
+    finally:
+        first.stdin.close()
+        first.wait(timeout=60)
+    assert survive.find_interrupted(smoke_cfg) == run  # its process ended: free again
+
+
+def test_a_new_run_folder_is_its_own_even_in_the_same_second(smoke_cfg):
+    from docrestore import runs as R
+
+    a, b = R.start_run(smoke_cfg, "train"), R.start_run(smoke_cfg, "train")
+    assert a.dir != b.dir and a.dir.is_dir() and b.dir.is_dir()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_stop_signals_only_raise_a_flag(sig):
     with survive.StopSignals() as s:
@@ -161,6 +198,55 @@ def test_background_job_log_status_and_stop(tmp_path):
     os.kill(proc.pid, signal.SIGTERM)
     assert wait_for_exit("job", state)["exit_code"] == -signal.SIGTERM
     proc.wait(timeout=10)
+
+
+def test_a_fast_jobs_exit_code_survives_a_slow_launcher(tmp_path, monkeypatch):
+    """The launcher wrote its state after starting the job: a job done by then lost its exit code."""
+    from docrestore import background
+
+    real = background.write_json_atomic
+
+    def slow(path, obj):
+        time.sleep(1.5)  # the job (exit 3) ends meanwhile
+        real(path, obj)
+    monkeypatch.setattr(background, "write_json_atomic", slow)
+    proc = background.launch("fast", [sys.executable, "-c", "raise SystemExit(3)"], tmp_path, echo=lambda m: None)
+    proc.wait(timeout=60)
+    assert background.read_state("fast", tmp_path)["exit_code"] == 3
+
+
+def test_two_launches_at_once_start_one_job(tmp_path, monkeypatch):
+    """The launcher checked, then started, with a gap: two launches could both start."""
+    import threading
+
+    from docrestore import background
+
+    real = background.write_json_atomic
+
+    def slow(path, obj):
+        time.sleep(1.0)  # the gap between the start and the state that says so
+        real(path, obj)
+    monkeypatch.setattr(background, "write_json_atomic", slow)
+    cmd = [sys.executable, "-c", "import time; time.sleep(30)"]
+    started, refused = [], []
+
+    def go():
+        try:
+            started.append(background.launch("once", cmd, tmp_path, echo=lambda m: None))
+        except RuntimeError as exc:
+            refused.append(exc)
+    threads = [threading.Thread(target=go) for _ in range(2)]
+    for t in threads:
+        t.start()
+        time.sleep(0.2)
+    for t in threads:
+        t.join()
+    try:
+        assert len(started) == 1 and len(refused) == 1 and "still running" in str(refused[0])
+    finally:
+        for proc in started:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
 
 
 def test_train_status_without_runs(tmp_path, capsys, monkeypatch):

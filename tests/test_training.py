@@ -168,10 +168,11 @@ def test_feature_loss_step_runs_under_bf16_autocast(tmp_path, smoke_dataset, tra
 
 def test_raw_ctc_clip_count_and_per_term_gradient_norms(tmp_path, smoke_dataset, trained_recognizer):
     base = ("train.scenario=frozen", "train.ctc.weight=5", "train.grad_norms_every=1")
-    t = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, *base, "train.ctc.clip=0.001"))
+    t = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, *base, "train.ctc.clip=0.001",
+                         "train.ctc.clip_mode=clamp"))
     batch = next(iter(common.loader(t.data.train, t.cfg, batch_size=4)))
     m = t.train_step(batch)
-    # The clip hides the raw value and kills the CTC gradient: both are visible in the metrics.
+    # The clamp hides the raw value and kills the CTC gradient: both are visible in the metrics.
     assert m["train/ctc_raw"] > 0.001 == pytest.approx(m["train/ctc_monitor"])
     assert m["train/ctc_clips_total"] == 1 == t.ctc_clips
     assert m["train/ctc_raw_peak"] == m["train/ctc_raw"]  # the first step is logged: its own peak
@@ -181,3 +182,52 @@ def test_raw_ctc_clip_count_and_per_term_gradient_norms(tmp_path, smoke_dataset,
     m2 = t2.train_step(batch)
     assert m2["train/gradnorm_ctc"] > 0 and m2["train/ctc_clips_total"] == 0
     assert m2["train/ctc_raw"] == pytest.approx(m2["train/ctc_monitor"])
+
+
+def test_clamp_passes_no_ctc_gradient_and_rescale_does(tmp_path, smoke_dataset, trained_recognizer):
+    """Above the clip, clamp (the research notes' clip) leaves the CTC term without a gradient;
+    rescale keeps the clipped value and a gradient. Both count the clip."""
+    base = ("train.scenario=frozen", "train.ctc.weight=5", "train.grad_norms_every=1", "train.ctc.clip=0.001")
+    clamp = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, *base, "train.ctc.clip_mode=clamp"))
+    batch = next(iter(common.loader(clamp.data.train, clamp.cfg, batch_size=4)))
+    m = clamp.train_step(batch)
+    assert m["train/gradnorm_ctc"] == 0.0 and m["train/ctc_grad"] == 0.0
+    rescale = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, *base))  # the default
+    assert rescale.cfg.train.ctc.clip_mode == "rescale"
+    m2 = rescale.train_step(batch)
+    assert m2["train/gradnorm_ctc"] > 0 and m2["train/ctc_grad"] == 1.0
+    assert m2["train/ctc_monitor"] == pytest.approx(0.001) and m2["train/ctc_raw"] > 0.001
+    assert m["train/ctc_clips_total"] == m2["train/ctc_clips_total"] == 1
+
+
+def test_run_records_ctc_onset_zero_gradient_share_and_plateau(tmp_path, smoke_dataset, trained_recognizer):
+    """A switch after 2 steps: the CTC gradient first reaches G at step 3; clamped at a tiny clip it never does."""
+    base = ("train.scenario=frozen", "train.ctc.weight=5", "train.ctc.schedule=switch", "train.ctc.warmup=2",
+            "train.max_steps=4", "train.val_every=2")
+    res = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, *base)).fit()
+    ctc = res["ctc"]
+    assert ctc["steps"] == 4 and ctc["onset_step"] == 3 and ctc["zero_grad_share"] == pytest.approx(0.5)
+    assert ctc["raw"]["p50"] > 0 and ctc["weighted"]["max"] > 0 and ctc["clamped_steps"] == 0
+    assert res["schedule"]["warmup_steps"] == 2 and set(res["plateau"]) >= {"reached", "first_step", "rule"}
+    pinned = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, *base, "train.ctc.clip=0.001",
+                              "train.ctc.clip_mode=clamp")).fit()["ctc"]
+    assert pinned["onset_step"] is None and pinned["zero_grad_share"] == 1.0 and pinned["clamped_steps"] == 2
+    assert pinned["weighted"]["max"] == pytest.approx(5 * 0.001)
+
+
+def test_warmup_in_epochs_maps_to_steps(tmp_path, smoke_dataset, trained_recognizer):
+    t = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, "train.ctc.schedule=linear",
+                         "train.ctc.warmup_epochs=1", "train.ctc.ramp_epochs=0.5"))
+    per_epoch = common.steps_per_epoch(len(t.data.train), t.cfg.train.batch_size)
+    mapping = t.schedule.mapping()
+    assert mapping["steps_per_epoch"] == per_epoch and mapping["warmup_steps"] == per_epoch
+    assert mapping["ramp_steps"] == round(0.5 * per_epoch) and "epochs at" in mapping["describe"]
+
+
+def test_plateau_rule():
+    recs = [{"step": s, "val/cer": v} for s, v in [(100, 0.50), (200, 0.40), (300, 0.398), (400, 0.397)]]
+    p = common.plateau(recs, window=0.25, tol=0.005)  # from step 300 (0.398) to the best after it (0.397)
+    assert p["reached"] and p["fall"] == pytest.approx(0.001)
+    assert not common.plateau(recs, window=0.25, tol=0.0005)["reached"]
+    assert not common.plateau(recs[:2], window=0.25, tol=0.005)["reached"]  # fell 0.10 over (150, 200]
+    assert not common.plateau(recs[:1])["reached"]  # one validation cannot show a plateau

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from docrestore import config as C
 from docrestore.study import lines as P
 from docrestore.data import manifest as M

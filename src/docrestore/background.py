@@ -47,8 +47,22 @@ def is_running(name: str, state_dir=None) -> bool:
 
 def launch(name: str, cmd: list[str], state_dir=None, echo=print) -> subprocess.Popen:
     """Start ``cmd`` detached (own session, no terminal, output to the log) and return at once.
-    Refuses while the previous job of this name still runs."""
+    Refuses while the previous job of this name still runs. The check, the start and the state
+    that records it happen under one lock, so two launches at once start one job."""
     log_path, state_path = paths(name, state_dir)
+    with _slot_lock(state_path):
+        return _launch_locked(name, cmd, state_dir, echo, log_path, state_path)
+
+
+def _slot_lock(state_path: Path):
+    """The lock of one job slot: held by a launch while it checks, starts and records the job,
+    and by the job while it records its exit code (which must not be overwritten by the launch)."""
+    from .runs import file_lock
+
+    return file_lock(state_path.with_suffix(".lock"))
+
+
+def _launch_locked(name: str, cmd: list[str], state_dir, echo, log_path: Path, state_path: Path) -> subprocess.Popen:
     if is_running(name, state_dir):
         raise RuntimeError(f"a background {name} job is still running (pid {read_state(name, state_dir)['pid']}); "
                            f"see `tail -f {log_path}`, or stop it with `kill {read_state(name, state_dir)['pid']}` "
@@ -113,12 +127,13 @@ def _wrap(argv: list[str]) -> int:
     for signum in pending:
         box[0].send_signal(signum)
     code = box[0].wait()
-    try:
-        st = json.loads(state_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        st = {}
-    st.update(exit_code=code, finished=_now())
-    write_json_atomic(state_path, st)
+    with _slot_lock(state_path):  # after the launcher's own write, whatever the timing
+        try:
+            st = json.loads(state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            st = {}
+        st.update(exit_code=code, finished=_now())
+        write_json_atomic(state_path, st)
     return code
 
 

@@ -26,6 +26,7 @@ from torch import nn
 
 from . import device as devices
 from .config import Config, from_dict, to_dict
+from .files import replacing
 from .models import build_generator, build_recognizer, unwrap
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,9 @@ def _portable(obj: Any, where: str) -> Any:
 
 def save_checkpoint(path: str | Path, ckpt: dict) -> Path:
     """Write ``ckpt`` to ``path`` atomically: tensors are copied to the CPU, the file is written to
-    ``<path>.tmp`` in the same folder, flushed to disk and renamed over ``path``. A crash or kill
-    mid-write leaves the previous ``path`` intact. Returns ``path``."""
+    a temporary file of this writer's own in the same folder (two trainers saving one ``last.pt``
+    cannot rename each other's file away), flushed to disk and renamed over ``path``. A crash or
+    kill mid-write leaves the previous ``path`` intact. Returns ``path``."""
     path = Path(path)
     if not isinstance(ckpt, dict):
         raise TypeError(f"a checkpoint is a dict, got {type(ckpt).__name__}")
@@ -91,16 +93,10 @@ def save_checkpoint(path: str | Path, ckpt: dict) -> Path:
         raise ValueError(f"checkpoint kind must be one of {list(KINDS)}, got {ckpt['kind']!r}")
     payload = _portable(ckpt, "ckpt")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
     try:  # make the rename itself durable; not possible on every platform
         fd = os.open(path.parent, os.O_RDONLY)
         try:

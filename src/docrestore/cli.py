@@ -277,6 +277,19 @@ def dispatch(args) -> int:
     return _run_stage_command(cfg, args)
 
 
+# A user's data problem (a manifest, a line image, an XML export, a checkpoint file): its message
+# names the file and what to do, so the command prints that one line rather than a traceback.
+USER_DATA_ERRORS = (("docrestore.data.paths", "DataError"), ("docrestore.data.ingest", "IngestError"),
+                    ("docrestore.data.pages", "PageDataError"), ("docrestore.checkpoint", "CheckpointError"),
+                    ("docrestore.restore.io", "ImageReadError"))
+
+
+def is_user_data_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of :data:`USER_DATA_ERRORS` (a module not imported raised none of them)."""
+    return any(isinstance(exc, getattr(sys.modules[mod], name))
+               for mod, name in USER_DATA_ERRORS if mod in sys.modules)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(build_parser(), argv)
     runs.setup_logging()
@@ -284,6 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         return dispatch(args)
     except C.ConfigError as exc:
         print(f"docrestore: config error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if not is_user_data_error(exc):
+            raise
+        print(f"docrestore: data error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         if getattr(args, "cmd", "") == "train":

@@ -47,6 +47,12 @@ class DataConfig:
     seed: int = _f(0, "seed of the synthetic data, apart from the training seed so every training seed "
                       "and the held-out reader share one dataset")
     manifest: str = _f("", "path to a manifest.jsonl of real lines; when set, synthesis is skipped")
+    source: Literal["synthetic", "real"] = _f(
+        "synthetic", "where the line pairs come from: synthetic (font lines rendered and damaged) or real "
+                     "(ERB's degraded-real protocol: the real line crops of data.real_lines, "
+                     "background-flattened, are the clean lines, the damage model makes the degraded ones)")
+    real_lines: str = _f("", "data.source=real: the manifest.jsonl `docrestore ingest` wrote (its page-disjoint "
+                             "train/val/test splits are kept)")
     height: int = _f(128, "line image height in pixels", 16, 512)
     width: int = _f(1024, "line image width in pixels", 64, 4096)
     n_train: int = _f(20000, "synthetic training lines", 1)
@@ -115,9 +121,16 @@ class CTCConfig:
         "constant", "how the active CTC weight moves from 0 to the target")
     warmup: int = _f(0, "steps at weight 0 before the ramp starts", 0)
     ramp: int = _f(0, "steps over which the weight ramps to the target", 0)
+    warmup_epochs: float = _f(0.0, "the warm-up in epochs of the training split instead of steps (steps = "
+                                   "round(epochs x steps per epoch), recorded in the run); 0 = use warmup", 0.0)
+    ramp_epochs: float = _f(0.0, "the ramp in epochs of the training split instead of steps; 0 = use ramp", 0.0)
     steps: int = _f(4, "schedule=step: number of equal stairs in the ramp", 1, 1000)
     alpha: float = _f(1.0, "schedule=balanced: alpha in alpha*std(grad_adv)/std(grad_ctc)", 0.0)
-    clip: float = _f(100.0, "CTC values are clipped to this before weighting (0 = no clip)", 0.0)
+    clip: float = _f(100.0, "CTC values above this are clipped before weighting (0 = no clip); see clip_mode", 0.0)
+    clip_mode: Literal["rescale", "clamp"] = _f(
+        "rescale", "rescale: above the clip the CTC is multiplied by clip/CTC (the clipped value, its gradient "
+                   "scaled, never zero); clamp: min(CTC, clip), the research notes' clip, which passes NO "
+                   "gradient to the generator while the CTC is above the clip")
     reduction: Literal["sum", "per_char"] = _f(
         "sum", "sum: each line's CTC summed over its characters, then the batch mean (ERB's code, so "
                "lambda means ERB's lambda); per_char: each line's CTC divided by its length (10-25x smaller)")
@@ -155,6 +168,12 @@ class TrainConfig:
         "val/cer", "metric that picks best_<metric>.pt and stops early; none: no early stop (best by val/cer)")
     patience: int = _f(0, "validations without improvement before stopping (never before the CTC warm-up "
                           "and ramp are over); 0 = never stop early", 0)
+    plateau_tol: float = _f(0.005, "validation CER has plateaued when it fell by less than this (0.005 = 0.5 "
+                                   "points) over the last plateau_window of the steps so far (recorded per run)",
+                            0.0, 1.0)
+    plateau_window: float = _f(0.25, "share of the steps so far over which the plateau is judged", 0.01, 1.0)
+    stop_at_plateau: bool = _f(False, "stop when validation CER has plateaued (never inside the CTC warm-up and "
+                                      "ramp); max_steps / epochs are the cap")
     max_nonfinite: int = _f(20, "consecutive non-finite steps that stop the run", 1)
     grad_norms_every: int = _f(5, "every N steps, log the L2 norm of each loss term's gradient at the "
                                   "generator output (train/gradnorm_<term>); 0 = never (saves the extra "
@@ -217,6 +236,11 @@ class EvalConfig:
     ssim_window: int = _f(11, "SSIM Gaussian window size (odd)", 3, 51)
     ssim_sigma: float = _f(1.5, "SSIM Gaussian sigma", 0.1, 10.0)
     lines: int = _f(0, "test lines evaluated; 0 = all", 0)
+    split: Literal["test", "val", "train", "reader", "all"] = _f(
+        "test", "lines `docrestore evaluate` reads: one split of the manifest, or all of them. The paper's "
+                "entry (PSNR/SSIM) measures the test split's pairs; lines without a clean image (an "
+                "archive's), and with another split every line, are read before and after restoration "
+                "into <ledger_dir>/<profile>/real/<experiment>.json with a per-line CSV beside it")
     checkpoint: str = _f("", "generator checkpoint evaluated by `docrestore evaluate`")
     experiment: str = _f("", "name of the ledger entry written (paper/results/<profile>/<experiment>.json)")
     ledger_dir: str = _f("paper/results", "folder of the results ledger")
@@ -470,10 +494,22 @@ def validate(cfg: Config, explicit: set[str] | None = None) -> Config:
         raise ConfigError(f"'data.min_words' ({d.min_words}) must not exceed 'data.max_words' ({d.max_words})")
     if d.severity_min > d.severity_max:
         raise ConfigError("'data.severity_min' must not exceed 'data.severity_max'")
+    if d.source == "real" and not d.real_lines:
+        raise ConfigError("'data.source' is real but 'data.real_lines' is empty; give the manifest.jsonl that "
+                          "`docrestore ingest` wrote (data.real_lines=runs/htr/manifest.jsonl)")
+    if d.source == "real" and d.manifest:
+        raise ConfigError(f"'data.source' is real and 'data.manifest' is set ({d.manifest}): the first makes "
+                          "pairs from data.real_lines, the second reads a finished manifest; set only one")
     fl = cfg.train.feature_loss
     if fl.tap_weights and len(fl.tap_weights) != len(fl.taps):
         raise ConfigError(f"'train.feature_loss.tap_weights' has {len(fl.tap_weights)} values but "
                           f"'train.feature_loss.taps' has {len(fl.taps)}; give one weight per tap or none")
+    ctc = cfg.train.ctc
+    for unit in ("warmup", "ramp"):
+        if getattr(ctc, unit) and getattr(ctc, f"{unit}_epochs"):
+            raise ConfigError(f"'train.ctc.{unit}' = {getattr(ctc, unit)} steps and 'train.ctc.{unit}_epochs' = "
+                              f"{getattr(ctc, f'{unit}_epochs')} both set: give the {unit} in steps or in "
+                              "epochs, not both")
     th = str(cfg.restore.text_height).strip().lower()
     if th not in ("auto", "off"):
         try:
@@ -511,13 +547,15 @@ def no_effect(cfg: Config) -> list[tuple[str, str]]:
     ctc, tc = cfg.train.ctc, cfg.train
     uses_ctc = ctc.weight > 0 or ctc.schedule == "balanced"
     if not uses_ctc:
-        idle(["train.ctc.schedule", "train.ctc.warmup", "train.ctc.ramp", "train.ctc.steps", "train.ctc.alpha"],
+        idle(["train.ctc.schedule", "train.ctc.warmup", "train.ctc.ramp", "train.ctc.steps", "train.ctc.alpha",
+              "train.ctc.warmup_epochs", "train.ctc.ramp_epochs", "train.ctc.clip_mode"],
              "train.ctc.weight is 0 (CTC is only monitored)")
     else:
         if ctc.schedule == "constant":
-            idle(["train.ctc.warmup", "train.ctc.ramp"], "train.ctc.schedule is constant")
+            idle(["train.ctc.warmup", "train.ctc.ramp", "train.ctc.warmup_epochs", "train.ctc.ramp_epochs"],
+                 "train.ctc.schedule is constant")
         if ctc.schedule in ("switch", "balanced"):
-            idle(["train.ctc.ramp"], f"train.ctc.schedule is {ctc.schedule} (no ramp)")
+            idle(["train.ctc.ramp", "train.ctc.ramp_epochs"], f"train.ctc.schedule is {ctc.schedule} (no ramp)")
         if ctc.schedule != "step":
             idle(["train.ctc.steps"], "only train.ctc.schedule=step has stairs")
         if ctc.schedule != "balanced":
@@ -539,6 +577,8 @@ def no_effect(cfg: Config) -> list[tuple[str, str]]:
         idle(["distill.levels"], "distill.student is unet (always 4 levels)")
     if not cfg.data.n_reader:
         idle(["recognizer_train.reader_lines"], "data.n_reader is 0 (no reader split)")
+    if cfg.data.source != "real":
+        idle(["data.real_lines"], "data.source is synthetic")
     if not cfg.distill.pages:
         idle(["distill.page_share"], "distill.pages is empty (lines only)")
     if tc.early_stop_metric == "none":

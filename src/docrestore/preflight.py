@@ -50,6 +50,10 @@ def data_problems(cfg: C.Config) -> list[str]:
     if d.manifest:
         path = C.resolve_path(d.manifest)
         return [] if path.is_file() else [f"'data.manifest' = {d.manifest!r}: no such file ({path})"]
+    if d.source == "real":  # pairs are made from ingested lines: no font or corpus is used
+        path = C.resolve_path(d.real_lines)
+        return [] if path.is_file() else [f"'data.real_lines' = {d.real_lines!r}: no such file ({path}); "
+                                          "run `docrestore ingest` first"]
     if _dataset_complete(cfg):
         return []  # nothing will be rendered
     from .data.fonts import FontError, resolve_font

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -114,6 +115,7 @@ def start_run(cfg: C.Config, stage: str) -> Run:
         except FileExistsError:
             i += 1
             d = base / f"{name}-{i}"
+    claim_run(d)  # before any work: no other process may take this folder up
     run = Run(dir=d, stage=stage, cfg=cfg, git=git_info())
     C.save(cfg, d / "config.yaml")
     run.write_json("git.json", run.git)
@@ -125,12 +127,48 @@ def start_run(cfg: C.Config, stage: str) -> Run:
 
 def reopen_run(dir: str | Path, cfg: C.Config, stage: str) -> Run:
     """An interrupted run's folder, taken up again by the process that continues it: run.log
-    grows, config.yaml stays (the same config, by the caller's check)."""
+    grows, config.yaml stays (the same config, by the caller's check). It must be claimed
+    (:func:`claim_run`) by this process."""
+    if not claim_run(dir):
+        raise RuntimeError(f"the run {dir} is being continued by another process; start a new run "
+                           "(train.auto_resume=false) or wait for that one")
     run = Run(dir=Path(dir), stage=stage, cfg=cfg, git=git_info())
     attach_log(run.dir / "run.log")
     log.info("continuing the interrupted run %s (commit %s%s)", run.dir, run.git["commit"][:10],
              " dirty" if run.git.get("dirty") else "")
     return run
+
+
+_CLAIMS: dict[Path, int] = {}  # run folder -> the descriptor whose lock claims it
+
+
+def claim_run(dir: str | Path) -> bool:
+    """Claim the run folder ``dir`` for this process: an exclusive lock on the folder, held until
+    :func:`release_run` or the process ends (a killed process loses it too, so no stale claim
+    outlives it). False when another process holds it. Where there are no advisory locks
+    (fcntl, i.e. Windows) every claim succeeds, as before."""
+    d = Path(dir).resolve()
+    if d in _CLAIMS:
+        return True
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _CLAIMS[d] = fd
+    return True
+
+
+def release_run(dir: str | Path) -> None:
+    """Give up this process's claim on ``dir`` (a finished or stopped run)."""
+    fd = _CLAIMS.pop(Path(dir).resolve(), None)
+    if fd is not None:
+        os.close(fd)
 
 
 def join_run(dir: str | Path, cfg: C.Config, stage: str, git: dict) -> Run:

@@ -1,12 +1,16 @@
 """MLflow tracking with a sqlite store (runs/mlflow.db) and artifacts under runs/.
 
 Concurrent jobs share one sqlite file; sqlite serialises writers, and we retry on
-"database is locked" so that no run or metric is lost.
+"database is locked" so that no run or metric is lost. A metric, tag or artifact write that is
+still refused after all retries does not end the training run: it is kept, logged as a warning,
+and sent before the next write; what is still unsent when the run ends is written to
+``<run folder>/mlflow_unsent.jsonl``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -28,7 +32,12 @@ def tracking_uri(cfg: C.Config) -> str:
     return f"sqlite:///{db}"
 
 
-def _retry(fn, *args, tries: int = 30, **kwargs):
+RETRIES = 30  # about 50 s of "database is locked" before a write is kept for later
+UNSENT = "mlflow_unsent.jsonl"
+
+
+def _retry(fn, *args, tries: int | None = None, **kwargs):
+    tries = tries or RETRIES
     delay = 0.1
     for i in range(tries):
         try:
@@ -49,6 +58,8 @@ class Tracker:
         self.enabled = cfg.tracking.enabled
         self.run_id = ""
         self._mlflow = None
+        self.run_dir = run_dir
+        self.pending: list[tuple[str, tuple, dict]] = []  # writes refused after all retries
         if not self.enabled:
             return
         os.environ.setdefault("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false")
@@ -88,18 +99,37 @@ class Tracker:
             _retry(mlflow.log_params, dict(items[i:i + 90]))
         log.info("MLflow run %s at %s", self.run_id, uri)
 
+    def _write(self, call: str, *args, **kwargs) -> None:
+        """Send the writes kept from before, then this one; a write refused after all retries is
+        kept for the next time (a warning says so) instead of ending the run."""
+        self.pending.append((call, args, kwargs))
+        # While writes are kept the store is known to be failing: a short try, so that training
+        # does not wait the whole retry time at every step.
+        self._flush(RETRIES if len(self.pending) == 1 else 3)
+
+    def _flush(self, tries: int) -> None:
+        while self.pending:
+            name, a, kw = self.pending[0]
+            try:
+                _retry(getattr(self._mlflow, name), *a, tries=tries, **kw)
+            except Exception as exc:  # the store stays busy or unreachable: training goes on
+                log.warning("MLflow %s failed after %d tries (%s); %d write(s) kept, sent with the next one",
+                            name, tries, exc, len(self.pending))
+                return
+            self.pending.pop(0)
+
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         if self._mlflow:
             clean = {k: float(v) for k, v in metrics.items() if v is not None}
-            _retry(self._mlflow.log_metrics, clean, step=step)
+            self._write("log_metrics", clean, step=step)
 
     def log_artifact(self, path: str | Path, subdir: str | None = None) -> None:
         if self._mlflow and Path(path).exists():
-            _retry(self._mlflow.log_artifact, str(path), subdir)
+            self._write("log_artifact", str(path), subdir)
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         if self._mlflow:
-            _retry(self._mlflow.set_tags, {k: str(v) for k, v in tags.items()})
+            self._write("set_tags", {k: str(v) for k, v in tags.items()})
 
     def __enter__(self) -> "Tracker":
         return self
@@ -110,8 +140,22 @@ class Tracker:
 
     def end(self, status: str = "FINISHED") -> None:
         if self._mlflow:
-            _retry(self._mlflow.end_run, status=status)
+            self._flush(RETRIES)  # one more full try for what was kept
+            if self.pending:
+                self._keep_unsent()
+            try:
+                _retry(self._mlflow.end_run, status=status)
+            except Exception as exc:  # the run's own files hold its results; MLflow is a view of them
+                log.warning("MLflow end_run failed after %d tries (%s); the MLflow run stays open", RETRIES, exc)
             self._mlflow = None
+
+    def _keep_unsent(self) -> None:
+        lines = [json.dumps({"call": n, "args": list(a), "kwargs": kw}, default=str) for n, a, kw in self.pending]
+        where = Path(self.run_dir or ".") / UNSENT
+        with open(where, "a", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in lines))
+        log.warning("%d MLflow write(s) could not be sent; kept in %s", len(lines), where)
+        self.pending = []
 
 
 @contextlib.contextmanager

@@ -55,11 +55,9 @@ class Charset:
 
     def to_file(self, path: str | Path) -> Path:
         """Write one character a line (atomically: a temporary file renamed into place)."""
-        p = Path(path)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text("".join(c + "\n" for c in self.chars), encoding="utf-8", newline="\n")
-        tmp.replace(p)
-        return p
+        from ..files import write_text
+
+        return write_text(path, "".join(c + "\n" for c in self.chars))
 
     # ------------------------------------------------------------------------ mapping
     def encode(self, text: str, where: str = "") -> list[int]:

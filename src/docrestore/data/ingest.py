@@ -12,18 +12,24 @@ A page's text line is cut along its polygon (PAGE ``Coords``, ALTO ``Shape/Polyg
 only a baseline is given, along the band from ``0.75 h`` above to ``0.25 h`` below the baseline
 (``h``: ALTO's line HEIGHT, else the median distance between the page's baselines); an ALTO line
 with only a box is cut by its box. Outside the polygon the cut is paper white; a line whose
-baseline slants is rotated level (deskewed). Lines without text are not written.
+baseline slants is rotated level (deskewed). Lines not yet transcribed (empty text, common in
+eScriptorium exports) are left out and listed in ``DIR/ingest_untranscribed.txt``; they are not
+errors.
 
-Splits are by page, never by line, so no page has lines on both sides of a train/test border:
-pages named with ``--test-pages`` / ``--val-pages`` go there, the others are spread by the shares
-(``--test-share``, ``--val-share``) in a seeded order. A file that cannot be used (an unreadable
-XML, a missing or oversized image, a line without text, with coordinates that are not finite
-numbers or with a polygon outside the image) is named in the report and in
-``DIR/ingest_errors.txt``; everything else is still written, and the command exits nonzero. Line ids
-are checked after the file-name sanitising, before a crop is written: a second line with the id of
-one already taken (a repeated PAGE id, ``l 2`` beside ``l-2``, one line file name in two folders) is
-refused with both sources named, so no text is ever paired with another line's image. XML is read
-with defusedxml (no entities, no external references). The result is a folder the trainer and evaluator read with ``data.manifest``:
+A page is named by its XML's path under the input folder (``iforal/foral_x/1.xml`` ->
+``foral_x-1``; an XML given as a file: its stem), and each record carries its ``set``: the
+name of the input folder it came from (``iforal``), so one manifest can hold several collections
+and report them apart. Splits are by page, never by line, so no page has lines on both sides of a
+train/test border: pages named with ``--test-pages`` / ``--val-pages`` go there, the others are
+spread by the shares (``--test-share``, ``--val-share``) in a seeded order, within each set. A
+file that cannot be used (an unreadable XML, a missing or oversized image, a line with
+coordinates that are not finite numbers or with a polygon outside the image) is named in the
+report and in ``DIR/ingest_errors.txt``; everything else is still written, and the command exits
+nonzero. Line ids are checked after the file-name sanitising, before a crop is written: a second
+line with the id of one already taken (a repeated PAGE id, ``l 2`` beside ``l-2``, one line file
+name in two folders) is refused with both sources named, so no text is ever paired with another
+line's image. XML is read with defusedxml (no entities, no external references). The result is a
+folder the trainer and evaluator read with ``data.manifest``:
 ``manifest.jsonl`` (``clean: null``), ``charset.txt``, ``dataset.json`` and ``lines/<page>/*.png``.
 """
 
@@ -34,6 +40,7 @@ import logging
 import math
 import random
 import re
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +50,7 @@ import defusedxml.ElementTree as DET
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..files import write_json_atomic
+from ..files import replacing, write_json_atomic
 from . import manifest as M
 from .charset import Charset
 
@@ -303,8 +310,7 @@ def page_lines(page: Page, line_height: float = 0.0) -> tuple[list[tuple[TextLin
         if ln.error:
             errors.append(f"{where}: {ln.error}; not written")
             continue
-        if not ln.text.strip():
-            errors.append(f"{where}: no transcription (empty TextEquiv/String); not written")
+        if not ln.text.strip():  # not yet transcribed: usual in exports, counted by ingest, not an error
             continue
         height = ln.height or line_height or spacing or 0.0
         polygon = ln.polygon
@@ -358,8 +364,25 @@ def assign_splits(pages: list[str], test_pages: list[str], val_pages: list[str],
 
 
 # --------------------------------------------------------------------------------- ingest
-def _collect(inputs: list[str]) -> tuple[list[Path], list[Path], list[str]]:
-    """(XML files, line images with a transcription, errors) from files and folders."""
+def set_name(raw: str) -> str:
+    """The set (collection) of an input: a folder's own name, a file's folder's name."""
+    p = Path(raw).resolve()
+    return _safe((p if p.is_dir() else p.parent).name)
+
+
+def page_name(xml: Path, root: Path | None) -> str:
+    """A page's name: its path under the input folder without the suffix (``foral_x/1.xml`` ->
+    ``foral_x-1``), so pages of one name in sibling folders (``1.xml`` in every charter of a set)
+    stay apart; an XML given as a file is named by its stem."""
+    if root is None:
+        return _safe(xml.stem)
+    rel = xml.relative_to(root).with_suffix("")
+    return _safe("-".join(rel.parts))
+
+
+def _collect(inputs: list[str]) -> tuple[list[tuple[Path, Path | None, str]], list[tuple[Path, str]], list[str]]:
+    """(XML files with their input folder and set, line images with a transcription and their set,
+    errors) from files and folders."""
     xmls, lines, errors = [], [], []
     for raw in inputs:
         p = Path(raw)
@@ -370,11 +393,12 @@ def _collect(inputs: list[str]) -> tuple[list[Path], list[Path], list[str]]:
         else:
             errors.append(f"{p}: no such file or folder")
             continue
+        group = set_name(raw)
         for f in files:
             if f.suffix.lower() == ".xml":
-                xmls.append(f)
+                xmls.append((f, p if p.is_dir() else None, group))
             elif f.suffix.lower() in IMAGE_EXTS and transcription_of(f) is not None:
-                lines.append(f)
+                lines.append((f, group))
             elif p.is_file() and f.suffix.lower() in IMAGE_EXTS:
                 errors.append(f"{f}: a line image without {f.stem}.gt.txt or {f.stem}.txt beside it; not written")
     return xmls, lines, errors
@@ -400,24 +424,28 @@ class _Lines:
             return
         self.taken[key] = source
         dest = self.out / "lines" / page / f"{line}.png"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        image.save(dest)
+        with replacing(dest) as tmp:  # a kill mid-save never leaves half a crop under its name
+            image.save(tmp, format="PNG")
         self.items.append((page, line, dest, text, image.size))
 
 
-def _ingest_xml(xml: Path, lines: _Lines, sources: dict[str, str], line_height: float, errors: list[str]) -> None:
+def _ingest_xml(xml: Path, root: Path | None, lines: _Lines, sources: dict[str, str], line_height: float,
+                errors: list[str], untranscribed: list[str]) -> str:
+    """Cut the lines of one PAGE/ALTO file; returns the page's name."""
     page = read_page(xml)
     cuts, line_errors = page_lines(page, line_height)
     errors += line_errors
-    name = _safe(page.name)
+    untranscribed += [f"{xml} line {ln.id}" for ln in page.lines if not ln.error and not ln.text.strip()]
+    name = page_name(xml, root)
     if name in sources:
-        name = _safe(f"{page.name}-{hashlib.sha1(str(xml).encode()).hexdigest()[:6]}")
+        name = _safe(f"{name}-{hashlib.sha1(str(xml).encode()).hexdigest()[:6]}")
     sources[name] = str(xml)
     for ln, img in cuts:
         lines.add(name, _safe(ln.id), img, ln.text.strip(), f"{xml} line {ln.id}", errors)
+    return name
 
 
-def _ingest_line_image(img_path: Path, lines: _Lines, sources: dict[str, str], errors: list[str]) -> None:
+def _ingest_line_image(img_path: Path, lines: _Lines, sources: dict[str, str], errors: list[str]) -> str:
     text_path = transcription_of(img_path)
     try:
         text = text_path.read_text(encoding="utf-8").strip()
@@ -431,6 +459,7 @@ def _ingest_line_image(img_path: Path, lines: _Lines, sources: dict[str, str], e
     page = _safe(page_of(stem))
     sources.setdefault(page, str(img_path.parent))
     lines.add(page, _safe(stem), gray, " ".join(text.split()), str(img_path), errors)
+    return page
 
 
 def ingest(inputs: list[str], out: str | Path, *, test_pages: list[str] = (), val_pages: list[str] = (),
@@ -440,26 +469,37 @@ def ingest(inputs: list[str], out: str | Path, *, test_pages: list[str] = (), va
     One file's failure, whatever it is, is named in the errors and the others are still ingested;
     the manifest (or its absence, when no line is usable) always agrees with ``dataset.json``."""
     out = Path(out)
-    (out / "lines").mkdir(parents=True, exist_ok=True)
     xmls, line_images, errors = _collect(list(inputs))
+    # A misspelt --test-pages name is said before any crop is written (the pages follow from the
+    # file names: an XML file's path under its input folder, a line image's name without its line number).
+    named = {page_name(x, root) for x, root, _ in xmls} | {_safe(page_of(f.name[: -len(f.suffix)]))
+                                                          for f, _ in line_images}
+    unknown = [n for n in list(test_pages) + list(val_pages) if n not in named]
+    if unknown:
+        raise IngestError(f"--test-pages/--val-pages name page(s) {unknown} that are not among the "
+                          f"pages of the inputs {sorted(named)}; nothing was written")
+    (out / "lines").mkdir(parents=True, exist_ok=True)
     lines = _Lines(out)
     sources: dict[str, str] = {}
-    for f in xmls + line_images:
+    set_of: dict[str, str] = {}  # page -> set (the input it came from)
+    untranscribed: list[str] = []
+    for f, root, group in [(x, root, g) for x, root, g in xmls] + [(x, None, g) for x, g in line_images]:
         try:
             if f.suffix.lower() == ".xml":
-                _ingest_xml(f, lines, sources, line_height, errors)
+                page = _ingest_xml(f, root, lines, sources, line_height, errors, untranscribed)
             else:
-                _ingest_line_image(f, lines, sources, errors)
+                page = _ingest_line_image(f, lines, sources, errors)
+            set_of.setdefault(page, group)
         except IngestError as exc:
             errors.append(str(exc))
         except Exception as exc:  # an input no rule above foresaw: name it, go on with the others
             log.debug("ingest of %s failed", f, exc_info=True)
             errors.append(f"{f}: unexpected {type(exc).__name__}: {exc}; not written")
     pages = sorted({p for p, *_ in lines.items})
-    split_of = assign_splits(pages, list(test_pages), list(val_pages), test_share, val_share, seed) if pages else {}
+    split_of = splits_by_set(pages, set_of, list(test_pages), list(val_pages), test_share, val_share, seed)
     records = [{"id": f"{page}/{line_id}", "split": split_of[page], "degraded": str(dest.relative_to(out)),
-                "clean": None, "text": text, "page": page, "source": sources.get(page, ""),
-                "height": h, "width": w}
+                "clean": None, "text": text, "page": page, "set": set_of.get(page, ""),
+                "source": sources.get(page, ""), "height": h, "width": w}
                for page, line_id, dest, text, (w, h) in lines.items]
     if records:
         M.write_manifest(out / M.MANIFEST, records)
@@ -470,22 +510,66 @@ def ingest(inputs: list[str], out: str | Path, *, test_pages: list[str] = (), va
     counts = M.split_counts(records)
     pages_by_split = {s: sorted({r["page"] for r in records if r["split"] == s}) for s in M.SPLITS}
     (out / "ingest_errors.txt").write_text("".join(e + "\n" for e in errors), encoding="utf-8")
+    (out / "ingest_untranscribed.txt").write_text("".join(e + "\n" for e in untranscribed), encoding="utf-8")
+    sets = set_summary(records)
     meta = {"kind": "real_lines", "counts": counts, "pages": pages_by_split, "errors": len(errors),
+            "untranscribed": len(untranscribed), "sets": sets,
             "inputs": [str(i) for i in inputs], "seed": seed, "test_share": test_share,
             "val_share": val_share, "complete": True,
             "hash": hashlib.sha256((out / M.MANIFEST).read_bytes()).hexdigest()[:16] if records else ""}
     write_json_atomic(out / M.META, meta, sort_keys=True)
     return {"manifest": str(out / M.MANIFEST) if records else "", "counts": counts, "pages": pages_by_split,
-            "errors": errors}
+            "errors": errors, "untranscribed": untranscribed, "sets": sets}
+
+
+def splits_by_set(pages: list[str], set_of: dict[str, str], test_pages: list[str], val_pages: list[str],
+                  test_share: float, val_share: float, seed: int) -> dict[str, str]:
+    """{page: split}, the shares applied within each set, so every set has its own train, val and
+    test pages (one draw over all pages could leave a small set without test pages). Named test
+    (val) pages replace the test (val) share everywhere, as with one set."""
+    if not pages:
+        return {}
+    assign_splits(pages, test_pages, val_pages, 0.0, 0.0, seed)  # names every unknown page at once
+    test_share = 0.0 if test_pages else test_share
+    val_share = 0.0 if val_pages else val_share
+    out: dict[str, str] = {}
+    for group in sorted({set_of.get(p, "") for p in pages}):
+        mine = [p for p in pages if set_of.get(p, "") == group]
+        out.update(assign_splits(mine, [p for p in test_pages if p in mine], [p for p in val_pages if p in mine],
+                                 test_share, val_share, seed))
+    return out
+
+
+def set_summary(records: list[dict]) -> dict[str, dict]:
+    """Per set: pages and lines per split, characters, and the charset (as one sorted string)."""
+    out: dict[str, dict] = {}
+    for group in sorted({r.get("set", "") for r in records}):
+        mine = [r for r in records if r.get("set", "") == group]
+        out[group] = {"lines": M.split_counts(mine),
+                      "pages": {s: len({r["page"] for r in mine if r["split"] == s}) for s in M.SPLITS},
+                      "characters": sum(len(r["text"]) for r in mine),
+                      "charset": "".join(sorted(set("".join(r["text"] for r in mine))))}
+    return out
 
 
 def main_cli(args) -> int:
-    """`docrestore ingest`: print what was written and every error; 1 when anything failed."""
-    summary = ingest(args.inputs, args.out, test_pages=_names(args.test_pages), val_pages=_names(args.val_pages),
-                     test_share=args.test_share, val_share=args.val_share, seed=args.seed,
-                     line_height=args.line_height)
+    """`docrestore ingest`: print what was written and every error; 1 when anything failed, 2 when
+    the command itself is wrong (nothing written)."""
+    try:
+        summary = ingest(args.inputs, args.out, test_pages=_names(args.test_pages), val_pages=_names(args.val_pages),
+                         test_share=args.test_share, val_share=args.val_share, seed=args.seed,
+                         line_height=args.line_height)
+    except IngestError as exc:
+        print(f"docrestore ingest: error: {exc}", file=sys.stderr)
+        return 2
     for e in summary["errors"]:
         print(f"docrestore ingest: error: {e}")
+    if summary["untranscribed"]:
+        print(f"{len(summary['untranscribed'])} lines without a transcription were left out (not an error; "
+              f"listed in {Path(args.out) / 'ingest_untranscribed.txt'})")
+    for group, st in summary["sets"].items():
+        print(f"set {group or '-'}: lines {st['lines']}, pages {st['pages']}, {st['characters']} characters, "
+              f"{len(st['charset'])} distinct: {st['charset']}")
     if summary["manifest"]:
         print(f"wrote {summary['manifest']}: {summary['counts']} lines; pages {summary['pages']}")
         print(f"use it with data.manifest={summary['manifest']}")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Iterable
 
+from ..files import replacing
 from .charset import Charset
 from .paths import DataError
 
@@ -22,6 +22,8 @@ SPLITS = ("train", "val", "test")
 # Synthetic lines in every hand that only the held-out reader trains on (data.n_reader).
 READER_SPLIT = "reader"
 ALL_SPLITS = SPLITS + (READER_SPLIT,)
+# Not a split a record has: every line of a manifest (what evaluation reads with eval.split=all).
+EVERY_SPLIT = "all"
 REQUIRED = ("id", "split", "degraded", "text")
 MANIFEST = "manifest.jsonl"
 CHARSET = "charset.txt"
@@ -62,11 +64,9 @@ def write_manifest(path: str | Path, records: Iterable[dict]) -> Path:
     """Write records to a temporary file and rename it into place, so a manifest is never seen
     half-written."""
     p = Path(path)
-    tmp = p.with_name(p.name + f".tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8", newline="\n") as f:
+    with replacing(p) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as f:
         for rec in records:
             f.write(record_line(rec) + "\n")
-    tmp.replace(p)
     return p
 
 
@@ -83,14 +83,21 @@ def charset_for(manifest: str | Path, records: list[dict] | None = None) -> Char
     if path.is_file():
         return Charset.from_file(path)
     records = read_manifest(manifest) if records is None else records
-    return Charset.from_texts(r["text"] for r in records)
+    return Charset.from_texts(r.get("text") or "" for r in records)
+
+
+def has_transcription(rec: dict) -> bool:
+    """Whether a record carries a transcription (evaluation reads only such lines)."""
+    text = rec.get("text")
+    return isinstance(text, str) and bool(text.strip())
 
 
 def validate_manifest(manifest: str | Path, charset: Charset | None = None,
-                      check_files: bool = True) -> list[dict]:
+                      check_files: bool = True, require_text: bool = True) -> list[dict]:
     """Check every record: required fields, split names, unique ids, that the image files exist
     and that every text is in the charset (charset.txt next to the manifest, else derived).
-    Returns the records; raises ManifestError / CharsetError naming the line."""
+    ``require_text=False`` (evaluation, which skips such lines) accepts records without a
+    transcription. Returns the records; raises ManifestError / CharsetError naming the line."""
     p = Path(manifest)
     records = read_manifest(p)
     if not records:
@@ -99,7 +106,7 @@ def validate_manifest(manifest: str | Path, charset: Charset | None = None,
     seen: set[str] = set()
     for number, rec in enumerate(records, start=1):
         where = f"{p} record {number}"
-        missing = [k for k in REQUIRED if k not in rec]
+        missing = [k for k in REQUIRED if k not in rec and (require_text or k != "text")]
         if missing:
             raise ManifestError(f"{where} lacks {', '.join(missing)}; every record needs {', '.join(REQUIRED)}")
         if rec["split"] not in ALL_SPLITS:
@@ -107,7 +114,7 @@ def validate_manifest(manifest: str | Path, charset: Charset | None = None,
         if rec["id"] in seen:
             raise ManifestError(f"{where}: id {rec['id']!r} appears twice; ids must be unique")
         seen.add(rec["id"])
-        if not isinstance(rec["text"], str) or not rec["text"]:
+        if require_text and (not isinstance(rec["text"], str) or not rec["text"]):
             raise ManifestError(f"{where} (id {rec['id']!r}) has an empty or non-text transcription")
         if check_files:
             for key in ("degraded", "clean"):
@@ -117,7 +124,8 @@ def validate_manifest(manifest: str | Path, charset: Charset | None = None,
                 if not isinstance(rel, str) or not resolve(p, rel).is_file():
                     raise ManifestError(f"{where} (id {rec['id']!r}): {key} image {resolve(p, str(rel))} "
                                         f"does not exist; fix the path (relative to {p.parent}) or add the file")
-        charset.encode(rec["text"], where=f"{where}, id {rec['id']!r}")  # CharsetError names the char
+        if require_text or has_transcription(rec):
+            charset.encode(rec["text"], where=f"{where}, id {rec['id']!r}")  # CharsetError names the char
     return records
 
 

@@ -18,10 +18,11 @@ from .. import config as C
 # Bump when a change to the synthesis code changes its output, so old auto folders are not reused.
 # 3: a font family with two equally good files (Hamlet, Jessen, Breip, DejaVu) resolves to the
 # same file on every machine (fonts._findfont), not to whichever matplotlib's font cache lists first.
+PAIRS_VERSION = 2  # data/real_pairs.py: bump when the pairs it makes change
 SYNTH_VERSION = 3
 
 # DataConfig fields that do not change the synthesised data (where it goes, how fast, how it is read).
-NON_SYNTHESIS_FIELDS = ("root", "manifest", "workers", "loader_workers")
+NON_SYNTHESIS_FIELDS = ("root", "manifest", "workers", "loader_workers", "source", "real_lines")
 
 
 class DataError(Exception):
@@ -58,6 +59,8 @@ def dataset_root(cfg: C.Config) -> Path:
     ``data.root``, or ``PROJECT_ROOT/data/synth-<hash12>`` for ``data.root=auto``."""
     if cfg.data.manifest:
         return C.resolve_path(cfg.data.manifest).parent
+    if cfg.data.source == "real":
+        return pairs_root(cfg)
     if cfg.data.root in ("", "auto"):
         return C.PROJECT_ROOT / "data" / f"synth-{settings_hash(cfg)}"
     return C.resolve_path(cfg.data.root)
@@ -75,3 +78,23 @@ def ensure_writable(folder: Path) -> Path:
             f"cannot write the dataset folder {folder}: {exc}. Set data.root=... to a writable "
             f"folder (or data.root=auto for {C.PROJECT_ROOT / 'data'})") from exc
     return folder
+
+
+def pair_settings(cfg: C.Config) -> dict:
+    """Every setting that changes the real-line pairs of ``data.source=real`` (data/real_pairs.py)."""
+    src = C.resolve_path(cfg.data.real_lines)
+    if not src.is_file():
+        raise DataError(f"data.real_lines={cfg.data.real_lines} does not exist; run `docrestore ingest PAGES "
+                        f"--out DIR` first and give DIR/manifest.jsonl")
+    d = cfg.data
+    return {"real_lines_sha256": hashlib.sha256(src.read_bytes()).hexdigest(), "height": d.height,
+            "width": d.width, "seed": d.seed, "severity_min": d.severity_min, "severity_max": d.severity_max,
+            "pairs_version": PAIRS_VERSION}
+
+
+def pairs_root(cfg: C.Config) -> Path:
+    """``data.root`` when set, else ``PROJECT_ROOT/data/real-<hash12 of the settings>``."""
+    if cfg.data.root not in ("", "auto"):
+        return C.resolve_path(cfg.data.root)
+    blob = json.dumps(pair_settings(cfg), sort_keys=True).encode()
+    return C.PROJECT_ROOT / "data" / f"real-{hashlib.sha256(blob).hexdigest()[:12]}"

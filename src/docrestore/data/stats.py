@@ -135,3 +135,21 @@ def plot_dataset_stats(manifest: str | Path, psnr_lines: int = 500) -> Figure:
     ax.set_xticks(range(len(chars)), labels, fontsize=6)
     ax.set(title=f"character frequencies ({len(chars)} characters)", ylabel="count", yscale="log")
     return fig
+
+
+def compare_sources(manifests: dict[str, str | Path | None], split: str = "test", psnr_lines: int = 200) -> dict:
+    """Side by side, per source (e.g. font lines, real hands): lines per split, the median
+    characters and words of a ``split`` line, the charset size, and the median PSNR of a degraded
+    line against its clean line (the restorer's starting point). A source given as None is left out."""
+    out = {}
+    for name, manifest in manifests.items():
+        if manifest is None:
+            continue
+        lengths = line_lengths(manifest, split)
+        psnr = list(psnr_per_line(manifest, split, limit=psnr_lines).values())
+        out[name] = {"lines": M.split_counts(_records(manifest)),
+                     "median_chars": float(np.median(lengths["chars"])),
+                     "median_words": float(np.median(lengths["words"])),
+                     "charset": len(char_counts(manifest)),
+                     "median_degraded_psnr": round(float(np.median(psnr)), 2) if psnr else None}
+    return out

@@ -36,6 +36,7 @@ from ..runs import file_lock, progress_options
 from . import manifest as M
 from .charset import Charset
 from .corpus import Corpus, build_corpus
+from .dataset import save_png
 from .degrade import degrade, to_uint8
 from .fonts import Font, FontError, check_usable, load_fonts
 from .paths import DataError, SYNTH_VERSION, settings_hash, dataset_root, ensure_writable, synthesis_settings
@@ -124,15 +125,6 @@ def make_sample(plan: SynthPlan, split: str, index: int) -> tuple[dict, np.ndarr
         "height": plan.height, "width": plan.width,
     }
     return record, to_uint8(clean), to_uint8(degraded)
-
-
-def save_png(path: Path, image: np.ndarray) -> None:
-    """8-bit grayscale PNG, written to a temporary name and renamed (never half a file)."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    # zlib's Z_RLE strategy (compress_type=3): "almost as fast as Huffman-only but better for PNG
-    # data": here 1.5x faster than the default and as small (noise defeats long matches anyway).
-    Image.fromarray(image).save(tmp, format="PNG", compress_type=3)
-    tmp.replace(path)
 
 
 def _png_ok(path: Path, width: int, height: int) -> bool:
@@ -369,9 +361,14 @@ def use_real_manifest(cfg: C.Config) -> Path:
 
 def ensure_dataset(cfg: C.Config) -> Path:
     """The manifest path of a complete dataset for ``cfg``: ``data.manifest`` (validated) when
-    set, else the synthetic dataset, synthesised or finished when missing."""
+    set, the real-line pairs for ``data.source=real`` (data/real_pairs.py), else the synthetic
+    dataset, synthesised or finished when missing."""
     if cfg.data.manifest:
         return use_real_manifest(cfg)
+    if cfg.data.source == "real":
+        from .real_pairs import ensure_pairs
+
+        return ensure_pairs(cfg)
     return _synthesise(cfg)
 
 

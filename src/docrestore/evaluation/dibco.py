@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from .. import config as C
+from ..files import write_json_atomic
+from ..machine import machine_info
 from . import metrics as M
 
 PAGE_METRICS = ("fmeasure", "pfmeasure", "psnr", "drd")
@@ -195,15 +195,7 @@ def write_page_entry(entry: Mapping, ledger_dir: str | Path) -> Path:
     entry["history"] = _gaps_as_null(entry["history"])
     validate_page_entry(entry)
     path = pages_dir(ledger_dir, entry["profile"]) / f"{entry['experiment']}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, sort_keys=True, indent=2, allow_nan=False, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(path, entry, sort_keys=True, allow_nan=False, default=None)
     return path
 
 
@@ -235,7 +227,7 @@ def make_page_entry(*, experiment: str, method: str, cfg: C.Config, splits, per_
         "git_dirty": train_result.get("git_dirty"), "mlflow_run_id": train_result.get("mlflow_run_id"),
         "run_dir": C.project_relative(train_result.get("run_dir", "")), "device": device,
         "date": _dt.datetime.now().isoformat(timespec="seconds"), "data_hash": splits.data_hash,
-        "samples": samples, **(extra or {}),
+        "samples": samples, "machine": machine_info(), **(extra or {}),
     }
 
 

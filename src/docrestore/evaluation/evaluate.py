@@ -13,7 +13,6 @@ import datetime as _dt
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from .. import config as C
 from .. import device as D
 from .. import runs as R
 from ..data import loading
+from ..machine import machine_info
 from . import metrics as M
 from . import references as REF
 from . import stats as S
@@ -181,7 +181,7 @@ def build_entry(cfg: C.Config, *, experiment: str, method: str, group: str, eval
         "history": history,
         "train": {k: train_result.get(k) for k in ("steps", "best_metric", "best_value", "nonfinite",
                                                    "collapses", "best", "recognizer_checkpoint",
-                                                   "ctc_clips")},
+                                                   "ctc_clips", "ctc", "schedule", "plateau")},
         "config": C.to_dict(cfg),
         # git_commit: the commit that trained it; eval_git_commit: the one that measured it.
         "git_commit": train_git["commit"],
@@ -193,6 +193,9 @@ def build_entry(cfg: C.Config, *, experiment: str, method: str, group: str, eval
         "device": D.describe(device),
         "date": _dt.datetime.now().isoformat(timespec="seconds"),
         "data_hash": train_result.get("data_hash", ""),
+        # What made it (docrestore.fingerprint; the reuse rule compares it) and where.
+        **({"fingerprint": train_result["fingerprint"]} if train_result.get("fingerprint") else {}),
+        "machine": machine_info(),
     }
 
 
@@ -208,10 +211,17 @@ def _thin(records: list[dict], keep: int) -> list[dict]:
 
 def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, method: str, group: str,
                         train_result: dict | None = None, write: bool = True) -> dict:
-    """Evaluate a generator checkpoint and (by default) write its ledger entry."""
+    """Evaluate a generator checkpoint and (by default) write its ledger entry.
+
+    The paper's entry measures the test split's pairs. Lines of another split (``eval.split``),
+    or test lines that all lack a clean image (an archive's), get the before/after reading entry
+    of :mod:`.real` alone and need no other split; it is returned instead."""
     from ..training.recognizer import ensure_recognizer
     from . import ledger as L
+    from . import real as REAL
 
+    if cfg.eval.split != "test" or not _test_pairs(cfg):
+        return REAL.evaluate_real_lines(cfg, checkpoint, experiment=experiment, write=write)
     device = D.pick_device(cfg.device)
     data = loading.open_data(cfg)
     generator, _ = CK.load_generator(checkpoint, device)
@@ -219,12 +229,8 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
     # their own entry (CER/WER before/after restoration); the rest are evaluated as usual.
     real_idx = [i for i, r in enumerate(data.test.records) if r.get("clean") is None]
     if real_idx:
-        from . import real as REAL
-
         REAL.evaluate_real_lines(cfg, checkpoint, experiment=experiment, write=write,
                                  lines=torch.utils.data.Subset(data.test, real_idx))
-        if len(real_idx) == len(data.test):
-            return REAL.read_real_entry(cfg, experiment)
         paired = [i for i in range(len(data.test)) if i not in set(real_idx)]
         data = loading.Data(data.manifest, data.charset, data.train, data.val,
                            torch.utils.data.Subset(data.test, paired), data.data_hash)
@@ -264,10 +270,9 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
     entry["val_reader"] = val_reader
     entry["reader_clean"] = summarize(clean, cfg)
     if cached_refs is None:
-        ref_cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ref_cache.with_suffix(f".{os.getpid()}.tmp")  # parallel jobs: write whole, then rename
-        tmp.write_text(json.dumps(entry["references"]))
-        os.replace(tmp, ref_cache)
+        from ..files import write_text
+
+        write_text(ref_cache, json.dumps(entry["references"]))  # parallel jobs: whole, then renamed
     else:
         entry["references"] = cached_refs
     m = entry["metrics"]
@@ -282,20 +287,35 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
     return entry
 
 
-def evaluate(cfg: C.Config, run: R.Run) -> dict:
-    """The `docrestore evaluate` stage: eval.checkpoint -> paper/results/<profile>/<eval.experiment>.json."""
+def _test_pairs(cfg: C.Config) -> bool:
+    """Whether the test split of the config's dataset has lines with a clean image."""
+    from ..data import manifest as MF
+    from ..data.synth import ensure_dataset
+
+    manifest = C.resolve_path(cfg.data.manifest) if cfg.data.manifest else ensure_dataset(cfg)
+    return any(r.get("split") == "test" and r.get("clean") is not None for r in MF.read_manifest(manifest))
+
+
+def checkpoint_config(cfg: C.Config) -> tuple[C.Config, Path, str]:
+    """(config, checkpoint, experiment) that `docrestore evaluate` measures with: the data and sizes
+    the generator of ``eval.checkpoint`` was trained with (its own config), with this command's
+    eval.*, device, runs_dir and tracking settings, and its data when ``data.manifest`` is given."""
     if not cfg.eval.checkpoint:
         raise C.ConfigError("'eval.checkpoint' is empty: give the generator checkpoint to evaluate, "
                             "e.g. eval.checkpoint=runs/<run>/best_val_cer.pt")
     ckpt = C.resolve_path(cfg.eval.checkpoint)
-    # Measure on the data and sizes the generator was trained with: the checkpoint's config,
-    # with this command's eval.*, device and runs_dir settings.
     trained = C.from_dict(CK.load_checkpoint(ckpt)["config"])
     trained.eval, trained.device, trained.runs_dir = cfg.eval, cfg.device, cfg.runs_dir
     trained.tracking = cfg.tracking
     if cfg.data.manifest:  # measure on other lines (e.g. real ones) than the generator was trained on
         trained.data = cfg.data
-    experiment = cfg.eval.experiment or R.slug(ckpt.parent.name)
+    return trained, ckpt, cfg.eval.experiment or R.slug(ckpt.parent.name)
+
+
+def evaluate(cfg: C.Config, run: R.Run) -> dict:
+    """The `docrestore evaluate` stage: eval.checkpoint -> paper/results/<profile>/<eval.experiment>.json
+    (or, for lines without a clean image or another eval.split, .../real/<experiment>.json)."""
+    trained, ckpt, experiment = checkpoint_config(cfg)
     entry = evaluate_checkpoint(trained, ckpt, experiment=experiment, method=experiment, group="manual")
     run.write_json("metrics.json", entry["metrics"])
     return entry

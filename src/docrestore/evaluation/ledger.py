@@ -10,9 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .. import config as C
+from ..files import write_json_atomic
 
 __all__ = [
     "LedgerError", "REQUIRED_FIELDS", "REQUIRED_METRICS", "REFERENCE_METHODS", "SUMMARY_KEYS",
@@ -44,7 +43,9 @@ SUMMARY_KEYS = ("mean", "lo", "hi", "n")
 # processes, the checkpoint an interrupted run continued from): two configs that differ only
 # here made the same experiment.
 SETTINGS_IGNORED_KEYS = frozenset({"desc", "train.resume", "device", "data.loader_workers", "data.workers",
-                                   "tracking.uri", "tracking.enabled", "runs_dir", "eval.ledger_dir"})
+                                   "tracking.uri", "tracking.enabled", "runs_dir", "eval.ledger_dir",
+                                   # a paper entry is always the test split; another split writes a real-lines entry
+                                   "eval.split"})
 
 
 def config_differences(a: Mapping, b: Mapping) -> list[str]:
@@ -269,17 +270,7 @@ def write_entry(entry: Mapping, ledger_dir: str | Path) -> Path:
     curve); a non-finite number anywhere else is an error."""
     entry = _prepared(entry)
     path = entry_path(ledger_dir, entry["profile"], entry["experiment"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(entry, sort_keys=True, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_json_atomic(path, entry, sort_keys=True, allow_nan=False, default=None)
 
 
 def read_ledger(ledger_dir: str | Path, profile: str | None = None) -> list[dict]:

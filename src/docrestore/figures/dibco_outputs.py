@@ -149,8 +149,10 @@ def crops_figure(entries: Sequence[Mapping], ledger_dir: str | Path, out_dir: st
                 ax.set_title(title, fontsize=style.SMALL_FONT_PT)
             if c == 0:
                 ax.set_ylabel(page, fontsize=style.SMALL_FONT_PT)
-    fig.tight_layout()
+    before = fig.get_size_inches()[1]
     style.add_footer(fig, list(entries))
+    after = fig.get_size_inches()[1]
+    fig.tight_layout(rect=(0, (after - before) / after, 1, 1))  # the footer below the last row, not over it
     paths = style.savefig(fig, out_dir, name)
     plt.close(fig)
     return paths

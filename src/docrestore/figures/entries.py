@@ -268,11 +268,16 @@ def tap_arms(entries: Sequence[dict]) -> list[dict]:
     sweep). MissingResults without feature_tap entries."""
     taps = require_group(entries, FEATURE_TAP, "the feature-loss tap comparison")
     weights = {_weight(e, "train.feature_loss.weight") for e in taps}
+    pixel = {cfg_get(e, "train.pixel_loss") for e in taps}
     covered = {tuple(cfg_get(e, "train.feature_loss.taps") or []) for e in taps}
-    extra = [e for e in entries if e.get("group") == FEATURE_WEIGHT
-             and _weight(e, "train.feature_loss.weight") in weights
-             and tuple(cfg_get(e, "train.feature_loss.taps") or []) not in covered]
-    return sorted(taps + extra, key=lambda e: arm_label({**e, "group": FEATURE_TAP}))
+    extra: dict[tuple, dict] = {}
+    for e in entries:  # only arms that differ from the tap arms in the tap alone (not the L1-pixel arm)
+        tap = tuple(cfg_get(e, "train.feature_loss.taps") or [])
+        if (e.get("group") == FEATURE_WEIGHT and _weight(e, "train.feature_loss.weight") in weights
+                and cfg_get(e, "train.pixel_loss") in pixel and tap not in covered
+                and (tap not in extra or n_seeds(e) > n_seeds(extra[tap]))):
+            extra[tap] = e  # one tick per tap: the arm with the most seeds
+    return sorted(taps + list(extra.values()), key=lambda e: arm_label({**e, "group": FEATURE_TAP}))
 
 
 def arm_label(entry: dict) -> str:

@@ -87,7 +87,7 @@ def make_all(ledger_dir: str | Path | None, figures_dir: str | Path | None = Non
     subfolder (:func:`profile_dirs`).
     Returns a JSON-ready report: ``{"profile", "profile_label", "ledger_dir", "figures_dir",
     "tables_dir", "experiments", "figures": {name: [paths]}, "tables": {name: path},
-    "skipped": {name: reason}}``. A figure or table whose group is missing is skipped with the
+    "skipped": {name: reason}, "identical": entries.identical_arms(...)}``. A figure or table whose group is missing is skipped with the
     reason (naming the group); any other error propagates.
     """
     if ledger_dir is None:
@@ -107,7 +107,12 @@ def make_all(ledger_dir: str | Path | None, figures_dir: str | Path | None = Non
         "figures": {},
         "tables": {},
         "skipped": {},
+        # one result counted twice: same settings, or settings that had no effect
+        "identical": E.identical_arms(entries),
     }
+    for c in report["identical"]:
+        log.warning("identical arms (%s): %s%s", c["kind"], " = ".join(c["experiments"]),
+                    f"; settings differ in {', '.join(c['differences'])}" if c["differences"] else "")
     for name, fn in plots.FIGURES.items():
         try:
             fig = fn(entries)

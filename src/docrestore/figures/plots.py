@@ -27,7 +27,7 @@ HISTORY_PANELS = [
     ("train/loss_d", "discriminator loss"),
     ("train/ctc_monitor", "CTC of the restored line"),
     ("val/psnr", "validation PSNR (dB)"),
-    ("val/cer", "validation CER (%)"),
+    ("val/cer", "validation CER (%), loss recognizer"),  # validation reads with the frozen loss recognizer
 ]
 SWEEP_METRICS = ("psnr", "ssim", "cer")
 BAR_METRICS = ("psnr", "ssim", "cer", "wer")
@@ -277,11 +277,17 @@ def _wide_positive_range(ax) -> bool:
 
 # ------------------------------------------------------------------------ CTC annealing
 def ctc_annealing(entries: Sequence[dict]) -> Figure:
-    """Per annealing arm: the CTC weight schedule, the generator loss and the CTC monitor
-    against the step (the ERB baseline, constant weight, dashed for reference)."""
+    """Per annealing arm: the CTC weight schedule, the generator loss and the CTC before the clip
+    against the step (the ERB baseline, constant weight, dashed for reference). Arms whose drawn
+    histories are identical are drawn once, under one label naming them all."""
     arms = E.require_group(entries, E.ANNEALING, "the CTC-annealing figure")
     if not any(e.get("history") for e in arms):
         raise E.MissingResults("the CTC-annealing figure", [E.ANNEALING], "its entries have no history")
+    # the raw CTC: after a clamp the logged monitor is flat at the clip and hides what happened
+    raw = any(_series(e, "train/ctc_raw")[0].size for e in arms)
+    ctc_key, ctc_label = (("train/ctc_raw", "CTC of the restored line\n(before the clip)") if raw
+                          else ("train/ctc_monitor", "CTC of the restored line"))
+    arms, same = _distinct_histories(arms, ("train/ctc_weight", "train/loss_g", ctc_key))
     base = None
     try:
         base = E.baseline_entry(entries)
@@ -292,11 +298,11 @@ def ctc_annealing(entries: Sequence[dict]) -> Figure:
     base_name = (f"{base.get('method') or base.get('experiment')} (\u03bb={E.cfg_get(base, 'train.ctc.weight', '?'):g})"
                  if base is not None and isinstance(E.cfg_get(base, "train.ctc.weight"), (int, float))
                  else f"{_display_name(base)} (baseline)" if base is not None else None)
-    names = [annealing_label(e) for e in arms] + ([base_name] if base is not None else [])
+    names = [" = ".join(annealing_label(x) for x in same[id(e)]) for e in arms]
+    names += [base_name] if base is not None else []
     colors = S.method_colors(names)
     fig, axes = S.new_figure(S.SINGLE_COLUMN_IN, 5.4, nrows=3, ncols=1, sharex=True)
-    panels = [("train/ctc_weight", "CTC weight \u03bb(t)"), ("train/loss_g", "generator loss"),
-              ("train/ctc_monitor", "CTC of the restored line")]
+    panels = [("train/ctc_weight", "CTC weight \u03bb(t)"), ("train/loss_g", "generator loss"), (ctc_key, ctc_label)]
     for ax, (key, label) in zip(axes, panels):
         for e, name in zip(shown, names):
             steps, vals = _series(e, key)
@@ -311,13 +317,32 @@ def ctc_annealing(entries: Sequence[dict]) -> Figure:
     if not handles:
         handles, labels = axes[1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncols=2, frameon=False)
-    return S.add_footer(fig, shown)
+    return S.add_footer(fig, [x for e in arms for x in same[id(e)]] + ([base] if base is not None else []))
+
+
+def _distinct_histories(arms: Sequence[dict], keys: Sequence[str]) -> tuple[list[dict], dict[int, list[dict]]]:
+    """The arms with distinct histories of ``keys`` (the first of each) and, per kept arm (by
+    ``id``), every arm whose history equals its own: identical runs drawn on top of each other
+    would look like one line under one arm's name."""
+    kept: list[dict] = []
+    same: dict[int, list[dict]] = {}
+    sigs: dict[int, tuple] = {}
+    for e in arms:
+        sig = tuple(tuple(map(tuple, _series(e, k))) for k in keys)
+        recorded = any(len(steps) for steps, _ in sig)
+        twin = next((k for k in kept if recorded and sigs[id(k)] == sig), None)
+        if twin is None:
+            kept.append(e)
+            same[id(e)], sigs[id(e)] = [e], sig
+        else:
+            same[id(twin)].append(e)
+    return kept, same
 
 
 # ------------------------------------------------------------------- feature-loss sweep
 def _sweep(entries: Sequence[dict], arms: list[dict], xlabels: list[str], xname: str,
            title: str, connect: bool = True, xvalues: Sequence[float] | None = None) -> Figure:
-    """PSNR, SSIM and CER (mean with 95% interval over test lines) across the arms of a sweep;
+    """PSNR, SSIM and CER across the arms of a sweep (what the bars cover: :func:`interval_note`);
     the baseline as a dashed line with its interval shaded. ``connect``: join the points (an
     ordered sweep) or not (categories). ``xvalues``: a numeric sweep drawn at its real values."""
     base = None
@@ -337,7 +362,8 @@ def _sweep(entries: Sequence[dict], arms: list[dict], xlabels: list[str], xname:
                     color=S.method_colors(["sweep"])["sweep"], label=f"{title} ({note})")
         if base is not None and E.metric(base.get("metrics"), m) is not None:
             bm, blo, bhi, _ = E.metric(base.get("metrics"), m)
-            ax.axhline(bm, color="0.3", ls="--", lw=0.9, label=f"{_display_name(base)} (baseline; interval shaded)")
+            ax.axhline(bm, color="0.3", ls="--", lw=0.9,
+                       label=f"{_display_name(base)} (baseline; {interval_note([base])} shaded)")
             ax.axhspan(blo, bhi, color="0.5", alpha=0.15, lw=0)
         if numeric:
             ax.set_xticks(x, xlabels)  # the sweep's own values, at their real spacing
@@ -378,7 +404,8 @@ def ablation_arms(entries: Sequence[dict]) -> list[tuple[str, dict, str]]:
 
 
 def ablation_bars(entries: Sequence[dict]) -> Figure:
-    """PSNR, SSIM, CER and WER (mean, 95% interval) of each ablation arm against the baseline."""
+    """PSNR, SSIM, CER and WER of each ablation arm against the baseline (what the bars cover:
+    :func:`interval_note`)."""
     arms = ablation_arms(entries)
     # The footer states the profile, so the bars name the plain method.
     labels = [_bar_label(lab, e) for lab, e, _ in arms]

@@ -328,9 +328,13 @@ def _caption(title: str, entries: Sequence[dict], base: dict | None, with_p: boo
              extra: str = "") -> str:
     profile = S.profile_label(e.get("profile", "unknown") for e in entries)
     hashes = sorted({str(e.get("data_hash"))[:8] for e in entries})
-    synthetic = all(not E.cfg_get(e, "data.manifest") for e in entries)
+    synthetic = all(not E.cfg_get(e, "data.manifest") and E.cfg_get(e, "data.source", "synthetic") == "synthetic"
+                    for e in entries)
+    real_pairs = all(E.cfg_get(e, "data.source") == "real" for e in entries)
+    kind = ("synthetic " if synthetic else "real-hand (clean: background-flattened real line; degraded: "
+            "our damage model) " if real_pairs else "")
     seeds = sorted({E.n_seeds(e) for e in entries})
-    text = (f"{title} Mean over {_n_lines(entries)} {'synthetic ' if synthetic else ''}test lines "
+    text = (f"{title} Mean over {_n_lines(entries)} {kind}test lines "
             "with the 95\\% bootstrap "
             "interval in brackets; CER and WER in percent, read by a held-out reader that no loss "
             "was trained against. Best value per column in bold.")
@@ -339,7 +343,9 @@ def _caption(title: str, entries: Sequence[dict], base: dict | None, with_p: boo
                  "the 95\\% Student-$t$ interval over seeds: it covers the arm's mean over training "
                  "runs on these test lines (training variance), not line sampling.")
     if with_p and base is not None:
-        m = len([e for e in entries if e is not base])
+        twins = E.identical_arms(entries)
+        # the family: every arm but the reference, an arm identical to another counted once
+        m = len([e for e in entries if e is not base]) - sum(len(c["experiments"]) - 1 for c in twins)
         text += (f" $p$: two-sided test of CER against {latex_escape(E.display_name(base))}. "
                  f"$^{{t}}$: Welch's $t$-test over the seed means, Holm-adjusted over the family of the "
                  f"{m} comparison{'s' if m != 1 else ''} in this table (declared with the table; an arm "
@@ -347,7 +353,7 @@ def _caption(title: str, entries: Sequence[dict], base: dict | None, with_p: boo
                  "paired Wilcoxon signed-rank test of per-line CER within that one run: a diagnostic "
                  "of line sampling, not evidence of a method effect, not adjusted. $\\equiv$: "
                  "identical to another arm, counted once.")
-    same = E.identical_note(entries)
+    same = E.identical_note(entries)  # names the arms of E.identical_arms(entries)
     if same:
         text += " " + latex_escape(same)
     if any(e.get("git_dirty") for e in entries):
@@ -432,9 +438,11 @@ def hand_rows(chosen: Sequence[dict]) -> list[Row]:
                 vals = (e.get("per_line") or {}).get(m) or []
                 if len(vals) == len(hands):
                     summaries[m] = summarize([vals[i] for i in idx], n_resamples=boot, seed=int(e.get("seed") or 0))
-            rows.append(Row(label=f"{E.display_name(e)}, {hand} hands",
+            # a seeded arm's per-line values are each line's mean over its seeds: say so in the row
+            seeds = f", lines averaged over {E.n_seeds(e)} seeds" if E.n_seeds(e) > 1 else ""
+            rows.append(Row(label=f"{E.display_name(e)}, {hand} hands{seeds}",
                             stats={m: E.metric(summaries, m) for m in MAIN_METRICS},
-                            comment=entry_comment(e) + f" {hand} hands: {len(idx)} test lines", p="--",
+                            comment=entry_comment(e) + f" {hand} hands: {len(idx)} test lines{seeds}", p="--",
                             ranked=False))
     return rows
 
@@ -574,6 +582,36 @@ def _fmt(metric: str, value: float) -> str:
     return f"{value:.{E.metric_decimals(metric)}f}"
 
 
+def ctc_macros(entry: dict) -> dict[str, str]:
+    """The CTC term of one run as the paper quotes it: target weight, clip and clip mode (an entry
+    from before ``train.ctc.clip_mode`` existed was clamped), the step its CTC gradient first
+    reached the generator and the share of steps without one (``train.ctc`` of the entry, recorded
+    every step), the median raw CTC, whether validation CER plateaued; ``ctc-onset-logged``: the
+    first logged step with a nonzero CTC gradient norm (every ``train.grad_norms_every`` steps)."""
+    out: dict[str, str] = {}
+    w = E.cfg_get(entry, "train.ctc.weight")
+    if isinstance(w, (int, float)):
+        out["ctc-weight"] = f"{w:g}"
+    clip = E.cfg_get(entry, "train.ctc.clip")
+    if isinstance(clip, (int, float)):
+        out["ctc-clip"] = f"{clip:g}"
+        out["ctc-clip-mode"] = str(E.cfg_get(entry, "train.ctc.clip_mode", "clamp"))
+    rec = (entry.get("train") or {}).get("ctc") or {}
+    if rec.get("steps"):
+        out["ctc-onset"] = str(rec["onset_step"]) if rec.get("onset_step") is not None else "none"
+        out["ctc-zero-grad"] = f"{100 * rec['zero_grad_share']:.1f}"
+        if (rec.get("raw") or {}).get("p50") is not None:
+            out["ctc-raw-p50"] = f"{rec['raw']['p50']:.0f}"
+    logged = [h["step"] for h in entry.get("history") or []
+              if isinstance(h.get("train/gradnorm_ctc"), (int, float)) and h["train/gradnorm_ctc"] > 0]
+    if any("train/gradnorm_ctc" in h for h in entry.get("history") or []):
+        out["ctc-onset-logged"] = str(int(min(logged))) if logged else "none"
+    plateau = (entry.get("train") or {}).get("plateau") or {}
+    if "reached" in plateau:
+        out["plateau"] = "yes" if plateau["reached"] else "no"
+    return out
+
+
 def macros(entries: Sequence[dict]) -> str:
     """Every number the paper's text quotes, as LaTeX macros read from the ledger:
     ``\\res{<experiment>}{<key>}`` (e.g. ``\\res{baseline_s1}{psnr}``, ``\\res{baseline_s1}{cer-sd}``,
@@ -617,6 +655,10 @@ def macros(entries: Sequence[dict]) -> str:
         clips = (e.get("train") or {}).get("ctc_clips")
         if clips is not None:
             lines.append(_def(f"{name}@ctc-clips", str(int(clips))))
+        lines += [_def(f"{name}@{k}", v) for k, v in ctc_macros(e).items()]
+        fw = E.cfg_get(e, "train.feature_loss.weight")
+        if isinstance(fw, (int, float)) and fw > 0:
+            lines.append(_def(f"{name}@feature-weight", f"{fw:g}"))
     try:
         refs, ref_entry = _references(entries, base)
     except E.MissingResults:
@@ -636,6 +678,9 @@ def macros(entries: Sequence[dict]) -> str:
         lines.append(_def("all@profile", latex_escape(S.profile_label(e.get("profile", "?") for e in entries))))
         lines.append(_def("all@arms", str(len(entries))))
         lines.append(_def("all@runs", str(sum(E.n_seeds(e) for e in entries))))
+        nonfinite = [(e.get("train") or {}).get("nonfinite") for e in entries]
+        if all(isinstance(n, int) for n in nonfinite):
+            lines.append(_def("all@nonfinite", str(sum(nonfinite))))
         twins = E.identical_arms(entries)
         lines.append(_def("all@distinct", str(len(entries) - sum(len(c["experiments"]) - 1 for c in twins))))
         lines.append(_def("all@identical", str(len(twins))))

@@ -1,7 +1,9 @@
 """How the active CTC weight moves from 0 to its target (``train.ctc``).
 
-Abruptly switching a CTC loss on through the generator was unstable in this project's earlier
-attempt (generator loss above 1000, CTC pinned at its clip); these schedules ramp it instead.
+The research notes switched the CTC on abruptly and saw it pinned at its clip: with ERB's per-line
+sum the CTC of a 4-5-word line can start above the clip (100 by default), and a clamped term passes no gradient
+(``train.ctc.clip_mode``, docs/methods.md). These schedules ramp the weight instead; whether that
+changes the result is what the annealing study measures.
 With ``w = train.ctc.warmup``, ``r = train.ctc.ramp``, ``s = train.ctc.steps``, target ``lam``
 and ``t = (step - w) / r``:
 
@@ -16,6 +18,11 @@ and ``t = (step - w) / r``:
   :func:`balanced_scale` (ScrabbleGAN's alpha * std(grad_adv) / std(grad_ctc)).
 
 ``ramp = 0`` makes ``linear``, ``cosine`` and ``step`` behave as ``switch``.
+
+``train.ctc.warmup_epochs`` / ``ramp_epochs`` give ``w`` / ``r`` in epochs of the training split
+instead: ``w = round(warmup_epochs * steps_per_epoch)`` (the same for ``r``), where the trainer
+passes its steps per epoch (global batches of the training split); :meth:`CTCWeightSchedule.mapping`
+is the record of that mapping each run keeps.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ SCHEDULES = ("constant", "linear", "cosine", "step", "switch", "balanced")
 class CTCWeightSchedule:
     """``schedule.weight(step)``: the CTC weight at generator step ``step`` (0-based)."""
 
-    def __init__(self, cfg: CTCConfig):
+    def __init__(self, cfg: CTCConfig, steps_per_epoch: int | None = None):
         if cfg.schedule not in SCHEDULES:
             raise ValueError(f"unknown CTC schedule {cfg.schedule!r}; choose one of {list(SCHEDULES)} "
                              "(train.ctc.schedule)")
@@ -41,8 +48,14 @@ class CTCWeightSchedule:
             raise ValueError(f"train.ctc.steps must be at least 1, got {cfg.steps}")
         self.kind = cfg.schedule
         self.target = float(cfg.weight)
-        self.warmup = int(cfg.warmup)
-        self.ramp = int(cfg.ramp)
+        epochs = getattr(cfg, "warmup_epochs", 0.0), getattr(cfg, "ramp_epochs", 0.0)
+        if any(epochs) and not steps_per_epoch:
+            raise ValueError("train.ctc.warmup_epochs / ramp_epochs need the training split's steps per epoch; "
+                             "pass steps_per_epoch (the trainer does)")
+        self.steps_per_epoch = int(steps_per_epoch or 0)
+        self.warmup = round(epochs[0] * self.steps_per_epoch) if epochs[0] else int(cfg.warmup)
+        self.ramp = round(epochs[1] * self.steps_per_epoch) if epochs[1] else int(cfg.ramp)
+        self.epochs = epochs
         self.steps = int(cfg.steps)
         self.alpha = float(cfg.alpha)
 
@@ -64,10 +77,25 @@ class CTCWeightSchedule:
         stair = (into * self.steps) // self.ramp
         return lam * (stair + 1) / self.steps
 
+    def mapping(self) -> dict:
+        """What the run records: the schedule, its warm-up and ramp in steps, and in epochs where
+        the config gave epochs (with the steps per epoch that mapped them)."""
+        return {"schedule": self.kind, "target": self.target, "warmup_steps": self.warmup,
+                "ramp_steps": self.ramp, "warmup_epochs": self.epochs[0] or None,
+                "ramp_epochs": self.epochs[1] or None, "steps_per_epoch": self.steps_per_epoch or None,
+                "describe": self.describe()}
+
     def __call__(self, step: int) -> float:
         return self.weight(step)
 
     def describe(self) -> str:
+        text = self._describe()
+        if any(self.epochs):
+            text += (f" (warm-up {self.epochs[0]:g} and ramp {self.epochs[1]:g} epochs at "
+                     f"{self.steps_per_epoch} steps per epoch)")
+        return text
+
+    def _describe(self) -> str:
         lam, w, r = self.target, self.warmup, self.ramp
         if self.kind == "constant":
             return f"constant CTC weight {lam:g}"

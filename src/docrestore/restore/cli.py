@@ -43,7 +43,7 @@ from typing import Any
 from .. import config as C
 from .. import device as D
 from . import scale as S
-from .io import IMAGE_EXTENSIONS, find_inputs, output_clashes, output_name
+from .io import IMAGE_EXTENSIONS, find_inputs, output_clashes
 from .tiling import check_tile, restore_files, sha256_file
 
 PROG = "docrestore restore"
@@ -210,7 +210,7 @@ def dry_run_text(cfg: C.Config, args, found) -> tuple[str, list[str]]:
         f"and DPI, {'16-bit for 16-bit inputs' if getattr(args, 'keep_depth', False) else '8-bit'})",
         f"# {len(found.pages)} image(s) would be restored:",
     ]
-    lines += [f"  {page.path} -> {output_name(page.rel)}" for page in found.pages]
+    lines += [f"  {page.path} -> {page.output}" for page in found.pages]
     if found.skipped:
         lines.append(f"# {len(found.skipped)} file(s) skipped:")
         lines += _skipped_lines(found.skipped)

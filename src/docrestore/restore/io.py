@@ -14,24 +14,33 @@ its file name for a file given by name), with ``.png`` appended: ``scans/vol1/fo
 in ``scans/`` becomes ``<out>/vol1/folio_12.tif.png``, ``page.png`` becomes ``page.png.png``.
 Appending keeps the whole input name, so two files of one folder can never get the same output
 and a name never depends on what else is in the folder (``page.png`` and ``page.jpg`` side by
-side give ``page.png.png`` and ``page.jpg.png``, alone or together).
+side give ``page.png.png`` and ``page.jpg.png``, alone or together). Each page of a multi-page
+TIFF is an input of its own, numbered from 1: ``vol.tif`` with three pages gives
+``vol.tif.p001.png`` ... ``vol.tif.p003.png`` (a one-page TIFF stays ``vol.tif.png``).
+
+An output is its PNG and its JSON sidecar together (:func:`existing_output`): a PNG without its
+sidecar (a run stopped between the two writes) is made again, and a file of that name that
+docrestore did not write (the PNG carries a ``Software: docrestore`` text chunk, the sidecar a
+``docrestore`` record naming it) is left alone unless ``--overwrite``.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 # ITU-R BT.601 luma, as PIL's convert("L") uses, but computed in float (no 8-bit rounding).
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)
+_LUMA = (0.299, 0.587, 0.114)
+SOFTWARE = "docrestore"  # the PNG text chunk that marks an output as written by docrestore
+SIDECAR_KIND = "docrestore restore sidecar"  # the sidecar's own mark
 
 
 class ImageReadError(Exception):
@@ -71,6 +80,8 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 def _page_info(img: Image.Image) -> PageInfo:
     dpi = img.info.get("dpi")
+    if img.format == "TIFF" and 282 not in getattr(img, "tag_v2", {}):
+        dpi = None  # no XResolution tag: Pillow says 1 dpi, the truth is "unknown"
     if dpi is not None:
         try:
             dpi = (float(dpi[0]), float(dpi[1]))
@@ -90,13 +101,14 @@ def read_image(path: str | Path) -> np.ndarray:
     return read_page(path)[0]
 
 
-def read_page(path: str | Path) -> tuple[np.ndarray, PageInfo]:
+def read_page(path: str | Path, frame: int = 0) -> tuple[np.ndarray, PageInfo]:
     """Read an image file as a grayscale ``float32`` array ``(H, W)`` in [0, 1] and its
     :class:`PageInfo` (resolution, bit depth, ICC profile).
 
     Handles 1-bit, 8-bit grayscale (L), grayscale+alpha (LA), palette (P), RGB, RGBA, CMYK,
-    16-bit grayscale (I;16 / I) and 32-bit float (F) images in PNG, JPEG, TIFF (first frame) and
-    BMP files. The EXIF orientation is applied (a phone photo stored sideways comes out upright);
+    16-bit grayscale (I;16 / I) and 32-bit float (F) images in PNG, JPEG, TIFF (page ``frame``,
+    counted from 0, of a multi-page file) and BMP files. Memory: about 10 bytes a pixel beside
+    Pillow's copy (float32 throughout; a 100-megapixel page needed 2.8 GB in float64). The EXIF orientation is applied (a phone photo stored sideways comes out upright);
     transparent pixels are composited over white paper; colour is reduced to BT.601 luma.
 
     Raises :class:`ImageReadError` for a missing, empty, truncated or non-image file.
@@ -113,7 +125,7 @@ def read_page(path: str | Path) -> tuple[np.ndarray, PageInfo]:
             # A huge scan is a DecompressionBombWarning below 2x the limit; it is a real page.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                img.seek(0)  # first frame of a multi-page TIFF
+                img.seek(frame)  # one page of a multi-page TIFF
                 img.load()  # force the full decode so a truncated file fails here, not later
                 info = _page_info(img)
                 img = ImageOps.exif_transpose(img)
@@ -125,47 +137,77 @@ def read_page(path: str | Path) -> tuple[np.ndarray, PageInfo]:
     except Image.DecompressionBombError as exc:
         raise ImageReadError(path, f"{exc}; raise PIL.Image.MAX_IMAGE_PIXELS if the page is "
                                    "genuine") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except EOFError:
+        if frame:
+            raise ImageReadError(path, f"it has no page {frame + 1}") from None
+        raise ImageReadError(path, "the image data is corrupt or truncated (EOF)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         # PIL reports truncated/corrupt data as OSError ("image file is truncated"), SyntaxError
         # (bad PNG chunk) or ValueError/EOFError depending on the decoder.
         raise ImageReadError(path, f"the image data is corrupt or truncated ({exc})") from None
 
 
 def _to_gray_float(img: Image.Image) -> np.ndarray:
-    """Convert any PIL mode to ``float32`` gray in [0, 1]."""
+    """Convert any PIL mode to ``float32`` gray in [0, 1], in place wherever it can: a page of
+    100 megapixels must not need gigabytes of float64 intermediates."""
     mode = img.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         # 16-bit grayscale (PNG/TIFF). PIL gives 'I' (int32) for some 16-bit files, so 'I' is
         # read on the 16-bit scale too.
-        a = np.asarray(img).astype(np.float64) / 65535.0
+        a = np.asarray(img).astype(np.float32)
+        a /= 65535.0
     elif mode == "F":
-        a = np.asarray(img, dtype=np.float64)
+        a = np.array(img, dtype=np.float32)
         top = np.nanmax(a) if a.size else 0.0
         # Float TIFFs come as [0, 1], [0, 255] or [0, 65535]; pick the scale from the data.
-        a = a if top <= 1.0 else a / 255.0 if top <= 255.0 else a / 65535.0
+        if top > 1.0:
+            a /= 255.0 if top <= 255.0 else 65535.0
     elif mode in ("1", "L"):
-        a = np.asarray(img.convert("L"), dtype=np.float64) / 255.0
+        a = _unit(np.asarray(img.convert("L") if mode == "1" else img))
     elif mode == "LA" or mode == "La":
-        la = np.asarray(img.convert("LA"), dtype=np.float64) / 255.0
-        a = _over_white(la[..., 0], la[..., 1])
+        la = np.asarray(img.convert("LA"))
+        a = _over_white(_unit(la[..., 0]), _unit(la[..., 1]))
     elif mode in ("RGB", "CMYK", "YCbCr", "LAB", "HSV"):
-        a = np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0 @ _LUMA
+        a = _luma(np.asarray(img.convert("RGB")))
     elif mode in ("RGBA", "RGBa", "PA", "P"):
         # Palette images may carry transparency; RGBA conversion keeps it.
-        rgba = np.asarray(img.convert("RGBA"), dtype=np.float64) / 255.0
-        a = _over_white(rgba[..., :3] @ _LUMA, rgba[..., 3])
+        rgba = np.asarray(img.convert("RGBA"))
+        a = _over_white(_luma(rgba), _unit(rgba[..., 3]))
     else:
-        a = np.asarray(img.convert("L"), dtype=np.float64) / 255.0
+        a = _unit(np.asarray(img.convert("L")))
     if a.ndim != 2:
         raise ValueError(f"unexpected array shape {a.shape} for PIL mode {mode}")
     if not np.isfinite(a).all():
         raise ValueError("the image holds NaN or infinite values")
-    return np.clip(a, 0.0, 1.0).astype(np.float32)
+    return np.clip(a, 0.0, 1.0, out=a)
+
+
+def _unit(channel: np.ndarray) -> np.ndarray:
+    """8-bit values as float32 in [0, 1]."""
+    out = channel.astype(np.float32)
+    out /= 255.0
+    return out
+
+
+def _luma(rgb: np.ndarray, rows: int = 256) -> np.ndarray:
+    """BT.601 luma of 8-bit RGB(A) as float32 in [0, 1], a band of rows at a time (no full-page
+    temporary)."""
+    out = np.empty(rgb.shape[:2], np.float32)
+    for top in range(0, rgb.shape[0], rows):
+        band = rgb[top:top + rows]
+        o = out[top:top + rows]
+        np.multiply(band[..., 0], np.float32(_LUMA[0] / 255.0), out=o, dtype=np.float32)
+        for c in (1, 2):
+            o += np.multiply(band[..., c], np.float32(_LUMA[c] / 255.0), dtype=np.float32)
+    return out
 
 
 def _over_white(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Composite over white paper: a transparent pixel is background, not ink."""
-    return gray * alpha + (1.0 - alpha)
+    """Composite over white paper: a transparent pixel is background, not ink (in place)."""
+    gray -= 1.0
+    gray *= alpha
+    gray += 1.0
+    return gray
 
 
 def write_image(path: str | Path, image: np.ndarray, bits: int = 8,
@@ -193,7 +235,9 @@ def write_image(path: str | Path, image: np.ndarray, bits: int = 8,
         raise ValueError(f"refusing to write {path.name}: the image holds NaN or infinite values")
     top = 255.0 if bits == 8 else 65535.0
     ints = np.round(np.clip(a.astype(np.float64), 0.0, 1.0) * top).astype(np.uint8 if bits == 8 else np.uint16)
-    extra = {}
+    marker = PngImagePlugin.PngInfo()
+    marker.add_text("Software", SOFTWARE)  # how a rerun tells its own outputs from a user's files
+    extra = {"pnginfo": marker}
     if dpi is not None:
         extra["dpi"] = tuple(float(d) for d in dpi)
     if icc is not None:
@@ -210,14 +254,10 @@ def write_text(path: str | Path, text: str) -> Path:
 def _atomic(path: Path, write) -> Path:
     """``write(tmp)`` beside ``path`` under a temporary name, then rename: a killed run never
     leaves a half-written file under the final name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    from ..files import replacing
+
+    with replacing(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -225,10 +265,21 @@ def _atomic(path: Path, write) -> Path:
 class PageInput:
     """One image to restore: where it is (``path``) and where it sits relative to the input it
     was found in (``rel``: the file name for a file given by name, the path inside the folder
-    for a folder), which the output mirrors."""
+    for a folder), which the output mirrors. ``frame``: the page of a multi-page TIFF (from 1;
+    0 for a file of one page), of ``frames``."""
 
     path: Path
     rel: PurePath
+    frame: int = 0
+    frames: int = 1
+
+    @property
+    def output(self) -> PurePath:
+        return output_name(self.rel, self.frame)
+
+    @property
+    def sidecar(self) -> PurePath:
+        return sidecar_name(self.rel, self.frame)
 
 
 @dataclass
@@ -239,17 +290,70 @@ class Inputs:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def output_name(rel: PurePath) -> PurePath:
+def _page_suffix(frame: int) -> str:
+    return f".p{frame:03d}" if frame else ""
+
+
+def output_name(rel: PurePath, frame: int = 0) -> PurePath:
     """The output path (relative to ``--out``) for an input at ``rel``: the same folders and the
-    whole file name with ``.png`` appended (``vol1/folio.tif`` -> ``vol1/folio.tif.png``). Stable:
-    it depends on this input alone, never on the other files."""
-    return rel.with_name(rel.name + ".png")
+    whole file name with ``.png`` appended (``vol1/folio.tif`` -> ``vol1/folio.tif.png``), and
+    page ``frame`` of a multi-page TIFF numbered (``vol.tif.p002.png``). Stable: it depends on
+    this input alone, never on the other files."""
+    return rel.with_name(rel.name + _page_suffix(frame) + ".png")
 
 
-def sidecar_name(rel: PurePath) -> PurePath:
+def sidecar_name(rel: PurePath, frame: int = 0) -> PurePath:
     """The JSON record beside an output: the input's name with ``.json`` appended
-    (``vol1/folio.tif`` -> ``vol1/folio.tif.json``, beside ``folio.tif.png``)."""
-    return rel.with_name(rel.name + ".json")
+    (``vol1/folio.tif`` -> ``vol1/folio.tif.json``, beside ``folio.tif.png``; ``vol.tif.p002.json``
+    for a page of a multi-page TIFF)."""
+    return rel.with_name(rel.name + _page_suffix(frame) + ".json")
+
+
+def page_count(path: Path) -> int:
+    """How many pages a TIFF holds (1 for other files, and for a file that cannot be read: the
+    reader says why when its turn comes)."""
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return max(1, int(getattr(img, "n_frames", 1)))
+    except Exception:  # noqa: BLE001 - any unreadable file counts as one page, named later
+        return 1
+
+
+def existing_output(target: Path, sidecar: Path) -> str:
+    """What stands where an output would go: ``"none"``; ``"complete"`` (docrestore's PNG and its
+    sidecar); ``"incomplete"`` (docrestore's PNG or sidecar without the other: made again); or,
+    for a file docrestore did not write, a sentence naming it."""
+    side_ours = _our_sidecar(sidecar, target.name)
+    if sidecar.exists() and not side_ours:
+        return f"{sidecar} exists and is not a docrestore sidecar"
+    if not target.exists():
+        return "incomplete" if side_ours else "none"
+    if side_ours:
+        return "complete"
+    if _our_png(target):
+        return "incomplete"
+    return f"{target} exists and was not written by docrestore"
+
+
+def _our_sidecar(path: Path, output: str) -> bool:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and (record.get("kind") == SIDECAR_KIND or "docrestore" in record) and \
+        (record.get("output") or {}).get("file") == output
+
+
+def _our_png(path: Path) -> bool:
+    try:
+        with Image.open(path) as img:
+            return getattr(img, "text", {}).get("Software") == SOFTWARE
+    except Exception:  # noqa: BLE001 - unreadable: not something docrestore wrote
+        return False
 
 
 def find_inputs(inputs: Iterable[str | Path], recursive: bool = False) -> Inputs:
@@ -272,7 +376,11 @@ def find_inputs(inputs: Iterable[str | Path], recursive: bool = False) -> Inputs
         key = p.resolve()
         if key not in seen:
             seen.add(key)
-            found.pages.append(PageInput(p, rel))
+            n = page_count(p)
+            if n == 1:
+                found.pages.append(PageInput(p, rel))
+            else:  # every page of a multi-page TIFF, numbered from 1
+                found.pages += [PageInput(p, rel, k, n) for k in range(1, n + 1)]
 
     visited: set[Path] = set()  # real folders walked: a link back to one would loop forever
 
@@ -315,14 +423,14 @@ def output_clashes(pages: Iterable[PageInput]) -> list[tuple[Path, Path, PurePat
     owner: dict[str, PageInput] = {}
     clashes = []
     for page in pages:
-        key = str(output_name(page.rel)).lower()
+        key = str(page.output).lower()
         if key in owner:
-            clashes.append((owner[key].path, page.path, output_name(page.rel)))
+            clashes.append((owner[key].path, page.path, page.output))
         else:
             owner[key] = page
     return clashes
 
 
 def find_images(inputs: Iterable[str | Path], recursive: bool = False) -> list[Path]:
-    """The image files :func:`find_inputs` would restore, as paths."""
-    return [page.path for page in find_inputs(inputs, recursive).pages]
+    """The image files :func:`find_inputs` would restore, as paths (a multi-page file once)."""
+    return list(dict.fromkeys(page.path for page in find_inputs(inputs, recursive).pages))

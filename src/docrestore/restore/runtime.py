@@ -34,19 +34,18 @@ def export_onnx(generator: nn.Module, path: str | Path, tile: tuple[int, int] = 
     was_training = generator.training
     generator.eval()
     dummy = torch.rand(1, 1, *tile)
-    tmp = path.with_name(f".{path.name}.tmp")
+    from ..files import replacing
+
     try:
-        with warnings.catch_warnings():
+        with replacing(path, suffix=".onnx") as tmp, warnings.catch_warnings():
             # The shape check in forward() is evaluated once while tracing; the graph is shape-free.
             warnings.simplefilter("ignore")
             torch.onnx.export(generator, (dummy,), str(tmp), input_names=["degraded"],
                               output_names=["restored"], opset_version=OPSET, dynamo=False,
                               dynamic_axes={"degraded": {0: "batch", 2: "height", 3: "width"},
                                             "restored": {0: "batch", 2: "height", 3: "width"}})
-        tmp.replace(path)
     finally:
         generator.train(was_training)
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -161,16 +160,15 @@ def main_cli(args) -> int:
         check, where = page_crop(image, tile), f"a crop of {args.check_page}"
     else:
         check, where = page_crop(synthetic_page(max(512, tile[0] * 4), max(512, tile[1] * 4)), tile), "a made-up page"
-    tmp = out.with_name(f".{out.name}.check.onnx")
-    try:
+    from ..files import temporary_beside
+
+    with temporary_beside(out, suffix=".check.onnx") as tmp:  # one per writer: two exports never collide
         export_onnx(generator, tmp, tile)
         diff = max_difference(generator, OnnxGenerator(tmp), check)
         if not diff <= TOLERANCE:
             return fail(f"ONNX Runtime differs from PyTorch by {diff:.2e} (> {TOLERANCE}) on {where}; "
                         f"nothing written (restore with restore.runtime=torch)")
         tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
     print(f"wrote {out} ({cfg.generator.name}, width {cfg.generator.width}); max |ONNX - PyTorch| = "
           f"{diff:.1e} on {where} ({tuple(check.shape[-2:])})")
     return 0

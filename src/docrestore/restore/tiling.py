@@ -35,8 +35,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .. import device as D
 from ..config import RestoreConfig
-from .io import (ImageReadError, PageInfo, PageInput, output_clashes, output_name, read_page,
-                 sidecar_name, write_image, write_text)
+from .io import (SIDECAR_KIND, ImageReadError, PageInfo, PageInput, existing_output, output_clashes,
+                 read_page, write_image, write_text)
 from . import scale as S
 
 log = logging.getLogger("docrestore.restore")
@@ -220,13 +220,16 @@ def restore_files(model: nn.Module, paths: Sequence[str | Path | PageInput], out
     restoring (:func:`scale.decide`); each decision is logged and kept in ``report.scales``.
 
     ``out_dir`` is checked writable before any page is computed (ValueError naming it). An
-    output that already exists is kept (listed in ``report.kept``, its sidecar too) unless
-    ``overwrite``.
+    output (PNG and sidecar, :func:`io.existing_output`) that already exists is kept (listed in
+    ``report.kept``) unless ``overwrite``; one whose sidecar is missing is made again; a file of
+    its name that docrestore did not write is left alone (the page is reported failed, naming
+    it) unless ``overwrite``. Each page of a multi-page TIFF is restored on its own.
 
     ``restore_cfg`` is a ``RestoreConfig`` (tile_height, tile_width, overlap, batch_size). Pages
     are processed one at a time, tiles in batches, so memory stays that of one page. A file that
-    cannot be read, a page whose output is not finite, or an output that cannot be written is
-    logged by name and reported in ``failed``; the other pages go on.
+    cannot be read, a page whose output is not finite, a page that does not fit in memory, or an
+    output that cannot be written is logged by name and reported in ``failed``; the other pages
+    go on.
     """
     check_tile((restore_cfg.tile_height, restore_cfg.tile_width))
     pages = [p if isinstance(p, PageInput) else PageInput(Path(p), PurePath(Path(p).name)) for p in paths]
@@ -239,16 +242,14 @@ def restore_files(model: nn.Module, paths: Sequence[str | Path | PageInput], out
     with _bars_and_logs(progress):
         bar_pages = tqdm(pages, unit="page", desc="restore", disable=not progress)
         for page in bar_pages:
-            p, target = page.path, out_dir / output_name(page.rel)
+            p, target = page.path, out_dir / page.output
             bar_pages.set_postfix_str(p.name, refresh=False)
-            if not overwrite and target.exists():
-                log.info("kept %s: it exists (--overwrite replaces it)", target)
-                report.kept.append((p, target))
+            if not overwrite and _leave_alone(page, target, out_dir / page.sidecar, report):
                 continue
             try:
-                done = _restore_page(model, p, device, restore_cfg, scaling, progress, report)
+                done = _restore_page(model, page, device, restore_cfg, scaling, progress, report)
                 out, bits = _write_page(page, target, out_dir, done, keep_depth, provenance or {})
-            except (ImageReadError, _PageError, torch.OutOfMemoryError, OSError) as exc:
+            except (ImageReadError, _PageError, torch.OutOfMemoryError, MemoryError, OSError) as exc:
                 _fail(report, p, _failure_reason(exc, target, device, restore_cfg))
                 continue
             report.ok.append((p, out))
@@ -295,15 +296,34 @@ def _check_targets(pages: list[PageInput], out_dir: Path) -> None:
                          "--recursive so the output mirrors the sub-folders")
     inputs = {page.path.resolve() for page in pages}
     for page in pages:
-        if (out_dir / output_name(page.rel)).resolve() in inputs:
-            raise ValueError(f"restoring {page.path} into {out_dir} would overwrite the input file "
-                             f"{output_name(page.rel)}; choose another --out folder")
+        for name in (page.output, page.sidecar):
+            if (out_dir / name).resolve() in inputs:
+                raise ValueError(f"restoring {page.path} into {out_dir} would overwrite the input file "
+                                 f"{name}; choose another --out folder")
 
 
-def _restore_page(model: nn.Module, path: Path, device: torch.device, restore_cfg: RestoreConfig,
+def _leave_alone(page: PageInput, target: Path, sidecar: Path, report: RestoreReport) -> bool:
+    """Whether what stands at ``target`` stays as it is (without ``--overwrite``): a complete
+    output is kept, a file docrestore did not write is named as the page's failure."""
+    state = existing_output(target, sidecar)
+    if state == "complete":
+        log.info("kept %s: it exists (--overwrite replaces it)", target)
+        report.kept.append((page.path, target))
+        return True
+    if state == "incomplete":
+        log.info("%s lacks its sidecar or its image (a run stopped between the two?): made again", target)
+        return False
+    if state != "none":
+        _fail(report, page.path, f"{state}; left untouched (--overwrite replaces it, or choose another --out)")
+        return True
+    return False
+
+
+def _restore_page(model: nn.Module, page: PageInput, device: torch.device, restore_cfg: RestoreConfig,
                   scaling: _Scaling, progress: bool, report: RestoreReport) -> _RestoredPage:
-    """Read ``path``, decide its scale (logged and kept in ``report.scales``) and restore it."""
-    image, info = read_page(path)
+    """Read ``page``, decide its scale (logged and kept in ``report.scales``) and restore it."""
+    path = page.path
+    image, info = read_page(path, max(0, page.frame - 1))
     decision = scaling.decide(image)
     log.info("%s: %s", path.name, decision.reason)
     report.scales[path] = decision
@@ -325,7 +345,7 @@ def _write_page(page: PageInput, target: Path, out_dir: Path, done: _RestoredPag
     icc = info.icc if info.icc_space == "GRAY" else None
     out = write_image(target, done.restored, bits=bits, dpi=info.dpi, icc=icc)
     record = sidecar(page, out, done.image_shape, info, bits, done.decision, provenance)
-    write_text(out_dir / sidecar_name(page.rel), json.dumps(record, indent=2) + "\n")
+    write_text(out_dir / page.sidecar, json.dumps(record, indent=2) + "\n")
     return out, bits
 
 
@@ -337,6 +357,9 @@ def _failure_reason(exc: Exception, target: Path, device: torch.device, restore_
         return str(exc)
     if isinstance(exc, torch.OutOfMemoryError):
         return f"out of memory on {device} with {restore_cfg.batch_size} tiles per batch; lower restore.batch_size"
+    if isinstance(exc, MemoryError):
+        return ("out of memory reading or restoring this page; free memory, lower restore.batch_size, "
+                "or split the scan")
     return f"cannot write the output {target}: {exc}"  # OSError: disk full, permissions
 
 
@@ -360,12 +383,14 @@ def sidecar(page: PageInput, out: Path, shape: tuple[int, int], info: PageInfo, 
     else:
         icc = f"dropped ({info.icc_space} profile; the output is gray)"
     return {
+        "kind": SIDECAR_KIND,
         **provenance,
         "input": {"path": str(page.path), "relative": page.rel.as_posix(),
                   "sha256": sha256_file(page.path), "height": int(shape[0]), "width": int(shape[1]),
                   "format": info.format, "mode": info.mode, "bits": info.bits,
-                  "dpi": list(info.dpi) if info.dpi else None},
-        "output": {"file": out.name, "relative": output_name(page.rel).as_posix(), "format": "PNG",
+                  "dpi": list(info.dpi) if info.dpi else None,
+                  "page": max(1, page.frame), "pages": page.frames},
+        "output": {"file": out.name, "relative": page.output.as_posix(), "format": "PNG",
                    "bits": bits, "dpi": list(info.dpi) if info.dpi else None, "icc_profile": icc},
         "text_height": {"factor": decision.factor, "estimated_px": decision.estimated,
                         "trained_px": decision.trained, "reason": decision.reason},

@@ -84,6 +84,9 @@ class Benchmark:
     digits: int
     extra_columns: Callable[[Mapping], dict]
     reference_labels: Mapping[str, str] = field(default_factory=dict)
+    # Entries record a behavioural fingerprint and are judged by it and by their data hash
+    # (docrestore.fingerprint); without (the page benchmark, for now) the byte rule, said so.
+    fingerprinted: bool = True
 
     def decide(self, exp: Experiment, profile: str | None, seed: int, overrides: Sequence[str], reuse: bool,
                head: dict, ledger_dir: str | Path | None = None) -> RU.Decision:
@@ -91,12 +94,13 @@ class Benchmark:
         cfg = self.configure(exp, profile, seed, overrides)
         name = entry_name(exp, seed)
         path = self.folder(ledger_dir or cfg.eval.ledger_dir, cfg.profile) / f"{name}.json"
-        return RU.decide(name, cfg, path, reuse, head, fields=self.fields)
+        checks = {} if self.fingerprinted else {"behaviour": None, "data_hash": None}
+        return RU.decide(name, cfg, path, reuse, head, fields=self.fields, **checks)
 
     def run_or_reuse(self, exp: Experiment, profile: str | None = None, seed: int = 0,
                      overrides: Sequence[str] = (), reuse: bool = True, **context) -> dict:
         """The entry of ``exp``: reused when the ledger holds one made with exactly this resolved
-        config by code unchanged since its commit (:func:`.reuse.decide`), else trained now."""
+        config by code that behaves the same (:func:`.reuse.decide`), else trained now."""
         d = self.decide(exp, profile, seed, overrides, reuse, R.git_info())
         if not d.train:
             log.info("reusing %s: %s", d.name, d.reason)

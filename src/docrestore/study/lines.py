@@ -74,10 +74,48 @@ def notes_arms(total_steps: int) -> list[Experiment]:
     abrupt switch to 10 after a 3-epoch warm-up, and the constant control at 10."""
     e = notes_epoch(total_steps)
     w = NOTES_WEIGHT
+    switch = annealing("switch", w, round(3 * e), 0, name="notes_switch", method="CTC switch to 10 (notes)")
     return [annealing("step", w, round(10 * e), round(10 * e), steps=10, name="notes_ramp",
                       method="CTC ramp +1/epoch to 10 (notes)"),
-            annealing("switch", w, round(3 * e), 0, name="notes_switch", method="CTC switch to 10 (notes)"),
+            switch, clamped(switch, "notes_switch_clamp"),
             annealing("constant", w, 0, 0, name="notes_constant", method="CTC constant 10 (control)")]
+
+
+def clamped(exp: Experiment, name: str) -> Experiment:
+    """``exp`` with the research notes' clip (``train.ctc.clip_mode=clamp``): above the clip the
+    CTC passes no gradient, the failure the notes saw (CTC pinned at its clip)."""
+    return Experiment(name, f"{exp.method}, clamped clip", exp.group,
+                      tuple(exp.overrides) + ("train.ctc.clip_mode=clamp",))
+
+
+# The annealing study at a scale where schedules act (configs/experiments/ctc_study.yaml): warm-up
+# and ramp in epochs of the training split (the run records the steps they map to).
+STUDY_WARMUP_EPOCHS = 3
+STUDY_RAMP_EPOCHS = 10  # +1 per epoch to the notes' 10 for the step ramp
+
+
+def study_arms(warmup_epochs: float = STUDY_WARMUP_EPOCHS, ramp_epochs: float = STUDY_RAMP_EPOCHS,
+               target_weight: float = NOTES_WEIGHT) -> list[Experiment]:
+    """The research notes' annealing study with a CTC term that passes its gradient: after
+    ``warmup_epochs`` at weight 0, the abrupt switch, the ramps over ``ramp_epochs`` (linear,
+    cosine, and the notes' step ramp of +target/ramp_epochs per epoch), gradient balancing, the
+    constant control from step 0, and the notes' clamped switch that reproduces their failure."""
+    w = f"{target_weight:g}"
+    warm, ramp = f"train.ctc.warmup_epochs={warmup_epochs:g}", f"train.ctc.ramp_epochs={ramp_epochs:g}"
+    base = ("train.scenario=S1", f"train.ctc.weight={target_weight}")
+
+    def arm(schedule: str, method: str, *extra: str) -> Experiment:
+        return Experiment(f"study_{schedule}", f"CTC {method} (\u03bb={w})", "annealing",
+                          base + (f"train.ctc.schedule={schedule}",) + extra)
+
+    switch = arm("switch", f"switch after {warmup_epochs:g} epochs", warm)
+    return [switch, clamped(switch, "study_switch_clamp"),
+            arm("linear", f"linear ramp over {ramp_epochs:g} epochs", warm, ramp),
+            arm("cosine", f"cosine ramp over {ramp_epochs:g} epochs", warm, ramp),
+            arm("step", f"step ramp, {ramp_epochs:g} stairs of an epoch", warm, ramp,
+                f"train.ctc.steps={max(1, round(ramp_epochs))}"),
+            arm("balanced", f"gradient-balanced after {warmup_epochs:g} epochs", warm),
+            arm("constant", "constant")]
 
 
 def feature_loss(weight: float, tap: str = "cnn_last", distance: str = "mse",
@@ -141,6 +179,7 @@ def run_experiment(exp: Experiment, profile: str | None = None, seed: int = 0,
     from ..data import loading
     from ..evaluation import ledger as L
     from ..evaluation.evaluate import evaluate_checkpoint
+    from ..fingerprint import fingerprint
     from ..training import survive
     from ..training.gan import GANTrainer
     from ..training.recognizer import ensure_recognizer
@@ -151,8 +190,11 @@ def run_experiment(exp: Experiment, profile: str | None = None, seed: int = 0,
     L.check_clean_tree(cfg.profile, cfg.eval.ledger_dir, cfg.eval.allow_dirty)
     data = loading.open_data(cfg)
     recognizer = ensure_recognizer(cfg, "loss")
+    # What this code does with this config, recorded in the entry (the reuse rule compares it).
+    behaviour = fingerprint(cfg)
     run = survive.start_or_continue(cfg, "train")  # an interrupted run of this experiment continues
     result = GANTrainer(cfg, run, data, recognizer).fit()
+    result["fingerprint"] = behaviour
     result.update(git_commit=run.git["commit"], git_dirty=run.git["dirty"])
     # Only evaluation reads with the held-out reader: while `prepare` still trains it, the plan's
     # first jobs train their GANs and wait here (on the reader's cache lock), not before training.
@@ -231,7 +273,7 @@ def run_annealing(profile: str | None = None, schedules: list[str] | tuple = ("l
     dw, dr = default_annealing(total)
     warmup = dw if warmup is None else warmup
     ramp = dr if ramp is None else ramp
-    notes = {e.name: e for e in notes_arms(total)}
+    notes = {e.name: e for e in notes_arms(total) + study_arms()}
     exps = [notes[s] if s in notes else annealing(s, target_weight, warmup, ramp) for s in schedules]
     announce_plan(exps, profile, seed, overrides, reuse)
     return [run_or_reuse(e, profile, seed, overrides, reuse) for e in exps]
@@ -268,7 +310,8 @@ def split_pixel_loss(overrides: list[str] | tuple | str) -> tuple[str, list[str]
 
 
 SCHEDULES = ("linear", "cosine", "step", "switch", "balanced")
-CONTROLS = ("constant", "notes_ramp", "notes_switch", "notes_constant")
+CONTROLS = ("constant", "notes_ramp", "notes_switch", "notes_switch_clamp", "notes_constant")
+STUDY = tuple(e.name for e in study_arms())
 
 
 def schedules(choice: str) -> list[str]:
@@ -276,8 +319,8 @@ def schedules(choice: str) -> list[str]:
     and the constant control at the same weight)."""
     if choice == "all":
         return list(SCHEDULES) + ["constant"]
-    if choice not in SCHEDULES + CONTROLS:
-        raise ValueError(f"schedule must be one of {list(SCHEDULES + CONTROLS)} or 'all', got {choice!r}")
+    if choice not in SCHEDULES + CONTROLS + STUDY:
+        raise ValueError(f"schedule must be one of {list(SCHEDULES + CONTROLS + STUDY)} or 'all', got {choice!r}")
     return [choice]
 
 

@@ -27,7 +27,7 @@ PAGE_COMMON = ("train.ctc.weight=0", "train.ctc.schedule=constant", "train.scena
                "train.early_stop_metric=val/psnr", "train.patience=0")
 ARMS = {
     "supervised": ("supervised U-Net (pixel loss, no D)", ("train.adv_weight=0",)),
-    "cgan": ("ERB cGAN, page mode", ()),
+    "cgan": ("cGAN (λ=0), page mode", ()),  # ERB's architecture without its CTC term
     "feature": ("feature loss w=5 (cnn_last)", ("train.feature_loss.weight=5", "train.feature_loss.taps=[cnn_last]")),
     "dual_modal": ("dual-modal D", ("discriminator.name=dual_modal",)),
 }
@@ -99,7 +99,7 @@ PAGES = Benchmark(
     train=run_page_experiment, columns=dibco.PAGE_METRICS, digits=2,
     extra_columns=lambda e: {"steps": e.get("steps"), "train_s": e.get("train_seconds"),
                              "run": (e["mlflow_run_id"] or "")[:8]},
-    reference_labels=dibco.REFERENCE_LABELS)
+    reference_labels=dibco.REFERENCE_LABELS, fingerprinted=False)
 
 
 def run_pages(profile: str | None = None, arms=("supervised", "cgan"), train_sets=None, test_sets=None,

@@ -20,18 +20,23 @@ from .benchmark import Experiment, auto_profile, entry_name
 from .lines import LINES, paper_experiments
 
 
-def missing_experiments(profile: str, ledger_dir: Path, overrides: list[str] | tuple = ()) -> list[Experiment]:
+def missing_experiments(profile: str, ledger_dir: Path, overrides: list[str] | tuple = (),
+                        reasons: dict[str, str] | None = None) -> list[Experiment]:
     """The paper's experiments (one per seed of the seeded arms, named as in the ledger) whose
     entry is missing or stale, by the rule the notebooks reuse entries with
-    (:func:`docrestore.study.reuse.decide`: other settings, older fields, or code changed
-    since the entry's commit). A stale entry is never counted as done."""
+    (:func:`docrestore.study.reuse.decide`: other settings, older fields, other data, or a
+    changed fingerprint). A stale entry is never counted as done; ``reasons`` (when given)
+    receives why, by entry name."""
     import dataclasses
 
     head = R.git_info()
     missing = []
     for exp, seed in paper_experiments(profile, seeds=True):
-        if LINES.decide(exp, profile, seed, overrides, True, head, ledger_dir=ledger_dir).train:
+        d = LINES.decide(exp, profile, seed, overrides, True, head, ledger_dir=ledger_dir)
+        if d.train:
             missing.append(dataclasses.replace(exp, name=entry_name(exp, seed)))
+            if reasons is not None:
+                reasons[d.name] = d.reason
     return missing
 
 
@@ -120,7 +125,10 @@ def paper_figures(profile: str = "quick", ledger_dir: str | None = None, dibco: 
     figures_dir, tables_dir = output_dirs(ledger)
     fig_dir, tab_dir = profile_dirs(figures_dir, tables_dir, profile)
     t0 = time.time()
-    todo = missing_experiments(profile, ledger)
+    why: dict[str, str] = {}
+    todo = missing_experiments(profile, ledger, reasons=why)
+    for name, reason in why.items():
+        print(f"paper-figures: {name}: {reason}", flush=True)
     if todo:
         plan_path = C.CONFIG_DIR / "experiments" / f"paper_{profile}.yaml"
         plan = PL.load_plan(plan_path)  # a missing plan is said before minutes of pretraining

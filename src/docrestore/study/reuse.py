@@ -1,12 +1,17 @@
 """Whether a notebook reuses a recorded ledger entry or trains, and the plan it announces.
 
 An entry is reused only when it was made with exactly the resolved config, by code that records
-every field of :data:`CURRENT_FIELDS`, and the code under it (``runs.CODE_PATHS``: src, configs,
-notebooks, the lock) is unchanged since its commit (so committing the ledger, the paper or the
-logbook does not make it stale, and any code change does); ``reuse=False`` always trains. Before anything runs, the notebook states the profile it
-chose and why, each training it will run or entry it reuses (commit, date), and a time estimate
-measured from earlier runs of the same profile. The statement goes to the notebook's output and
-to the terminal running papermill.
+every field of :data:`CURRENT_FIELDS`, on the data this checkout has (its ``data_hash`` equals
+the local dataset's, when that is synthesised), and by code that still behaves the same: its
+recorded fingerprint (:mod:`docrestore.fingerprint`: losses, parameters and evaluation of a few
+deterministic steps of its config on a fixed tiny batch) equals the current code's within a
+tolerance. A comment, a docstring or a moved function therefore keeps an entry; a changed loss
+makes the arms that use it stale. An entry recorded before fingerprints (and a page entry, which
+has none) falls back to the older rule: stale when any code under it (``runs.CODE_PATHS``) changed
+since its commit, and said so. ``reuse=False`` always trains. Before anything runs, the notebook
+states the profile it chose and why, each training it will run or entry it reuses (commit, date,
+why), and a time estimate measured from earlier runs of the same profile. The statement goes to
+the notebook's output and to the terminal running papermill.
 """
 
 from __future__ import annotations
@@ -44,10 +49,29 @@ def _short(commit: str | None) -> str:
     return (commit or "unknown")[:8]
 
 
+NO_FINGERPRINT = "no fingerprint (recorded before fingerprints)"
+
+
+def _line_fingerprint(cfg: C.Config) -> dict:
+    from .. import fingerprint as FP
+
+    return FP.fingerprint(cfg)
+
+
+def _local_data_hash(cfg: C.Config) -> str | None:
+    from .. import fingerprint as FP
+
+    return FP.local_data_hash(cfg)
+
+
 def decide(name: str, cfg: C.Config, path: Path, reuse: bool, head: dict,
-           fields: tuple[str, ...] = CURRENT_FIELDS) -> Decision:
+           fields: tuple[str, ...] = CURRENT_FIELDS, behaviour=_line_fingerprint,
+           data_hash=_local_data_hash) -> Decision:
     """Reuse the entry at ``path`` or train ``name`` with ``cfg``; ``head`` is runs.git_info();
-    ``fields`` are those an entry of the current code has (page entries have their own)."""
+    ``fields`` are those an entry of the current code has (page entries have their own);
+    ``behaviour(cfg)`` is the current code's fingerprint and ``data_hash(cfg)`` the local
+    dataset's manifest hash (None: not synthesised yet); None for either skips that check (the
+    page benchmark has neither)."""
     steps = C.total_steps(cfg)
     if not reuse:
         return Decision(name, True, "reuse=False", steps=steps)
@@ -67,14 +91,41 @@ def decide(name: str, cfg: C.Config, path: Path, reuse: bool, head: dict,
         return Decision(name, True, f"the entry was made by older code (it lacks {', '.join(lacking)})",
                         steps=steps)
     made, when = entry.get("git_commit"), entry.get("date", "?")
-    if made != head.get("commit") and R.code_changed_since(made):
-        return Decision(name, True, f"the code (src, configs, notebooks) changed since the entry's commit "
-                                    f"{_short(made)} ({when})", steps=steps)
+    local = data_hash(cfg) if data_hash is not None else None
+    if local and entry.get("data_hash") and entry["data_hash"] != local:
+        return Decision(name, True, f"the entry was measured on other data (data_hash {entry['data_hash']}, "
+                                    f"{_machine(entry)}) than the local dataset ({local})", steps=steps)
     if entry.get("git_dirty") and not head.get("dirty"):
         return Decision(name, True, f"the entry was made from uncommitted changes on {_short(made)} ({when})",
                         steps=steps)
     note = ", uncommitted changes" if entry.get("git_dirty") else ""
-    return Decision(name, False, f"ledger entry of commit {_short(made)}{note}, {when}", entry=entry)
+    recorded = entry.get("fingerprint")
+    if recorded is None or behaviour is None:
+        # The byte rule: any change under the code paths since the entry's commit makes it stale.
+        what = NO_FINGERPRINT if behaviour is not None else "no fingerprint"
+        if made != head.get("commit") and R.code_changed_since(made):
+            return Decision(name, True, f"{what}, and the code (src, configs, notebooks) changed since the "
+                                        f"entry's commit {_short(made)} ({when})", steps=steps)
+        return Decision(name, False, f"ledger entry of commit {_short(made)}{note}, {when}; {what}: the code "
+                                     "is unchanged since", entry=entry)
+    from .. import fingerprint as FP
+
+    try:
+        current = behaviour(cfg)
+    except Exception as exc:  # noqa: BLE001 - any failure means "cannot tell": train, and say why
+        return Decision(name, True, f"the current code's fingerprint cannot be computed ({type(exc).__name__}: "
+                                    f"{exc})", steps=steps)
+    diffs = FP.differences(recorded, current)
+    if diffs:
+        return Decision(name, True, f"the code behaves differently since the entry's commit {_short(made)} "
+                                    f"({when}): {FP.describe(diffs)}", steps=steps)
+    return Decision(name, False, f"ledger entry of commit {_short(made)}{note}, {when}; fingerprint "
+                                 f"{recorded.get('digest', '?')} unchanged", entry=entry)
+
+
+def _machine(entry: dict) -> str:
+    m = entry.get("machine")
+    return f"made on {m.get('cpu', '?')}" if isinstance(m, dict) else "machine not recorded"
 
 
 def seconds_per_step(ledger_dir: Path, profile: str, folder: Path | None = None) -> tuple[float, int] | None:

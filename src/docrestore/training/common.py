@@ -69,7 +69,7 @@ class NonFiniteGuard:
             raise FloatingPointError(
                 f"{self.in_a_row} consecutive steps had a non-finite loss (last at step {step}). "
                 "Check the learning rates (train.lr_g, train.lr_d), the CTC weight and schedule "
-                "(train.ctc.*: an abrupt switch to a large weight is known to blow up), and that the "
+                "(train.ctc.*), and that the "
                 "transcriptions fit the recognizer's frames (data.max_chars). Resume from last.pt "
                 "with changed settings.")
         return False
@@ -178,6 +178,70 @@ class History:
         rec = {"step": int(step)}
         rec.update({k: float(v) for k, v in metrics.items() if v is not None})
         self.records.append(rec)
+
+
+class CTCRecord:
+    """Per step of a GAN run: the raw CTC (before the clip), the weighted CTC term (what entered
+    the generator's loss) and whether the CTC gradient reached the generator; :meth:`summary` is
+    what the run's result and ledger entry keep (``train.ctc``)."""
+
+    PERCENTILES = (5, 25, 50, 75, 95)
+
+    def __init__(self):
+        self.raw: list[float] = []
+        self.weighted: list[float] = []
+        self.grad: list[bool] = []
+        self.clamped = 0  # steps with a positive weight whose CTC sat above a clamp (no gradient)
+
+    def add(self, raw: float, weighted: float, grad: bool, clamped: bool) -> None:
+        self.raw.append(float(raw))
+        self.weighted.append(float(weighted))
+        self.grad.append(bool(grad))
+        self.clamped += int(clamped)
+
+    def state(self) -> dict:
+        return {"raw": self.raw, "weighted": self.weighted, "grad": self.grad, "clamped": self.clamped}
+
+    def load(self, state: dict) -> None:
+        self.raw, self.weighted = list(state.get("raw", [])), list(state.get("weighted", []))
+        self.grad, self.clamped = [bool(g) for g in state.get("grad", [])], int(state.get("clamped", 0))
+
+    def summary(self) -> dict:
+        """``onset_step``: the first step (1-based, as the history counts) whose CTC gradient reached
+        the generator, None if none did; ``zero_grad_share``: share of steps without it (weight 0,
+        clamped, or skipped); ``clamped_steps``; percentiles and max of the raw and weighted CTC."""
+        n = len(self.grad)
+        onset = next((i + 1 for i, g in enumerate(self.grad) if g), None)
+
+        def pct(values: list[float]) -> dict:
+            v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
+            if not v.size:
+                return {}
+            out = {f"p{q:02d}": float(np.percentile(v, q)) for q in self.PERCENTILES}
+            out["max"] = float(v.max())
+            return out
+
+        return {"steps": n, "onset_step": onset,
+                "zero_grad_share": (1.0 - sum(self.grad) / n) if n else None,
+                "clamped_steps": self.clamped, "raw": pct(self.raw), "weighted": pct(self.weighted)}
+
+
+def plateau(records: list[dict], key: str = "val/cer", window: float = 0.25, tol: float = 0.005) -> dict:
+    """Whether ``key`` (lower is better) has plateaued: it fell by less than ``tol`` over the last
+    ``window`` share of the steps so far, measured from the last validation at or before the
+    window's start. Not reached while no validation lies that early (too few to judge)."""
+    vals = [(int(r["step"]), float(r[key])) for r in records
+            if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+    out = {"reached": False, "fall": None, "rule": f"{key} fell by < {tol:g} over the last {window:g} of the steps"}
+    if not vals:
+        return out
+    start = vals[-1][0] * (1.0 - window)
+    before = [v for s, v in vals if s <= start]
+    after = [v for s, v in vals if s > start]
+    if not before or not after:
+        return out
+    fall = before[-1] - min(after)
+    return {**out, "reached": bool(fall < tol), "fall": float(fall)}
 
 
 @torch.no_grad()

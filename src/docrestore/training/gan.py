@@ -15,7 +15,11 @@ CTC is computed on the restored lines at every step and logged as ``train/ctc_mo
 while its weight is 0; what enters the generator's loss is logged separately as
 ``train/ctc_term`` = ``train/ctc_weight`` x monitor. At weight 0 it is computed without a graph,
 so the generator's gradient cannot depend on it. ``train/ctc_raw`` is the CTC before the clip
-(``train.ctc.clip``), ``train/ctc_clips_total`` counts the steps it was clipped, and every
+(``train.ctc.clip``; ``clip_mode=rescale`` scales the term down and keeps its gradient,
+``clamp`` is the research notes' clip, which passes none above the clip),
+``train/ctc_clips_total`` counts the steps above the clip, ``train/ctc_grad`` is 1 when the CTC
+gradient reached the generator (the run records its onset step, the share of steps without it and
+CTC percentiles: :class:`common.CTCRecord`), and every
 ``train.grad_norms_every`` steps ``train/gradnorm_<adv|pixel|ctc|feature>`` is each weighted
 term's gradient norm at the generator output. ``train.ctc.reduction=sum`` is ERB's CTC (per-line
 sum, batch mean), so lambda = 1 is ERB's lambda.
@@ -121,7 +125,8 @@ class GANTrainer:
         self.discriminator = build_discriminator(cfg.discriminator, recognizer=self.frozen_recognizer).to(self.device)
         self.gan_loss = GANLoss(tc.adv_loss)
         self.branch_weights = getattr(self.discriminator, "branch_weights", None)
-        self.schedule = CTCWeightSchedule(tc.ctc)
+        per_epoch = common.steps_per_epoch(len(self.data.train), tc.batch_size)
+        self.schedule = CTCWeightSchedule(tc.ctc, per_epoch)  # warm-up / ramp in epochs map to steps here
         self.feature_loss = (FeatureLoss(self.frozen_recognizer, tc.feature_loss)
                              if tc.feature_loss.weight > 0 else None)
         # Adam with Keras' default betas, as ERB's code.
@@ -139,6 +144,8 @@ class GANTrainer:
         self.collapses: list[dict] = []
         self.ctc_clips = 0  # steps whose CTC exceeded train.ctc.clip (its gradient then vanishes)
         self.ctc_raw_peak = 0.0  # largest unclipped CTC since the last logged step
+        self.ctc_record = common.CTCRecord()
+        self.plateau_step: int | None = None  # the first validation at which val/cer had plateaued
         self.val_data = common.subset(self.data.val, tc.val_lines)
         self.total_steps = C.total_steps(cfg, len(self.data.train))
         self.resumed_from = ""
@@ -164,7 +171,8 @@ class GANTrainer:
                 "models": models, "optimizers": opts, "scaler": None, "rng": CK.capture_rng(),
                 "best": self.best.state(), "history": self.history.records,
                 "nonfinite": self.guard.total, "collapses": self.collapses, "ctc_clips": self.ctc_clips,
-                "ctc_raw_peak": self.ctc_raw_peak,
+                "ctc_raw_peak": self.ctc_raw_peak, "ctc_record": self.ctc_record.state(),
+                "plateau_step": self.plateau_step,
                 "recognizer_checkpoint": C.project_relative(self.recognizer_path), "data_hash": self.data.data_hash}
 
     def save(self, path: Path) -> None:
@@ -191,6 +199,8 @@ class GANTrainer:
         self.collapses = list(ck.get("collapses", []))
         self.ctc_clips = int(ck.get("ctc_clips", 0))
         self.ctc_raw_peak = float(ck.get("ctc_raw_peak", 0.0))  # a resumed run logs the same peaks
+        self.ctc_record.load(ck.get("ctc_record", {}))
+        self.plateau_step = ck.get("plateau_step")
         # The best model so far lives in the interrupted run's folder: carry it over, so this run's
         # best_*.pt is never the last state merely named best.
         old_best = Path(path).parent / common.metric_file_name(self.best.metric)
@@ -216,12 +226,14 @@ class GANTrainer:
             restored = self.g_train(b.degraded)
         loss_d, loss_d_all = self.discriminator_step(restored, b)
         terms = self.generator_terms(restored, b, w_ctc)
-        loss_g, grad_norms = self.generator_step(restored, terms, loss_d_all)
+        loss_g, grad_norms, g_ok = self.generator_step(restored, terms, loss_d_all)
+        ctc_grad = self.record_ctc(terms, g_ok)
         loss_r = self.recognizer_step(restored, b) if self.train_recognizer else None
         metrics = {"train/loss_g": loss_g.item(), "train/loss_d": loss_d.item(), "train/adv": terms.adv.item(),
                    "train/pixel": terms.pix.item(), "train/ctc_monitor": terms.ctc.item(),
                    "train/ctc_weight": terms.w_ctc, "train/ctc_term": terms.w_ctc * terms.ctc.item(),
                    "train/feature": terms.feat.item(), "train/ctc_raw": terms.ctc_raw,
+                   "train/ctc_grad": float(ctc_grad),
                    "train/ctc_raw_peak": terms.ctc_raw_peak, "train/ctc_clips_total": self.ctc_clips,
                    "train/nonfinite_total": self.guard.total, **grad_norms,
                    "train/clean_lines": float(b.n_clean)}
@@ -276,7 +288,7 @@ class GANTrainer:
                 shared = self.feature_loss.compute(restored[b.has_clean], b.clean[b.has_clean])
         ctc = self.text_loss(restored, b, ctc_needs_graph,
                              logits=None if shared is None else shared.restored_logits.detach())
-        ctc, ctc_raw, ctc_raw_peak = self.clip_ctc(ctc)
+        ctc, ctc_raw, ctc_raw_peak, clamped = self.clip_ctc(ctc)
         if self.balanced:
             w_ctc = self.balanced_weight(adv, ctc, restored)
         feat = torch.zeros((), device=dev)
@@ -287,7 +299,7 @@ class GANTrainer:
                 with D.autocast(dev):  # restored is bf16 on a GPU: the recognizer must run under autocast too
                     out = self.feature_loss(restored[b.has_clean], b.clean[b.has_clean])
             feat = (out.loss if hasattr(out, "loss") else out).float()
-        return GeneratorTerms(adv, pix, ctc, feat, w_ctc, ctc_raw, ctc_raw_peak)
+        return GeneratorTerms(adv, pix, ctc, feat, w_ctc, ctc_raw, ctc_raw_peak, clamped)
 
     def text_loss(self, restored: torch.Tensor, b: "StepBatch", needs_graph: bool,
                   logits: torch.Tensor | None = None) -> torch.Tensor:
@@ -302,19 +314,23 @@ class GANTrainer:
                     logits = self.recognizer(restored).logits
             return ctc_loss(logits.float(), b.targets, b.lengths, self.cfg.train.ctc.reduction)
 
-    def clip_ctc(self, ctc: torch.Tensor) -> tuple[torch.Tensor, float, float]:
-        """The CTC after ``train.ctc.clip``, its raw value and the raw peak since the last logged
-        step (MLflow and the history get every 5th step, so no spike is missed)."""
-        clip = self.cfg.train.ctc.clip
+    def clip_ctc(self, ctc: torch.Tensor) -> tuple[torch.Tensor, float, float, bool]:
+        """The CTC after ``train.ctc.clip``, its raw value, the raw peak since the last logged
+        step (MLflow and the history get every 5th step, so no spike is missed) and whether a
+        clamp cut its gradient. Above the clip, ``rescale`` multiplies the CTC by clip / CTC (a
+        constant factor: the value is the clip, the gradient scaled, never zero); ``clamp`` is
+        ``min(CTC, clip)``, a constant with no gradient."""
+        clip, mode = self.cfg.train.ctc.clip, self.cfg.train.ctc.clip_mode
         ctc_raw = ctc.item()  # before the clip: the spike the clip hides
         self.ctc_raw_peak = max(self.ctc_raw_peak, ctc_raw)
         ctc_raw_peak = self.ctc_raw_peak
         if (self.step + 1) % 5 == 0 or self.step == 0:
             self.ctc_raw_peak = 0.0
-        if clip > 0:
-            self.ctc_clips += int(ctc_raw > clip)
-            ctc = ctc.clamp(max=clip)
-        return ctc, ctc_raw, ctc_raw_peak
+        if clip > 0 and ctc_raw > clip:
+            self.ctc_clips += 1
+            ctc = ctc.clamp(max=clip) if mode == "clamp" else ctc * (clip / ctc_raw)
+            return ctc, ctc_raw, ctc_raw_peak, mode == "clamp"
+        return ctc, ctc_raw, ctc_raw_peak, False
 
     def balanced_weight(self, adv: torch.Tensor, ctc: torch.Tensor, restored: torch.Tensor) -> float:
         """The balanced schedule's weight this step: alpha * std(grad_adv) / std(grad_ctc) at the
@@ -331,8 +347,9 @@ class GANTrainer:
                               std=lambda t: distributed.global_std(t, self.dist))
 
     def generator_step(self, restored: torch.Tensor, t: "GeneratorTerms",
-                       loss_d_all: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """G's weighted loss, each term's gradient norm, and G's update unless a loss is non-finite."""
+                       loss_d_all: torch.Tensor) -> tuple[torch.Tensor, dict[str, float], bool]:
+        """G's weighted loss, each term's gradient norm, and G's update unless a loss is non-finite
+        (the third value: whether G stepped)."""
         tc = self.cfg.train
         loss_g = tc.adv_weight * t.adv + tc.pixel_weight * t.pix + tc.feature_loss.weight * t.feat
         if t.w_ctc > 0:
@@ -349,7 +366,15 @@ class GANTrainer:
             if tc.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(self.generator.parameters(), tc.grad_clip)
             self.opt_g.step()
-        return loss_g, grad_norms
+        return loss_g, grad_norms, g_ok
+
+    def record_ctc(self, t: "GeneratorTerms", g_ok: bool) -> bool:
+        """Whether the CTC gradient reached the generator this step (a positive weight, a term
+        with a graph and a nonzero value, no clamp, a step taken), kept in :attr:`ctc_record`."""
+        weighted = t.w_ctc > 0 and t.ctc.requires_grad
+        grad = bool(g_ok and weighted and t.ctc_raw > 0 and not t.clamped)
+        self.ctc_record.add(t.ctc_raw, t.w_ctc * t.ctc.item(), grad, clamped=weighted and t.clamped)
+        return grad
 
     def recognizer_step(self, restored: torch.Tensor, b: "StepBatch") -> torch.Tensor:
         """ERB's recognizer update: S1 on clean lines (a real line's only image is its degraded
@@ -546,15 +571,32 @@ class GANTrainer:
         self.history.add(self.step, {**metrics, **self.last_val})
         log.info("step %d: %s", self.step, ", ".join(
             f"{k} {v:.4g}" for k, v in {**metrics, **self.last_val}.items() if k in LOGGED))
+        plateaued = self.check_plateau()
         if self.best.update(self.last_val.get(self.best.metric)):
             self.save(self.best_path)
         self.save(self.last_path)
         self.last_save = survive.clock()
         self.write_status("running")
-        if self.best.should_stop and self.step >= tc.ctc.warmup + tc.ctc.ramp:
+        if self.step < self.schedule.warmup + self.schedule.ramp:
+            return False  # never stop before the CTC schedule has acted
+        if self.best.should_stop:
             log.info("early stop: %s has not improved for %d validations", self.best.metric, tc.patience)
             return True
+        if plateaued and tc.stop_at_plateau:
+            log.info("stop: validation CER has plateaued (%s)", self.plateau()["rule"])
+            return True
         return False
+
+    def plateau(self) -> dict:
+        tc = self.cfg.train
+        return common.plateau(self.history.records, "val/cer", tc.plateau_window, tc.plateau_tol)
+
+    def check_plateau(self) -> bool:
+        """Whether validation CER has plateaued now; the first such step is recorded."""
+        reached = self.plateau()["reached"]
+        if reached and self.plateau_step is None:
+            self.plateau_step = self.step
+        return reached
 
     def checkpoint_if_asked(self, signals: survive.StopSignals, stop: bool) -> None:
         """Between two steps the state is consistent: a signal (on any rank) or the clock (rank
@@ -604,6 +646,8 @@ class GANTrainer:
                   "ctc_clips": self.ctc_clips, "mlflow_run_id": self.tracker.run_id, "run_dir": str(self.run.dir),
                   "recognizer_checkpoint": C.project_relative(self.recognizer_path),
                   "data_hash": self.data.data_hash,
+                  "ctc": self.ctc_record.summary(), "schedule": self.schedule.mapping(),
+                  "plateau": {**self.plateau(), "first_step": self.plateau_step, "steps": self.step},
                   "history": self.history.records}
         self.write_status("done")
         if main:
@@ -653,6 +697,7 @@ class GeneratorTerms(typing.NamedTuple):
     w_ctc: float
     ctc_raw: float
     ctc_raw_peak: float
+    clamped: bool  # the clamp cut the CTC's gradient
 
 
 def check_real_lines(train_set, uses_ctc: bool) -> None:

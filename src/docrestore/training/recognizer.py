@@ -282,10 +282,11 @@ def _pretrain_into(rc: C.Config, role: str, cached: Path) -> Path:
         result = pretrain(rc, run)
     finally:
         R.restore_log(outer_log)  # the run that needed this recognizer keeps its own run.log
-    tmp = cached.with_suffix(".tmp")
-    shutil.copyfile(result["checkpoint"], tmp)
-    tmp.replace(cached)
-    cached.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    from ..files import replacing, write_json_atomic
+
+    with replacing(cached) as tmp:
+        shutil.copyfile(result["checkpoint"], tmp)
+    write_json_atomic(cached.with_suffix(".json"), result)
     return cached
 
 

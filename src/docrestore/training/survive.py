@@ -7,7 +7,9 @@
   ``failed`` or ``done``, with its step, pid, MLflow run id and time.
 - :func:`find_interrupted`: the run folder of an earlier, unfinished run of the same config
   (``interrupted``, or ``running`` with its process gone: killed without a chance to say so), so
-  the same command continues it in the same folder and MLflow run.
+  the same command continues it in the same folder and MLflow run. Every run folder is claimed
+  (a lock on it, :func:`runs.claim_run`) by the process that works in it, before any work, so two
+  commands started together never continue one run.
 """
 
 from __future__ import annotations
@@ -80,10 +82,14 @@ class StopSignals:
 
 
 def write_status(run_dir: Path, state: str, **fields) -> None:
+    from .. import runs
+
     pid = os.getpid()
     write_json_atomic(Path(run_dir) / STATUS, {
         "state": state, "pid": pid, "pid_start": process_start_id(pid),
         "updated": _dt.datetime.now().isoformat(timespec="seconds"), **fields})
+    if state != "running":  # done, failed or stopped: another process may take it up now
+        runs.release_run(run_dir)
 
 
 def read_status(run_dir: Path) -> dict:
@@ -103,8 +109,13 @@ def _comparable(cfg_dict: dict) -> dict:
 def find_interrupted(cfg: C.Config, stage: str = "train") -> Path | None:
     """The newest run folder of ``stage`` under ``cfg.runs_dir`` whose config equals ``cfg``
     (``train.resume`` aside), that has a ``last.pt`` and did not finish: interrupted by a
-    signal, or marked running by a process that no longer exists. None when there is none."""
+    signal, or marked running by a process that no longer exists. None when there is none.
+
+    The folder returned is claimed for this process (:func:`runs.claim_run`), so two commands
+    started together never continue one run: the second finds it taken and looks further."""
     import yaml
+
+    from .. import runs
 
     base = C.resolve_path(cfg.runs_dir)
     if not base.is_dir():
@@ -121,8 +132,11 @@ def find_interrupted(cfg: C.Config, stage: str = "train") -> Path | None:
             theirs = C.to_dict(C.from_dict(yaml.safe_load((d / "config.yaml").read_text(encoding="utf-8"))))
         except (OSError, yaml.YAMLError, C.ConfigError, TypeError, ValueError):
             continue  # unreadable, or written by another version of the config tree
-        if _comparable(theirs) == want:
+        if _comparable(theirs) != want:
+            continue
+        if runs.claim_run(d):
             return d
+        log.info("the interrupted run %s is being continued by another process; not taken", d)
     return None
 
 
