@@ -154,7 +154,8 @@ def test_lab_serves_the_notebooks_with_the_project_kernel(tmp_path, project_kern
         reply = client.execute_interactive(imports + "\nimport sys; print(sys.prefix)", timeout=120,
                                            output_hook=lambda msg: outputs.append(msg))
         assert reply["content"]["status"] == "ok"
-        printed = "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
+        printed = "".join(m["content"].get("text", "") for m in outputs  # stdout: a warning on stderr may come last
+                          if m["msg_type"] == "stream" and m["content"].get("name") == "stdout")
         assert Path(printed.strip().splitlines()[-1]).resolve() == Path(sys.prefix).resolve()
         client.stop_channels()
         urllib.request.urlopen(urllib.request.Request(f"{base}/api/kernels/{kernel['id']}", headers=headers,
