@@ -36,6 +36,9 @@ STAGES: dict[str, Stage] = {
                       "evaluate a generator checkpoint on the test split and write a ledger entry"),
     "distill": Stage("docrestore.training.distill:distill",
                      "train a light generator to copy a trained one (--teacher CKPT) for fast CPU restoration"),
+    "page-model": Stage("docrestore.training.page_model:train_page_model",
+                        "train the deployable page model on every page pair of pages.root and install it at "
+                        "restore.page_model (what `restore` uses without --checkpoint)"),
     "figures": Stage("docrestore.figures.paper:make_figures",
                      "draw every paper figure and table from the results ledger"),
 }
@@ -155,7 +158,9 @@ def _add_stages(sub) -> None:
 def _add_restore(sub) -> None:
     r = sub.add_parser("restore", help="restore page or line images of any size with a trained generator")
     r.add_argument("inputs", nargs="+", help="image files or folders (PNG, JPEG, TIFF)")
-    r.add_argument("--checkpoint", required=True, help="generator checkpoint (last.pt / best_*.pt)")
+    r.add_argument("--checkpoint", default=None,
+                   help="generator checkpoint (last.pt / best_*.pt); default: the page model at "
+                        "restore.page_model (models/page_model.pt, made by `make page-model`)")
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--text-height", default=None, metavar="auto|PIXELS|off",
                    help="resize each page so its writing matches the checkpoint's training scale: off "

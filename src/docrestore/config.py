@@ -262,6 +262,9 @@ class RestoreConfig:
     min_scale: float = _f(0.8, "strongest shrink the text-size step may apply (auto or PIXELS): a page is "
                                "never resized below this factor; thin strokes of pages shrunk further "
                                "did not survive (DIBCO, logbook 2026-11-30)", 0.125, 1.0)
+    page_model: str = _f("models/page_model.pt", "the generator `docrestore restore` uses when no --checkpoint "
+                                                "is given: the deployable page model `make page-model` writes "
+                                                "(relative paths: from the project root)")
     runtime: Literal["auto", "torch", "onnx"] = _f("auto", "inference runtime: onnx (the generator exported "
                                                           "and run by ONNX Runtime, checked against PyTorch "
                                                           "within 1e-3), torch, or auto (onnx on a CPU, "
