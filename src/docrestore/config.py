@@ -294,9 +294,12 @@ class PagesConfig:
                            "there); 0 = train.val_every", 0)
     tile: int = _f(256, "side of the square tiles a whole page is restored in (multiple of 16); 0 = the patch size",
                    0, 4096)
-    binarize: Literal["fixed", "otsu"] = _f(
+    binarize: Literal["fixed", "otsu", "val"] = _f(
         "fixed", "how a restored page becomes binary before the DIBCO metrics: fixed = ink below 0.5, "
-                 "otsu = Otsu's threshold of the restored page")
+                 "otsu = Otsu's threshold of the restored page, val = the one threshold (0.05 ... 0.95) with "
+                 "the best mean F-measure on the validation pages (never the test pages); recorded per entry")
+    flip_vote: bool = _f(False, "restore each page and its mirror image and average the two (ERB's test-time "
+                                "vote between the page and its flipped copy); twice the restoration time")
     references: list[str] = _f(["otsu", "sauvola", "wolf", "nick", "isauvola", "su"],
                                "classical binarisers (doxapy) measured beside the methods")
     crop: int = _f(256, "side of the page crops in the figure (pixels)", 32, 4096)

@@ -75,7 +75,12 @@ def run_page_experiment(exp: Experiment, profile: str | None = None, seed: int =
     device = D.pick_device(cfg.device)
     generator, _ = CK.load_generator(result["best"], device)
     t1 = time.time()
-    per_page, shown = dibco.evaluate_generator(generator, splits.test, cfg, device)
+    threshold, chosen = 0.5, None
+    if cfg.pages.binarize == "val":  # chosen on the validation pages before a test page is read
+        threshold, chosen = dibco.choose_threshold(generator, splits.val, cfg, device)
+        log.info("%s: threshold %.2f chosen on the validation pages (mean F-measure by threshold: %s)",
+                 exp.name, threshold, chosen)
+    per_page, shown = dibco.evaluate_generator(generator, splits.test, cfg, device, threshold=threshold)
     references = dibco.evaluate_references(splits.test, cfg.pages.references)
     eval_s = time.time() - t1
     name = entry_name(exp, seed)
@@ -84,7 +89,9 @@ def run_page_experiment(exp: Experiment, profile: str | None = None, seed: int =
         experiment=name, method=exp.method, cfg=cfg, splits=splits, per_page=per_page, references=references,
         train_result=result, device=D.describe(device), samples=samples,
         extra={"steps": result["steps"], "train_seconds": round(train_s, 1), "eval_seconds": round(eval_s, 1),
-               "best_checkpoint": C.project_relative(result["best"]), "init_from": cfg.train.init_from})
+               "best_checkpoint": C.project_relative(result["best"]), "init_from": cfg.train.init_from,
+               "threshold": None if cfg.pages.binarize == "otsu" else threshold, "threshold_val_fm": chosen,
+               "flip_vote": cfg.pages.flip_vote})
     path = dibco.write_page_entry(entry, cfg.eval.ledger_dir)
     run.write_json("page_entry.json", {k: v for k, v in entry.items() if k not in ("per_page", "references_per_page")})
     m = entry["metrics"]
