@@ -326,3 +326,15 @@ def test_table_states_each_rows_binarisation_and_groups_published_rows_by_test_s
     assert "DIBCO 2017 contest winner (published) & -- & DIBCO 2017 & 91.04 & -- & 18.28 & --" in body
     assert "DE-GAN (published) & -- & H-DIBCO 2018 & 77.59 & 85.74 & 16.16 & 7.93" in table
     assert DO.set_label("DIBCO2017") == "DIBCO 2017" and DO.set_label("h-dibco2018") == "H-DIBCO 2018"
+
+
+def test_notebook_05_shows_the_published_rows_grouped_by_their_test_set():
+    from docrestore.study import pages as P
+
+    df = P.published_table(["DIBCO2017"])
+    groups = list(dict.fromkeys(df.index.get_level_values(0)))
+    assert groups[0] == "DIBCO 2017" and set(groups) == {p["test"] for p in DO.PUBLISHED}
+    erb = df.loc[("H-DIBCO 2018", "ERB, fine-tuned")]
+    assert (erb["pfmeasure"], erb["drd"]) == (94.35, 2.60)
+    assert df.loc[("DIBCO 2017", "DocEnTr")].isna()["fmeasure"]  # not reported: no number made up
+    assert list(P.published_table(None).index.get_level_values(0))[0] == "DIBCO 2017"  # pages.test_sets

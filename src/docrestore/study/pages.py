@@ -101,11 +101,17 @@ def run_page_experiment(exp: Experiment, profile: str | None = None, seed: int =
     return entry
 
 
+def _row_binarisation(entry) -> str:
+    from ..figures.dibco_outputs import row_binarisation
+
+    return row_binarisation(entry)
+
+
 PAGES = Benchmark(
     name="pages", configure=make_page_config, folder=dibco.pages_dir, fields=dibco.PAGE_FIELDS,
     train=run_page_experiment, columns=dibco.PAGE_METRICS, digits=2,
-    extra_columns=lambda e: {"steps": e.get("steps"), "train_s": e.get("train_seconds"),
-                             "run": (e["mlflow_run_id"] or "")[:8]},
+    extra_columns=lambda e: {"binarised": _row_binarisation(e), "steps": e.get("steps"),
+                             "train_s": e.get("train_seconds"), "run": (e["mlflow_run_id"] or "")[:8]},
     reference_labels=dibco.REFERENCE_LABELS, fingerprinted=False)
 
 
@@ -129,6 +135,21 @@ def run_pages(profile: str | None = None, arms=("supervised", "cgan"), train_set
 
 
 results_table = PAGES.table
+
+
+def published_table(test_sets=None):
+    """The published rows of the DIBCO table (cited from their papers, never measured here),
+    grouped by their own test set, ``test_sets`` (None: pages.test_sets) first; None where a paper
+    does not report the measure. Notebook 05 shows it beside the measured rows."""
+    import pandas as pd
+
+    test_sets = test_sets or C.PagesConfig().test_sets
+    from ..figures.dibco_outputs import published_groups, set_label
+
+    rows = [{"test set": test, "method": p["method"], **{m: p.get(m) for m in dibco.PAGE_METRICS},
+             "source": p["source"]}
+            for test, group in published_groups([set_label(s) for s in test_sets]) for p in group]
+    return pd.DataFrame(rows).set_index(["test set", "method"])
 
 
 def page_outputs(entries: list[dict]) -> list[Path]:
