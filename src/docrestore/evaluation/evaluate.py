@@ -251,8 +251,10 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
     result.setdefault("history", ck.get("history", []))
     result.setdefault("data_hash", ck.get("data_hash", data.data_hash))
     # The references (degraded input, Otsu, Sauvola) are the same for every method on one test set:
-    # measured once per (data, readers, settings) and cached.
-    key = hashlib.sha256(json.dumps([data.data_hash, str(reader_path), str(loss_path),
+    # measured once per (data, readers, settings) and cached. The readers are named by their
+    # weights, not their files: an S1/S2 checkpoint reads its references' cer_loss_reader with its
+    # own co-trained recognizer, which the pretrained recognizer's path does not name.
+    key = hashlib.sha256(json.dumps([data.data_hash, weights_digest(reader), weights_digest(loss_recognizer),
                                      cfg.eval.lines, cfg.eval.ssim_window, cfg.eval.ssim_sigma,
                                      cfg.eval.bootstrap, cfg.seed]).encode()).hexdigest()[:16]
     ref_cache = C.resolve_path(cfg.runs_dir) / "cache" / "references" / f"{key}.json"
@@ -285,6 +287,17 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
         path = L.write_entry(entry, ledger_dir)
         log.info("ledger entry written: %s", path)
     return entry
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 of a model's state (names, dtypes, shapes and values): two models read alike when
+    their digests agree, whatever file they were loaded from."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def _test_pairs(cfg: C.Config) -> bool:
