@@ -475,26 +475,28 @@ def main_table(entries: Sequence[dict], families: dict | None = None) -> str:
     """References (degraded input, Otsu, Sauvola), the baseline(s) and one arm per method group."""
     base = E.baseline_entry(entries)
     refs, ref_entry = _references(entries, base)
+    chosen = E.headline_entries(entries)
+    family, results, shown = table_family("main_comparison", base, [e for e, _ in chosen], entries, families)
+    metrics = MAIN_METRICS + reader2_metrics(shown, ("cer_reader2",))
     rows = []
     for key, label in REFERENCE_LABELS.items():
         if key in refs:
-            rows.append(Row(label=label, stats={m: E.metric(refs[key], m) for m in MAIN_METRICS},
+            rows.append(Row(label=label, stats={m: E.metric(refs[key], m) for m in metrics},
                             comment=_comment(f"reference={key} (computed once per test set) from "
                                              + entry_comment(entry=ref_entry)[2:]), p="--"))
     clean = ref_entry.get("reader_clean") or base.get("reader_clean")
     if clean:
+        clean2 = {f"{m}_reader2": v for m, v in (ref_entry.get("reader2_clean") or {}).items()}
         rows.insert(0, Row(label="Clean line (upper bound)",
-                           stats={m: E.metric(clean, m) for m in MAIN_METRICS},
+                           stats={m: E.metric({**clean, **clean2}, m) for m in metrics},
                            comment=_comment("the held-out reader on the clean test lines, from "
                                             + entry_comment(ref_entry)[2:]), p="--", ranked=False))
     if rows:
         rows[-1].rule_after = True
-    chosen = E.headline_entries(entries)
-    family, results, shown = table_family("main_comparison", base, [e for e, _ in chosen], entries, families)
     how = {str(e.get("experiment")): h for e, h in chosen}
     for e in shown:
         name = str(e.get("experiment"))
-        rows.append(_entry_row(e, MAIN_METRICS, family.reference, tested=results.get(name, NOT_DECLARED)))
+        rows.append(_entry_row(e, metrics, family.reference, tested=results.get(name, NOT_DECLARED)))
         rows[-1].comment += f" chosen: {how.get(name) or results.get(name, {}).get('chosen') or 'declared in the plan'}"
     hands = hand_rows([e for e, _ in chosen])
     if hands:
@@ -506,8 +508,27 @@ def main_table(entries: Sequence[dict], families: dict | None = None) -> str:
     if hands:
         title += (" Below the rule, the same arms on the test lines in hands (fonts) that training also "
                   "used (seen hands) and in held-out hands it never saw (unseen hands).")
-    return render_table(rows, MAIN_METRICS, _caption(title, shown, family.reference, tested=(family, results)),
+    cap = _caption(title, shown, family.reference, tested=(family, results), extra=reader2_note(shown, metrics))
+    return render_table(rows, metrics, cap,
                         "tab:main", header_comment="main comparison")
+
+
+def reader2_metrics(entries: Sequence[dict], wanted: Sequence[str]) -> tuple[str, ...]:
+    """``wanted`` (second-reader columns) when any of ``entries`` records them, else ()."""
+    return tuple(m for m in wanted if any(E.metric(e.get("metrics"), m) for e in entries))
+
+
+def reader2_note(entries: Sequence[dict], metrics: Sequence[str]) -> str:
+    """The caption's sentence on the second held-out reader's columns (empty without them)."""
+    if not any(m.endswith("_reader2") for m in metrics):
+        return ""
+    archs = sorted({str((e.get("reader2") or {}).get("arch", "?")) for e in entries if e.get("reader2")})
+    missing = [E.display_name(e) for e in entries if E.metric(e.get("metrics"), "cer_reader2") is None]
+    text = (f"Second reader: a held-out reader of another architecture ({latex_escape(', '.join(archs) or '?')}), "
+            "trained on the same clean lines with another seed, read the same restored lines.")
+    if missing:
+        text += f" Not read by it (--): {latex_escape(', '.join(missing))}."
+    return text
 
 
 def hand_rows(chosen: Sequence[dict]) -> list[Row]:
@@ -544,11 +565,12 @@ def reader_table(entries: Sequence[dict], families: dict | None = None) -> str:
     if not chosen:
         raise E.MissingResults("the reader check table", [E.BASELINE])
     base = _baseline_or_none(entries)
-    rows = [_entry_row(e, READER_METRICS, base) for e in chosen]
+    metrics = READER_METRICS + reader2_metrics(chosen, ("cer_reader2", "wer_reader2"))
+    rows = [_entry_row(e, metrics, base) for e in chosen]
     title = ("Held-out reader against the loss recognizer: CER and WER of the restored test lines "
              "read by the held-out reader and by the recognizer the losses were computed with.")
-    cap = _caption(title, chosen, base, with_p=False)
-    return render_table(rows, READER_METRICS, cap, "tab:reader", with_p=False,
+    cap = _caption(title, chosen, base, with_p=False, extra=reader2_note(chosen, metrics))
+    return render_table(rows, metrics, cap, "tab:reader", with_p=False,
                         header_comment="reader check")
 
 
@@ -674,7 +696,7 @@ def write_table(text: str, tables_dir: str | Path, name: str) -> Path:
 
 
 # ------------------------------------------------------------------------------ macros
-MACRO_METRICS = ("psnr", "ssim", "cer", "wer", "cer_loss_reader")
+MACRO_METRICS = ("psnr", "ssim", "cer", "wer", "cer_loss_reader", "cer_reader2", "wer_reader2")
 
 
 def _def(name: str, value: str) -> str:
@@ -712,6 +734,22 @@ def ctc_macros(entry: dict) -> dict[str, str]:
     plateau = (entry.get("train") or {}).get("plateau") or {}
     if "reached" in plateau:
         out["plateau"] = "yes" if plateau["reached"] else "no"
+    return out
+
+
+def method_constants(entry: dict) -> dict[str, str]:
+    """The method's constants as one run used them (its config in the ledger), for the paper's
+    method section: the pixel-loss weight beta and the U-Net's encoder filters (ERB's
+    64-128-256-256-512 times ``generator.width``)."""
+    out: dict[str, str] = {}
+    beta = E.cfg_get(entry, "train.pixel_weight")
+    if isinstance(beta, (int, float)):
+        out["pixel-weight"] = f"{beta:g}"
+    width = E.cfg_get(entry, "generator.width")
+    if E.cfg_get(entry, "generator.name", "unet") == "unet" and isinstance(width, (int, float)):
+        from docrestore.models.generator import ERB_FILTERS, scaled_channels
+
+        out["generator-filters"] = "--".join(str(scaled_channels(f, width)) for f in ERB_FILTERS)
     return out
 
 
@@ -775,6 +813,7 @@ def macros(entries: Sequence[dict], families: dict | None = None) -> str:
         fw = E.cfg_get(e, "train.feature_loss.weight")
         if isinstance(fw, (int, float)) and fw > 0:
             lines.append(_def(f"{name}@feature-weight", f"{fw:g}"))
+        lines += [_def(f"{name}@{k}", v) for k, v in method_constants(e).items()]
     try:
         refs, ref_entry = _references(entries, base)
     except E.MissingResults:
@@ -797,6 +836,13 @@ def macros(entries: Sequence[dict], families: dict | None = None) -> str:
         nonfinite = [(e.get("train") or {}).get("nonfinite") for e in entries]
         if all(isinstance(n, int) for n in nonfinite):
             lines.append(_def("all@nonfinite", str(sum(nonfinite))))
+        for key, dotted in (("ssim-sigma", "eval.ssim_sigma"), ("ssim-window", "eval.ssim_window")):
+            vals = sorted({f"{v:g}" for e in entries for v in [E.cfg_get(e, dotted)] if isinstance(v, (int, float))})
+            if vals:
+                lines.append(_def(f"all@{key}", "/".join(vals)))
+        from docrestore.evaluation.stats import CONFIDENCE
+
+        lines.append(_def("all@confidence", f"{100 * CONFIDENCE:g}"))
         twins = E.identical_arms(entries)
         lines.append(_def("all@distinct", str(len(entries) - sum(len(c["experiments"]) - 1 for c in twins))))
         lines.append(_def("all@identical", str(len(twins))))

@@ -68,7 +68,7 @@ PLAN_KEYS = {
     "tracking_uri": "MLflow store for every job (default: $MLFLOW_TRACKING_URI or sqlite:///<runs_dir>/mlflow.db)",
     "comparisons": "families of tests declared before the runs: {family: {reference, arms, metric}}, Holm over each",
 }
-COMPARISON_METRICS = ("cer", "wer", "psnr", "ssim", "cer_loss_reader", "wer_loss_reader")
+COMPARISON_METRICS = ("cer", "wer", "psnr", "ssim", "cer_loss_reader", "wer_loss_reader", "cer_reader2", "wer_reader2")
 COMPARISON_KEYS = {
     "reference": "the experiment every arm is compared with, e.g. baseline_s1",
     "arms": "list of experiment names, or {best_of: [names]} (the lowest validation CER of those)",
