@@ -255,8 +255,8 @@ class TemporalConv(nn.Module):
 class ConvCTC(LineRecognizer):
     """"conv_ctc": a fully convolutional CTC reader, no recurrent layer.
 
-    Five residual blocks (filters 16-32-48-64-96 x ``cfg.width``; 2x2 pools after blocks 1 and
-    2, a (2,1) pool after block 3: width / 4, height / 8), then a 1x1 projection of each frame to
+    A conv stem and four residual blocks (filters 16-32-48-64-96 x ``cfg.width``; 2x2 pools after
+    blocks 1 and 2, a (2,1) pool after block 3: width / 4, height / 8), then a 1x1 projection of each frame to
     ``2 * rnn_hidden`` channels and ``rnn_layers + 1`` residual temporal convolutions (kernel 5,
     dilations 1, 2, 4, ...: a receptive field of dozens of frames, the context a BiLSTM gives),
     and a linear layer to the classes. A design of another family than both CRNNs: a conclusion
@@ -272,7 +272,9 @@ class ConvCTC(LineRecognizer):
         super().__init__(cfg, num_classes, height)
         ch = [scaled_channels(c, cfg.width) for c in self.BASE_CHANNELS]
         cins = [1] + ch[:-1]
-        self.blocks = nn.ModuleList(ResidualBlock(ci, co, p) for ci, co, p in zip(cins, ch, self.POOLS))
+        # a plain stem at full resolution (a residual block there would double the reader's cost)
+        self.blocks = nn.ModuleList([PlainBlock(1, ch[0], self.POOLS[0])] + [
+            ResidualBlock(ci, co, p) for ci, co, p in zip(cins[1:], ch[1:], self.POOLS[1:])])
         self.block_channels = tuple(ch)
         self.height_pool = nn.AdaptiveMaxPool2d((self.FRAME_HEIGHT, None))
         self.dropout = nn.Dropout(cfg.dropout)
