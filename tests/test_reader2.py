@@ -101,3 +101,17 @@ def test_the_main_and_reader_tables_show_the_second_readers_columns_when_recorde
     text = tables.main_table([with_reader2(base, 0.45), with_reader2(arm, 0.25)])
     assert "CER, 2nd reader" in text and "conv\\_ctc" in text and "25.00" in text
     assert "WER, 2nd reader" in tables.reader_table([base, arm])
+
+
+def test_the_paper_pipeline_pretrains_the_second_reader_beside_the_first(monkeypatch):
+    from docrestore.study import paper
+    from docrestore.training import recognizer as TR
+
+    roles = []
+    monkeypatch.setattr(TR, "ensure_recognizer", lambda cfg, role: roles.append(role) or f"{role}.pt")
+    assert paper.ensure_reader("smoke") == "reader.pt" and roles == ["reader"]  # off by default
+    real = C.load_config
+    monkeypatch.setattr(C, "load_config", lambda *a, **k: real(None, ["eval.reader2_arch=conv_ctc"],
+                                                               profile=k.get("profile")))
+    roles.clear()
+    assert paper.ensure_reader("smoke") == "reader.pt" and roles == ["reader", "reader2"]
