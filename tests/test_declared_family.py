@@ -111,3 +111,23 @@ def test_a_declared_reference_missing_from_the_ledger_skips_the_table_saying_why
     fam = P.Comparison("ablation_dual_modal", "baseline_s9", ("dual",), plan="x.yaml")
     with pytest.raises(E.MissingResults, match="baseline_s9"):
         tables.dual_modal_table([base, arm], families={fam.name: fam})
+
+
+def test_a_family_no_paper_table_is_named_after_gets_its_own_table(tmp_path):
+    from docrestore.figures import paper
+
+    base = _seeded("study_constant", [0.50, 0.52, 0.55], group="annealing")
+    arms = [_seeded(n, c, group="annealing", schedule=n) for n, c in
+            (("study_linear", [0.30, 0.34, 0.32]), ("study_switch", [0.49, 0.53, 0.51]))]
+    fam = P.Comparison("ctc_study", "study_constant", ("study_linear", "study_switch", "study_step"),
+                       plan="ctc_study.yaml")
+    text = tables.family_table([base, *arms], fam)
+    assert "family of the 3 comparisons declared in the plan ctc\\_study.yaml" in text
+    raw = tables.seed_test(arms[0], base)
+    assert tables.format_p(min(1.0, 3 * raw)) + "$^{t}$" in text  # Holm over 3, the arm not run counted
+    plan = tmp_path / "study.yaml"
+    plan.write_text(yaml.safe_dump({"name": "s", "notebooks": [{"notebook": NOTEBOOK}], "comparisons": {
+        "ctc_study": {"reference": "study_constant", "arms": ["study_linear", "study_switch"]}}}))
+    fams, path = paper.declared_comparisons(plan, "quick")
+    assert set(fams) == {"ctc_study"} and path.endswith("study.yaml")
+    assert paper.declared_comparisons(None, "quick") == ({}, "")

@@ -672,6 +672,20 @@ def ablation_table(entries: Sequence[dict], families: dict | None = None) -> str
                         "tab:ablation", ["Method"], header_comment="ablation summary", first_header="Arm")
 
 
+def family_table(entries: Sequence[dict], comparison) -> str:
+    """A table of a declared family that no paper table is named after (e.g. the CTC study's):
+    its reference and arms, tested as declared (Holm over the family)."""
+    family = declared_family(comparison, entries)
+    results = family_tests(family)
+    rows = _tested_rows(family, results=results)
+    rows[0].rule_after = True
+    title = (f"The family of comparisons {latex_escape(comparison.name)} declared in the plan "
+             f"{latex_escape(family.declared_in)}: each arm against {latex_escape(E.display_name(family.reference))}.")
+    shown = [family.reference] + family.arms
+    return render_table(rows, MAIN_METRICS, _caption(title, shown, family.reference, tested=(family, results)),
+                        f"tab:family-{comparison.name}", header_comment=f"declared family {comparison.name}")
+
+
 TABLES = {
     "main_comparison": main_table,
     "reader_check": reader_table,
