@@ -131,3 +131,14 @@ def test_a_family_no_paper_table_is_named_after_gets_its_own_table(tmp_path):
     fams, path = paper.declared_comparisons(plan, "quick")
     assert set(fams) == {"ctc_study"} and path.endswith("study.yaml")
     assert paper.declared_comparisons(None, "quick") == ({}, "")
+
+
+def test_auto_takes_the_paper_plan_only_for_the_profiles_own_ledger(tmp_path):
+    from docrestore import config as C
+    from docrestore.figures import paper
+
+    own = C.load_config(profile="quick").eval.ledger_dir
+    fams, path = paper.declared_comparisons("auto", "quick", own)
+    assert "main_comparison" in fams and path.endswith("paper_quick.yaml")
+    assert paper.declared_comparisons("auto", "quick", tmp_path / "real_lines") == ({}, "")
+    assert paper.declared_comparisons("auto", "smoke", tmp_path) == ({}, "")  # no paper plan for smoke

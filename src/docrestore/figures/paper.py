@@ -77,17 +77,20 @@ def output_dirs(ledger_dir: str | Path) -> tuple[Path, Path]:
     return parent / "figures", parent / "tables"
 
 
-def declared_comparisons(plan: str | Path | None, profile: str) -> tuple[dict, str]:
+def declared_comparisons(plan: str | Path | None, profile: str,
+                         ledger_dir: str | Path | None = None) -> tuple[dict, str]:
     """(the plan's declared families of comparisons, the plan's path or ""): ``plan="auto"`` is the
-    profile's paper plan (configs/experiments/paper_<profile>.yaml) when there is one; None: no
-    plan (each table tests its own rows)."""
+    profile's paper plan (configs/experiments/paper_<profile>.yaml) when there is one and the
+    ledger is the profile's own (``eval.ledger_dir``; another ledger folder was made by another
+    plan, which is then given by name); None: no plan (each table tests its own rows)."""
     from docrestore.scheduler import plan as PL
 
     if plan is None:
         return {}, ""
     if plan == "auto":
         path = PL.PLAN_DIR / f"paper_{profile}.yaml"
-        if not path.is_file():
+        own = C.resolve_path(C.load_config(profile=profile).eval.ledger_dir).resolve()
+        if not path.is_file() or (ledger_dir is not None and C.resolve_path(ledger_dir).resolve() != own):
             return {}, ""
         plan = path
     loaded = PL.load_plan(plan)
@@ -117,7 +120,7 @@ def make_all(ledger_dir: str | Path | None, figures_dir: str | Path | None = Non
     entries = load_entries(ledger_root, profile)
     prof = entries[0]["profile"]
     fig_dir, tab_dir = profile_dirs(figures_dir or default_fig, tables_dir or default_tab, prof)
-    families, plan_path = declared_comparisons(plan, prof)
+    families, plan_path = declared_comparisons(plan, prof, ledger_root)
     report: dict = {
         "profile": prof,
         "profile_label": style.profile_label([prof]),
