@@ -83,6 +83,7 @@ page-model: setup ## the deployable page model (~30 min on 2 CPU cores): trained
 TEX_PKGS := latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 paper: ## compile paper/main.pdf from PROFILE's tables and figures (installs Debian TeX when missing)
+	$(RUN) python -m docrestore.figures.typed_numbers paper/main.tex
 	@command -v latexmk >/dev/null || { echo "installing TeX: $(TEX_PKGS)"; \
 	  $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $(TEX_PKGS); }
 	cd paper && latexmk -pdf -bibtex -interaction=nonstopmode -halt-on-error -outdir=build \

@@ -104,7 +104,9 @@ class DiscriminatorConfig:
 
 @dataclass
 class RecognizerConfig:
-    name: Literal["crnn", "crnn_lstm"] = _f("crnn", "crnn: gated CNN + BiGRU; crnn_lstm: plain CNN + BiLSTM (held-out reader)")
+    name: Literal["crnn", "crnn_lstm", "conv_ctc"] = _f(
+        "crnn", "crnn: gated CNN + BiGRU; crnn_lstm: plain CNN + BiLSTM (held-out reader); conv_ctc: residual "
+                "CNN + dilated temporal convolutions, no recurrent layer (second held-out reader)")
     width: float = _f(1.0, "channel multiplier on the CNN", 0.03, 4.0)
     rnn_hidden: int = _f(128, "hidden units per direction", 8, 1024)
     rnn_layers: int = _f(2, "recurrent layers", 1, 6)
@@ -220,7 +222,13 @@ class RecognizerTrainConfig:
 class EvalConfig:
     reader: str = _f("", "held-out reader checkpoint for the paper's CER/WER; empty = train one")
     reader_seed: int = _f(1234, "seed of the held-out reader (differs from the loss recognizer's)")
-    reader_arch: Literal["crnn", "crnn_lstm"] = _f("crnn_lstm", "architecture variant of the held-out reader")
+    reader_arch: Literal["crnn", "crnn_lstm", "conv_ctc"] = _f("crnn_lstm", "architecture variant of the held-out reader")
+    reader2_arch: Literal["", "crnn", "crnn_lstm", "conv_ctc"] = _f(
+        "", "architecture of a second held-out reader (conv_ctc: no recurrent layer), trained like the first "
+            "(its steps, width, schedule, lines) with eval.reader2_seed; its CER/WER are recorded as "
+            "cer_reader2/wer_reader2. Empty = no second reader")
+    reader2: str = _f("", "second held-out reader checkpoint; empty = train one when eval.reader2_arch is set")
+    reader2_seed: int = _f(4321, "seed of the second held-out reader")
     reader_steps: int = _f(0, "pretraining steps of the held-out reader; 0 = as recognizer_train says "
                               "(the loss recognizer's length)", 0)
     reader_width: float = _f(0.0, "CNN channel multiplier of the held-out reader; 0 = recognizer.width. It "

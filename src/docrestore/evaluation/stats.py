@@ -19,6 +19,7 @@ __all__ = ["bootstrap_ci", "bootstrap_ratio_ci", "summarize", "summarize_metrics
            "mean_over_seeds", "seed_interval", "welch_over_seeds", "holm"]
 
 _CHUNK = 256  # resamples drawn at a time, so memory stays small for long test sets
+CONFIDENCE = 0.95  # of every interval the ledger records and the paper quotes
 
 
 def _values(values, name: str = "values") -> np.ndarray:
@@ -55,7 +56,7 @@ def _interval(boot: np.ndarray, confidence: float) -> tuple[float, float]:
 
 
 def bootstrap_ci(values, n_resamples: int = 1000, seed: int = 0,
-                 confidence: float = 0.95) -> tuple[float, float, float]:
+                 confidence: float = CONFIDENCE) -> tuple[float, float, float]:
     """(mean, lo, hi): the sample mean and its percentile-bootstrap interval over lines.
     Deterministic for a given seed."""
     _check(n_resamples, confidence)
@@ -65,7 +66,7 @@ def bootstrap_ci(values, n_resamples: int = 1000, seed: int = 0,
 
 
 def bootstrap_ratio_ci(numerators, denominators, n_resamples: int = 1000, seed: int = 0,
-                       confidence: float = 0.95) -> tuple[float, float, float]:
+                       confidence: float = CONFIDENCE) -> tuple[float, float, float]:
     """(ratio, lo, hi) for a ratio of sums over lines, e.g. corpus CER = Σ edits / Σ reference
     characters, with lines resampled as whole (edits, length) pairs."""
     _check(n_resamples, confidence)
@@ -83,14 +84,14 @@ def bootstrap_ratio_ci(numerators, denominators, n_resamples: int = 1000, seed: 
     return (float(num.sum() / den.sum()), *_interval(boot, confidence))
 
 
-def summarize(values, n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict:
+def summarize(values, n_resamples: int = 1000, seed: int = 0, confidence: float = CONFIDENCE) -> dict:
     """{"mean", "lo", "hi", "n"}: the ledger's form of a metric over test lines."""
     mean, lo, hi = bootstrap_ci(values, n_resamples, seed, confidence)
     return {"mean": mean, "lo": lo, "hi": hi, "n": int(np.asarray(values).size)}
 
 
 def summarize_metrics(per_line: Mapping[str, Sequence[float]], n_resamples: int = 1000, seed: int = 0,
-                      confidence: float = 0.95) -> dict[str, dict]:
+                      confidence: float = CONFIDENCE) -> dict[str, dict]:
     """{metric: summarize(values)} for a ledger's ``per_line`` mapping; same seed for every metric."""
     return {name: summarize(vals, n_resamples, seed, confidence) for name, vals in per_line.items()}
 
@@ -136,7 +137,7 @@ def mean_over_seeds(per_seed: Sequence[Mapping]) -> dict[str, dict]:
 
 
 # ------------------------------------------------------------------------ over training seeds
-def seed_interval(values, confidence: float = 0.95) -> dict:
+def seed_interval(values, confidence: float = CONFIDENCE) -> dict:
     """Student-t interval of an arm's mean over its training seeds.
 
     ``values`` holds one number per seed (each run's mean over the same test lines), so the
