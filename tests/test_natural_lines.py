@@ -100,3 +100,15 @@ def test_without_manifest_or_arms_the_report_says_what_to_give(tmp_path):
     how = N.natural_report(str(tmp_path / "m.jsonl"), str(tmp_path / "r.pt"), profile="smoke",
                            overrides=[f"eval.ledger_dir={tmp_path}"])["how"]
     assert "train the main arms first" in how
+
+
+def test_the_figure_draws_one_panel_per_set_with_its_footer():
+    from docrestore.figures import archive as FA
+    from docrestore.figures import style as ST
+
+    rows = [{"set": s, "method": m, "lines": 10, "before": 0.5, "delta": d, "lo": d - 0.02, "hi": d + 0.02,
+             "verdict": N.verdict(d - 0.02, d + 0.02)} for s in ("a", "all") for m, d in (("S1", -0.1), ("cGAN", 0.0))]
+    entry = {"profile": "quick", "git_commit": "abc1234", "experiment": "natural_baseline_s1", "mlflow_run_id": ""}
+    fig = FA.natural_lines(rows, [entry])
+    assert len(fig.axes) == 2 and ST.figure_provenance(fig) is not None
+    assert FA.natural_lines([], []) is None
