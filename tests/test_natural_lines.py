@@ -112,3 +112,18 @@ def test_the_figure_draws_one_panel_per_set_with_its_footer():
     fig = FA.natural_lines(rows, [entry])
     assert len(fig.axes) == 2 and ST.figure_provenance(fig) is not None
     assert FA.natural_lines([], []) is None
+
+
+@pytest.mark.e2e  # runs a notebook: in `make test`, not in `make test-fast`
+def test_notebook_07_run_as_it_is_says_what_to_give(tmp_path):
+    import papermill as pm
+
+    from docrestore import config as C
+
+    out = tmp_path / "07.out.ipynb"
+    pm.execute_notebook(str(C.PROJECT_ROOT / "notebooks" / "07_natural_lines.ipynb"), str(out),
+                        parameters={"profile": "smoke"}, cwd=str(C.PROJECT_ROOT / "notebooks"),
+                        progress_bar=False, kernel_name="python3")
+    text = "".join("".join(o.get("text", "")) for c in json.loads(out.read_text())["cells"]
+                   for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    assert "give the scanned lines' manifest" in text
