@@ -127,3 +127,19 @@ def test_notebook_07_run_as_it_is_says_what_to_give(tmp_path):
     text = "".join("".join(o.get("text", "")) for c in json.loads(out.read_text())["cells"]
                    for o in c.get("outputs", []) if o.get("output_type") == "stream")
     assert "give the scanned lines' manifest" in text
+
+
+def test_the_report_reads_the_ledgers_arms_at_their_line_size_and_writes_the_table(archive, monkeypatch, tmp_path):
+    from docrestore import config as C
+
+    cfg = C.to_dict(C.load_config(profile="smoke", overrides=["data.width=192"]))
+    arms = [{"experiment": name, "config": cfg, "train": {"best": str(archive["gen"])}}
+            for name in ("baseline_cgan", "baseline_cgan_seed1", "baseline_s2")]
+    monkeypatch.setattr(N.L, "read_ledger", lambda folder, profile: arms)
+    report = N.natural_report(str(archive["manifest"]), str(archive["reader"]), profile="smoke",
+                              overrides=archive["overrides"])
+    assert [e["width"] for e in report["results"]["baseline_cgan"]] == [192, 192]  # the arms' size, not smoke's
+    summary = json.loads(report["summary"].read_text())
+    assert summary["kind"] == "natural_lines" and "as scanned" in summary["source"]
+    assert [(r["set"], r["arm"], r["seeds"]) for r in summary["rows"]] == [
+        ("set-a", "baseline_cgan", 2), ("set-b", "baseline_cgan", 2), ("all", "baseline_cgan", 2)]

@@ -8,11 +8,12 @@ the change in mean per-line CER gets a paired bootstrap interval over lines and 
 helps (the whole interval below 0), hurts (above 0) or is neutral (the interval holds 0).
 
     python -m docrestore.evaluation.natural --manifest runs/real/htr/manifest.jsonl \\
-        --reader runs/<reader run>/best_val_cer.pt eval.ledger_dir=paper/results/real_lines
+        eval.ledger_dir=paper/results/real_lines
 
 reads the main arms' entries of the line ledger (``<eval.ledger_dir>/<profile>/``), evaluates each
-generator on the manifest's test lines (or reuses the entry made with exactly that), and writes the
-table as ``<eval.ledger_dir>/<profile>/real/natural_lines.json``.
+generator on the manifest's test lines at the arms' line size, read by the held-out reader those
+entries were measured with unless ``--reader`` names one (or reuses the entry made with exactly
+that), and writes the table as ``<eval.ledger_dir>/<profile>/real/natural_lines.json``.
 """
 
 from __future__ import annotations
@@ -140,19 +141,28 @@ def summary_path(cfg: C.Config) -> Path:
 def natural_report(manifest: str, reader: str, *, profile: str | None = None, overrides=(), split: str = "test",
                    arms: Sequence[str] = tuple(MAIN_ARMS), reuse: bool = True, write: bool = True) -> dict:
     """The natural-lines table for the main arms of the line ledger ``<eval.ledger_dir>/<profile>``:
-    {"rows", "results", "summary" (path or None), "how"}. Without a manifest or reader, or with no
+    {"rows", "results", "summary" (path or None), "how"}. ``reader`` empty: the held-out reader the
+    arms' entries were measured with (their config's cached reader). Without a manifest, or with no
     arm in the ledger, an empty report whose ``how`` says what to give."""
     cfg = C.load_config(profile=profile, overrides=list(C.override_list(overrides)))
     empty = {"rows": [], "results": {}, "summary": None}
-    if not manifest or not reader:
+    if not manifest:
         return {**empty, "how": "nothing evaluated: give the scanned lines' manifest (docrestore ingest --out FOLDER "
-                                "writes FOLDER/manifest.jsonl) and the held-out reader (eval.reader); see the "
-                                "README, 'Your own archive lines'"}
+                                "writes FOLDER/manifest.jsonl); see the README, 'Your own archive lines'"}
     folder = C.resolve_path(cfg.eval.ledger_dir)
-    checkpoints = arm_checkpoints(L.read_ledger(folder, cfg.profile), arms)
+    entries = L.read_ledger(folder, cfg.profile)
+    checkpoints = arm_checkpoints(entries, arms)
     if not checkpoints:
         return {**empty, "how": f"no entry of {', '.join(arms)} in the line ledger {folder / cfg.profile}: train the "
                                 "main arms first (notebooks 01 and 03, or the plan)"}
+    first = next(e for e in entries if e["experiment"] == next(iter(checkpoints.values()))[0]["experiment"])
+    if not reader:  # the held-out reader the arms' own table used (cached; trained now only if it is gone)
+        from ..training.recognizer import ensure_recognizer
+
+        reader = str(ensure_recognizer(C.from_dict(first["config"]), "reader"))
+    # the lines at the size the generators and the reader were trained at (the caller's overrides win)
+    size = [f"data.{k}={first['config']['data'][k]}" for k in ("height", "width")]
+    overrides = size + C.override_list(overrides)
     results = evaluate_arms(checkpoints, manifest, reader, split=split, profile=profile, overrides=overrides,
                             reuse=reuse)
     rows = natural_rows(results, line_sets(C.resolve_path(manifest)), n_resamples=cfg.eval.bootstrap, seed=cfg.seed)
@@ -175,7 +185,7 @@ def natural_report(manifest: str, reader: str, *, profile: str | None = None, ov
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m docrestore.evaluation.natural", description=__doc__.split("\n")[0])
     p.add_argument("--manifest", required=True, help="the scanned lines (docrestore ingest --out FOLDER)")
-    p.add_argument("--reader", required=True, help="held-out reader checkpoint")
+    p.add_argument("--reader", default="", help="held-out reader checkpoint; default: the one the arms were measured with")
     p.add_argument("--split", default="test", choices=MF.ALL_SPLITS)
     p.add_argument("--profile", default=None)
     p.add_argument("--arms", nargs="*", default=list(MAIN_ARMS))
