@@ -27,3 +27,18 @@ def test_rows_average_each_sets_lines_then_the_seeds():
     table = B.set_table(rows)
     assert table.iloc[-1]["set"] == "IAM (published)" and "26.05" in table.iloc[-1]["CER (%)"]
     assert "Souibgui" in table.iloc[-1]["arm"] and table.iloc[0]["CER (%)"] == "40.00 ± 14.14"
+
+
+def test_the_real_lines_plan_expands_to_the_main_arms_with_three_seeds_and_a_valid_config():
+    from docrestore import config as C
+    from docrestore.scheduler import plan as P
+
+    plan = P.load_plan(P.PLAN_DIR / "real_lines_quick.yaml")
+    jobs = P.expand(plan)
+    P.validate_jobs(jobs)  # every parameter exists in its notebook's parameters cell
+    assert len(jobs) == 9 and {j.params["seed"] for j in jobs} == {0, 1, 2}
+    for job in jobs:
+        over = job.parameters["overrides"]
+        assert "data.source=real" in over and "eval.ledger_dir=paper/results/real_lines" in over
+        cfg = C.load_config(profile="quick", overrides=list(over))  # every key exists and type-checks
+        assert cfg.data.source == "real" and cfg.data.width == 512
