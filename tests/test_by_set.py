@@ -36,7 +36,7 @@ def test_the_real_lines_plan_expands_to_the_main_arms_with_three_seeds_and_a_val
     plan = P.load_plan(P.PLAN_DIR / "real_lines_quick.yaml")
     jobs = P.expand(plan)
     P.validate_jobs(jobs)  # every parameter exists in its notebook's parameters cell
-    assert len(jobs) == 9 and {j.params["seed"] for j in jobs} == {0, 1, 2}
+    assert len(jobs) == 9 and {j.parameters["seed"] for j in jobs} == {0, 1, 2}
     for job in jobs:
         over = job.parameters["overrides"]
         assert "data.source=real" in over and "eval.ledger_dir=paper/results/real_lines" in over
