@@ -42,3 +42,12 @@ def test_the_real_lines_plan_expands_to_the_main_arms_with_three_seeds_and_a_val
         assert "data.source=real" in over and "eval.ledger_dir=paper/results/real_lines" in over
         cfg = C.load_config(profile="quick", overrides=list(over))  # every key exists and type-checks
         assert cfg.data.source == "real" and cfg.data.width == 512
+
+
+def test_every_line_table_says_which_lines_it_shows():
+    from docrestore.study import lines as P
+
+    real = {"config": {"data": {"source": "real", "real_lines": "runs/real/htr/manifest.jsonl", "manifest": ""}}}
+    font = {"config": {"data": {"source": "synthetic", "real_lines": "", "manifest": ""}}}
+    assert P.line_source(real) == "real hands (htr; clean flattened)"
+    assert P.line_source(font) == "font lines"
