@@ -102,3 +102,33 @@ def line_crops(entry: dict | None, rows: Sequence[dict], folder: str | Path | No
                                          placeholder=" ...") + "\n" + title
             ax.set_title(title, loc="left", fontsize=S.SMALL_FONT_PT)
     return S.add_footer(fig, [entry])
+
+
+def natural_lines(rows: Sequence[dict], entries: Sequence[dict]) -> Figure | None:
+    """Restoration on lines nobody degraded (:mod:`docrestore.evaluation.natural`): per set, each
+    arm's change in mean per-line CER (points; left of 0: the reader reads the restored line
+    better than the scanned one) with its 95 % paired bootstrap interval over lines and seeds,
+    and the CER as scanned in the panel title. ``entries`` are the real-lines entries drawn (the
+    footer names them). None without rows."""
+    if not rows:
+        return None
+    sets = list(dict.fromkeys(r["set"] for r in rows))
+    arms = list(dict.fromkeys(r["method"] for r in rows))
+    fig, axes = S.new_figure(S.DOUBLE_COLUMN_IN, 0.35 * len(arms) + 0.9, ncols=len(sets), sharey=True,
+                             squeeze=False)
+    marks = {"helps": "o", "hurts": "s", "neutral": "D"}
+    for ax, name in zip(axes[0], sets):
+        here = [r for r in rows if r["set"] == name]
+        for r in here:
+            y = arms.index(r["method"])
+            d, lo, hi = (100 * r[k] for k in ("delta", "lo", "hi"))
+            ax.errorbar(d, y, xerr=[[d - lo], [hi - d]], fmt=marks[r["verdict"]], color="0.15", markersize=4,
+                        capsize=2, linewidth=0.9)
+        ax.axvline(0, color="0.5", linewidth=0.8, linestyle="--")
+        scanned = np.mean([r["before"] for r in here]) * 100
+        ax.set_title(f"{name} ({here[0]['lines']} lines)\nCER as scanned {scanned:.1f} %", fontsize=S.SMALL_FONT_PT)
+        ax.set_xlabel("ΔCER (points)")
+    axes[0][0].set_yticks(range(len(arms)))
+    axes[0][0].set_yticklabels(arms)
+    axes[0][0].invert_yaxis()
+    return S.add_footer(fig, list(entries))
