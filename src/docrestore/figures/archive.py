@@ -116,8 +116,10 @@ def natural_lines(rows: Sequence[dict], entries: Sequence[dict] | Mapping[str, S
         entries = [e for by_arm in entries.values() for e in by_arm]
     sets = list(dict.fromkeys(r["set"] for r in rows))
     arms = list(dict.fromkeys(r["method"] for r in rows))
-    fig, axes = S.new_figure(S.DOUBLE_COLUMN_IN, 0.35 * len(arms) + 0.9, ncols=len(sets), sharey=True,
+    fig, axes = S.new_figure(S.DOUBLE_COLUMN_IN, 0.35 * len(arms) + 1.1, ncols=len(sets), sharex=True, sharey=True,
                              squeeze=False)
+    fig.suptitle("real test lines as scanned (not flattened, not damaged), read before and after restoration; "
+                 "95 % interval over lines and seeds", fontsize=S.SMALL_FONT_PT)
     marks = {"helps": "o", "hurts": "s", "neutral": "D"}
     for ax, name in zip(axes[0], sets):
         here = [r for r in rows if r["set"] == name]
