@@ -130,3 +130,25 @@ def test_page_model_command_installs_a_model_that_restore_then_uses(tmp_path, ca
                    "device=cpu", f"restore.page_model={model}"])
     assert rc == 0 and f"using the page model {model}" in capsys.readouterr().err
     assert (tmp_path / "out" / "A_H01_source.png.png").exists()
+
+
+def test_restore_flip_vote_averages_the_page_and_its_mirror_image(tmp_path, capsys):
+    page = _page(tmp_path)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    with Image.open(page) as img:
+        Image.fromarray(np.asarray(img)[:, ::-1]).save(mirror / "page.png")
+    model = _page_checkpoint(tmp_path / "g.pt", tile=64)
+    common = ["--checkpoint", str(model), "device=cpu", "restore.runtime=torch"]
+    outs = {}
+    for name, src, extra in (("plain", page, []), ("mirror", mirror / "page.png", []),
+                             ("vote", page, ["restore.flip_vote=true"])):
+        assert cli.main(["restore", str(src), "--out", str(tmp_path / name), *common, *extra]) == 0
+        with Image.open(tmp_path / name / "page.png.png") as img:
+            outs[name] = np.asarray(img).astype(np.float64)
+    assert "flip vote" in capsys.readouterr().err
+    expected = 0.5 * (outs["plain"] + outs["mirror"][:, ::-1])
+    assert np.abs(outs["vote"] - expected).max() <= 1.0  # 8-bit rounding of each output
+    assert np.abs(outs["plain"] - outs["vote"]).max() > 1.0  # the untrained generator is not symmetric
+    sidecar = json.loads((tmp_path / "vote" / "page.png.json").read_text())
+    assert sidecar["settings"]["flip_vote"] is True

@@ -270,6 +270,8 @@ class RestoreConfig:
     min_scale: float = _f(0.8, "strongest shrink the text-size step may apply (auto or PIXELS): a page is "
                                "never resized below this factor; thin strokes of pages shrunk further "
                                "did not survive (DIBCO, logbook 2026-11-30)", 0.125, 1.0)
+    flip_vote: bool = _f(False, "also restore the mirrored page and average the two (ERB's test-time vote; "
+                                "twice the time); measured on DIBCO validation pages in the logbook")
     page_model: str = _f("models/page_model.pt", "the generator `docrestore restore` uses when no --checkpoint "
                                                 "is given: the deployable page model `make page-model` writes "
                                                 "(relative paths: from the project root)")

@@ -167,7 +167,7 @@ def provenance(ckpt: Path, ckpt_cfg: Any, restore_cfg: C.RestoreConfig, runtime:
                      "trained_text_height_px": trained,
                      "min_scale": restore_cfg.min_scale,
                      "text_height_factor_bounds": [max(restore_cfg.min_scale, S.MIN_FACTOR), S.MAX_FACTOR],
-                     "keep_depth": keep_depth},
+                     "keep_depth": keep_depth, "flip_vote": restore_cfg.flip_vote},
     }
 
 
@@ -316,7 +316,8 @@ def main_cli(cfg: C.Config, args) -> int:
         print(line, file=sys.stderr)
     print(f"{PROG}: {len(paths)} image(s) on {D.describe(device)} ({runtime}), tile {tile_src}, "
           f"overlap {restore_cfg.overlap}, text height {mode}"
-          + (f" (trained: {trained:.1f} px)" if trained else "") + text_height_note(cfg, args, mode),
+          + (f" (trained: {trained:.1f} px)" if trained else "") + text_height_note(cfg, args, mode)
+          + (", flip vote (restore.flip_vote: the page and its mirror image, averaged)" if restore_cfg.flip_vote else ""),
           file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="docrestore-onnx-") as tmp:
         model = generator

@@ -192,6 +192,10 @@ def restore_scaled(model: nn.Module, image: np.ndarray, device: torch.device, re
     work = image if factor == 1.0 else S.resize(image, S.scaled_shape(image.shape, factor))
     out = restore_image(model, work, device, tile=tile, overlap=restore_cfg.overlap,
                         batch_size=restore_cfg.batch_size, progress=progress)
+    if restore_cfg.flip_vote:  # ERB's vote: the mirrored page restored, mirrored back, averaged
+        mirrored = restore_image(model, np.ascontiguousarray(work[:, ::-1]), device, tile=tile,
+                                 overlap=restore_cfg.overlap, batch_size=restore_cfg.batch_size, progress=progress)
+        out = 0.5 * (out + mirrored[:, ::-1])
     return out if factor == 1.0 else S.resize(out, image.shape)
 
 
@@ -329,6 +333,7 @@ def _restore_page(model: nn.Module, page: PageInput, device: torch.device, resto
     report.scales[path] = decision
     tile = (restore_cfg.tile_height, restore_cfg.tile_width)
     n_tiles = count_tiles(S.scaled_shape(image.shape, decision.factor), tile, restore_cfg.overlap)
+    n_tiles *= 2 if restore_cfg.flip_vote else 1
     with tqdm(total=n_tiles, unit="tile", leave=False, disable=not progress) as bar:
         restored = restore_scaled(model, image, device, restore_cfg, decision.factor, progress=bar.update)
     if not np.isfinite(restored).all():
