@@ -51,3 +51,15 @@ def test_every_line_table_says_which_lines_it_shows():
     font = {"config": {"data": {"source": "synthetic", "real_lines": "", "manifest": ""}}}
     assert P.line_source(real) == "real hands (htr; clean flattened)"
     assert P.line_source(font) == "font lines"
+
+
+def test_the_clean_and_degraded_rows_come_from_an_entrys_summaries():
+    s = lambda v: {"mean": v, "lo": v, "hi": v, "n": 3}  # noqa: E731
+    e = {**_entry("baseline_s1", [0.2, 0.4, 0.1]),
+         "references": {"degraded": {"psnr": s(13.0), "ssim": s(0.6), "cer": s(0.65), "wer": s(1.0)}},
+         "reader_clean": {"cer": s(0.27), "wer": s(0.64)}}
+    rows = B.reference_rows([e])
+    assert [(r["arm"], r["set"], r["lines"]) for r in rows] == [("clean", "all", 3), ("degraded", "all", 3)]
+    table = B.set_table(rows, reference=None)
+    assert list(table["CER (%)"]) == ["27.00", "65.00"] and table.iloc[0]["PSNR (dB)"] == "—"
+    assert B.reference_rows([_entry("x", [0, 0, 0])]) == []

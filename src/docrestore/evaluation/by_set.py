@@ -65,6 +65,26 @@ def set_rows(entries: Sequence[Mapping], sets: Mapping[str, str], arms: Sequence
     return sorted(rows, key=lambda r: (r["set"] == N.ALL_SETS, r["set"], list(arms).index(r["arm"])))
 
 
+def reference_rows(entries: Sequence[Mapping]) -> list[dict]:
+    """The main table's clean and degraded rows over every test line (``all``), from an entry's
+    summaries: the degraded input against the clean line, and the reader on the clean lines. An
+    entry keeps only their means, not per-line values, so these rows have no per-set split yet."""
+    first = next((e for e in entries if (e.get("references") or {}).get("degraded")), None)
+    if first is None:
+        return []
+    deg = first["references"]["degraded"]
+    rows = [{"set": N.ALL_SETS, "arm": "degraded", "method": "degraded input (reference)", "seeds": None,
+             "lines": deg["cer"].get("n"), **{m: deg[m]["mean"] for m in METRICS if m in deg},
+             **{f"{m}_sd": None for m in METRICS}}]
+    clean = first.get("reader_clean") or {}
+    if clean.get("cer"):
+        rows.insert(0, {"set": N.ALL_SETS, "arm": "clean", "method": "clean lines, read (reference)", "seeds": None,
+                        "lines": clean["cer"].get("n"), "psnr": None, "ssim": None,
+                        **{m: clean[m]["mean"] for m in ("cer", "wer") if m in clean},
+                        **{f"{m}_sd": None for m in METRICS}})
+    return rows
+
+
 def set_table(rows: Sequence[Mapping], reference: Mapping | None = ERB_IAM):
     """The table of :func:`set_rows` (CER/WER in %, mean ± sd over seeds) with the cited ERB row
     last; a DataFrame where pandas is present."""
@@ -74,7 +94,7 @@ def set_table(rows: Sequence[Mapping], reference: Mapping | None = ERB_IAM):
             return "—"
         return f"{scale * v:.2f}" + (f" ± {scale * sd:.2f}" if sd is not None else "")
 
-    out = [{"set": r["set"], "arm": r["method"], "lines": r["lines"], "seeds": r["seeds"],
+    out = [{"set": r["set"], "arm": r["method"], "lines": r["lines"], "seeds": r["seeds"] or "",
             "PSNR (dB)": cell(r, "psnr", 1), "SSIM": cell(r, "ssim", 1), "CER (%)": cell(r, "cer", 100),
             "WER (%)": cell(r, "wer", 100)} for r in rows]
     if reference:
@@ -91,8 +111,9 @@ def set_table(rows: Sequence[Mapping], reference: Mapping | None = ERB_IAM):
 
 
 def ledger_set_rows(ledger_dir: str | Path, profile: str, arms: Sequence[str] = tuple(N.MAIN_ARMS)) -> list[dict]:
-    """:func:`set_rows` for the entries of ``<ledger_dir>/<profile>``, the sets read from the test
-    data each entry was measured on (its config's ``data.real_lines``, the ingest's manifest)."""
+    """:func:`reference_rows` then :func:`set_rows` for the entries of ``<ledger_dir>/<profile>``, the
+    sets read from the test data each entry was measured on (its config's ``data.real_lines``, the
+    ingest's manifest)."""
     entries = L.read_ledger(ledger_dir, profile)
     sets: dict[str, str] = {}
     for manifest in {e["config"]["data"].get("real_lines") for e in entries} - {None, ""}:
@@ -101,7 +122,7 @@ def ledger_set_rows(ledger_dir: str | Path, profile: str, arms: Sequence[str] = 
             raise FileNotFoundError(f"the ledger's entries were measured on {manifest}, which is not here: ingest the "
                                     "sets again (docrestore ingest ... --out FOLDER) to name each line's set")
         sets.update({r["id"]: r.get("set") or "-" for r in MF.read_manifest(path)})
-    return set_rows(entries, sets, arms)
+    return reference_rows(entries) + set_rows(entries, sets, arms)
 
 
 def main(argv: list[str] | None = None) -> int:
