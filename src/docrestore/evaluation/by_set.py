@@ -65,23 +65,32 @@ def set_rows(entries: Sequence[Mapping], sets: Mapping[str, str], arms: Sequence
     return sorted(rows, key=lambda r: (r["set"] == N.ALL_SETS, r["set"], list(arms).index(r["arm"])))
 
 
-def reference_rows(entries: Sequence[Mapping]) -> list[dict]:
-    """The main table's clean and degraded rows over every test line (``all``), from an entry's
-    summaries: the degraded input against the clean line, and the reader on the clean lines. An
-    entry keeps only their means, not per-line values, so these rows have no per-set split yet."""
+def reference_rows(entries: Sequence[Mapping], sets: Mapping[str, str] | None = None) -> list[dict]:
+    """The main table's clean and degraded rows: the reader on the clean lines, and the degraded
+    input against the clean line. Per set (and ``all``) where an entry keeps their per-line values
+    (``reader_clean_per_line``, ``degraded_per_line``); else over every line from its summaries."""
     first = next((e for e in entries if (e.get("references") or {}).get("degraded")), None)
     if first is None:
         return []
-    deg = first["references"]["degraded"]
-    rows = [{"set": N.ALL_SETS, "arm": "degraded", "method": "degraded input (reference)", "seeds": None,
-             "lines": deg["cer"].get("n"), **{m: deg[m]["mean"] for m in METRICS if m in deg},
-             **{f"{m}_sd": None for m in METRICS}}]
-    clean = first.get("reader_clean") or {}
-    if clean.get("cer"):
-        rows.insert(0, {"set": N.ALL_SETS, "arm": "clean", "method": "clean lines, read (reference)", "seeds": None,
-                        "lines": clean["cer"].get("n"), "psnr": None, "ssim": None,
-                        **{m: clean[m]["mean"] for m in ("cer", "wer") if m in clean},
-                        **{f"{m}_sd": None for m in METRICS}})
+    per_line = {"clean": first.get("reader_clean_per_line"), "degraded": first.get("degraded_per_line")}
+    summary = {"clean": first.get("reader_clean") or {}, "degraded": first["references"]["degraded"]}
+    methods = {"clean": "clean lines, read (reference)", "degraded": "degraded input (reference)"}
+    ids = list(first.get("line_ids") or [])
+    rows = []
+    for kind in ("clean", "degraded"):
+        values = per_line[kind]
+        if sets is not None and values and all(len(v) == len(ids) for v in values.values()):
+            line_set = np.array([sets.get(i, "-") for i in ids])
+            for name in sorted(set(line_set)) + [N.ALL_SETS]:
+                mask = np.ones(len(ids), bool) if name == N.ALL_SETS else line_set == name
+                rows.append({"set": name, "arm": kind, "method": methods[kind], "seeds": None, "lines": int(mask.sum()),
+                             **{m: (float(np.asarray(values[m], float)[mask].mean()) if m in values else None)
+                                for m in METRICS}, **{f"{m}_sd": None for m in METRICS}})
+        elif summary[kind].get("cer"):
+            rows.append({"set": N.ALL_SETS, "arm": kind, "method": methods[kind], "seeds": None,
+                         "lines": summary[kind]["cer"].get("n"),
+                         **{m: (summary[kind][m]["mean"] if m in summary[kind] else None) for m in METRICS},
+                         **{f"{m}_sd": None for m in METRICS}})
     return rows
 
 
@@ -122,7 +131,8 @@ def ledger_set_rows(ledger_dir: str | Path, profile: str, arms: Sequence[str] = 
             raise FileNotFoundError(f"the ledger's entries were measured on {manifest}, which is not here: ingest the "
                                     "sets again (docrestore ingest ... --out FOLDER) to name each line's set")
         sets.update({r["id"]: r.get("set") or "-" for r in MF.read_manifest(path)})
-    return reference_rows(entries) + set_rows(entries, sets, arms)
+    rows = reference_rows(entries, sets) + set_rows(entries, sets, arms)
+    return sorted(rows, key=lambda r: (r["set"] == N.ALL_SETS, r["set"]))  # stable: references first in a set
 
 
 def main(argv: list[str] | None = None) -> int:
