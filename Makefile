@@ -40,13 +40,13 @@ help: ## list the targets
 setup: .venv/.synced .venv/.kernel .venv/.fonts ## install uv if missing, the locked environment (.venv), its Jupyter kernel and the period-hand fonts
 
 test: setup ## run the fast test suite (notebooks in the smoke profile included)
-	$(RUN) pytest -m "not slow and not gpu" -n 2 --dist loadfile -q
+	$(RUN) pytest -m "not slow and not gpu" -n 2 --dist loadgroup -q
 
 test-fast: setup ## the inner loop (< 1 min on 2 cores): every test but notebooks, whole experiments and training subprocesses
-	$(RUN) pytest -m "not slow and not gpu and not e2e" -n 2 -q
+	$(RUN) pytest -m "not slow and not gpu and not e2e" -n 2 --dist loadgroup -q
 
 test-all: setup ## run every test, slow ones included
-	$(RUN) pytest -n 2 --dist loadfile -q
+	$(RUN) pytest -n 2 --dist loadgroup -q
 
 LAB_IP   ?= 127.0.0.1
 LAB_PORT ?= 8888

@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from docrestore import config as C
+# One CPU thread in every process the tests start too (notebook kernels, training and scheduler
+# subprocesses): they inherit this environment, and two of them at once on a 2-core machine
+# with a thread per core each burn twice the CPU time (OpenMP threads spin while they wait).
+# docrestore.device reads DOCRESTORE_THREADS; an explicit setting from outside wins.
+os.environ.setdefault("DOCRESTORE_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from docrestore import config as C  # noqa: E402
 
 
 @pytest.fixture

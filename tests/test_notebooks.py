@@ -14,11 +14,18 @@ pytestmark = pytest.mark.e2e
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def execute(name: str, tmp_path: Path, smoke_dataset: Path, **params) -> dict:
+@pytest.fixture
+def recognizers(smoke_recognizer, smoke_reader) -> list[str]:
+    """The run's shared smoke recognizers: pretraining them (conftest) is not what a notebook
+    test checks, and each kernel would otherwise pretrain both again."""
+    return [f"recognizer.checkpoint={smoke_recognizer}", f"eval.reader={smoke_reader}"]
+
+
+def execute(name: str, tmp_path: Path, smoke_dataset: Path, recognizers: list[str], **params) -> dict:
     runs, ledger = tmp_path / "runs", tmp_path / "ledger"
     params.setdefault("profile", "smoke")
     params["data_root"] = str(smoke_dataset.parent)
-    params["overrides"] = [f"runs_dir={runs}", f"eval.ledger_dir={ledger}", "tracking.enabled=false"]
+    params["overrides"] = [f"runs_dir={runs}", f"eval.ledger_dir={ledger}", "tracking.enabled=false", *recognizers]
     out = tmp_path / f"{name}.out.ipynb"
     pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out), parameters=params,
                         cwd=str(NOTEBOOKS), progress_bar=False, kernel_name="python3")
@@ -33,8 +40,8 @@ def execute(name: str, tmp_path: Path, smoke_dataset: Path, **params) -> dict:
     return {"entries": entries, "out": out, "images": images, "plan": first}
 
 
-def test_notebook_01_baseline_smoke(tmp_path, smoke_dataset):
-    res = execute("01_baseline_souibgui", tmp_path, smoke_dataset)
+def test_notebook_01_baseline_smoke(tmp_path, smoke_dataset, recognizers):
+    res = execute("01_baseline_souibgui", tmp_path, smoke_dataset, recognizers)
     assert set(res["entries"]) == {"baseline_cgan", "baseline_s1", "baseline_s2"}
     s1 = res["entries"]["baseline_s1"]
     assert s1["profile"] == "smoke" and s1["mlflow_run_id"] == ""  # tracking off in tests
@@ -45,16 +52,16 @@ def test_notebook_01_baseline_smoke(tmp_path, smoke_dataset):
     assert "train  baseline_cgan: no ledger entry yet" in res["plan"] and "estimate:" in res["plan"]
 
 
-def test_notebook_02_annealing_smoke(tmp_path, smoke_dataset):
-    res = execute("02_ctc_annealing", tmp_path, smoke_dataset, schedule="linear", warmup=2, ramp=2)
+def test_notebook_02_annealing_smoke(tmp_path, smoke_dataset, recognizers):
+    res = execute("02_ctc_annealing", tmp_path, smoke_dataset, recognizers, schedule="linear", warmup=2, ramp=2)
     entry = res["entries"]["anneal_linear"]
     weights = [r["train/ctc_weight"] for r in entry["history"] if "train/ctc_weight" in r]
     assert weights and weights[0] == 0.0  # still in warm-up at the first recorded step
     assert res["images"] == 2
 
 
-def test_notebook_03_feature_loss_accepts_weight(tmp_path, smoke_dataset):
-    res = execute("03_feature_loss", tmp_path, smoke_dataset, weight=5, sweep_weights=[0.0, 5.0],
+def test_notebook_03_feature_loss_accepts_weight(tmp_path, smoke_dataset, recognizers):
+    res = execute("03_feature_loss", tmp_path, smoke_dataset, recognizers, weight=5, sweep_weights=[0.0, 5.0],
                   sweep_taps=["cnn1"])
     entries = res["entries"]
     assert {"feature_w5_cnn_last", "feature_w0_cnn_last", "feature_w5_cnn1", "baseline_s1"} <= set(entries)

@@ -46,19 +46,21 @@ def twin_steps(cfg):
 
 
 def test_resume_continues_exactly(tmp_path, smoke_dataset, trained_recognizer):
-    base = ("train.max_steps=6", "train.val_every=2", "train.batch_size=4")
+    # 2 steps, then 2 more from the checkpoint, against 4 at once: a validation (and its
+    # checkpoint) on each side of the break, as in a longer run
+    base = ("train.max_steps=4", "train.val_every=2", "train.batch_size=4")
     full = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, *base))
     full.fit()
-    first = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, *base[1:], "train.max_steps=4"))
+    first = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, *base[1:], "train.max_steps=2"))
     res = first.fit()
     resumed = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, *base, f"train.resume={res['last']}"))
-    assert resumed.step == 4
+    assert resumed.step == 2
     resumed.fit()
-    assert resumed.step == full.step == 6
+    assert resumed.step == full.step == 4
     for (name, a), b in zip(full.generator.state_dict().items(), resumed.generator.state_dict().values()):
         assert torch.equal(a, b), f"generator tensor {name} differs after resume"
-    last_full = [r for r in full.history.records if r["step"] == 6][0]
-    last_resumed = [r for r in resumed.history.records if r["step"] == 6][0]
+    last_full = [r for r in full.history.records if r["step"] == 4][0]
+    last_resumed = [r for r in resumed.history.records if r["step"] == 4][0]
     assert last_full["train/loss_g"] == pytest.approx(last_resumed["train/loss_g"], rel=1e-6)
 
 

@@ -8,7 +8,7 @@ Every figure carries the traceability footer (profile, commit); it never re-runs
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -104,14 +104,16 @@ def line_crops(entry: dict | None, rows: Sequence[dict], folder: str | Path | No
     return S.add_footer(fig, [entry])
 
 
-def natural_lines(rows: Sequence[dict], entries: Sequence[dict]) -> Figure | None:
+def natural_lines(rows: Sequence[dict], entries: Sequence[dict] | Mapping[str, Sequence[dict]]) -> Figure | None:
     """Restoration on lines nobody degraded (:mod:`docrestore.evaluation.natural`): per set, each
     arm's change in mean per-line CER (points; left of 0: the reader reads the restored line
     better than the scanned one) with its 95 % paired bootstrap interval over lines and seeds,
     and the CER as scanned in the panel title. ``entries`` are the real-lines entries drawn (the
-    footer names them). None without rows."""
+    footer names them), as a list or by arm (a report's ``results``). None without rows."""
     if not rows:
         return None
+    if isinstance(entries, Mapping):
+        entries = [e for by_arm in entries.values() for e in by_arm]
     sets = list(dict.fromkeys(r["set"] for r in rows))
     arms = list(dict.fromkeys(r["method"] for r in rows))
     fig, axes = S.new_figure(S.DOUBLE_COLUMN_IN, 0.35 * len(arms) + 1.1, ncols=len(sets), sharex=True, sharey=True,

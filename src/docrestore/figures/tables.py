@@ -260,12 +260,13 @@ def family_note(family: Family, results: dict[str, dict]) -> str:
              + (f"; {len(family.missing)} declared arm{'s' if len(family.missing) != 1 else ''} not in the "
                 f"ledger count{'' if len(family.missing) != 1 else 's'} as untested" if family.missing else "")
              if family.declared_in else "in this table (no family declared in the plan: the table's rows)")
-    text = (f" $p$: two-sided test of {latex_escape(E.metric_label(family.metric).split(' (')[0])} against "
+    what = latex_escape(E.metric_label(family.metric).split(' (')[0])
+    text = (f" $p$: two-sided test of {what} against "
             f"{latex_escape(E.display_name(family.reference))}. "
             f"$^{{t}}$: Welch's $t$-test over the seed means, Holm-adjusted over the family of the "
             f"{m} comparison{'s' if m != 1 else ''} {where} (an arm with one seed counts in the family "
             "as untested). $^{w}$: an arm with one seed, "
-            "paired Wilcoxon signed-rank test of per-line CER within that one run: a diagnostic "
+            f"paired Wilcoxon signed-rank test of per-line {what} within that one run: a diagnostic "
             "of line sampling, not evidence of a method effect, not adjusted. $\\equiv$: "
             "identical to another arm, counted once.")
     if family.declared_in:
