@@ -80,3 +80,11 @@ def test_the_reference_rows_split_by_set_where_the_entry_keeps_per_line_values()
     assert got[("clean", "cremma-mss-17")]["cer"] == pytest.approx(0.2) and got[("clean", "iforal")]["psnr"] is None
     assert got[("degraded", "cremma-mss-17")]["psnr"] == pytest.approx(13.0)
     assert got[("degraded", "all")]["cer"] == pytest.approx(0.65)
+
+
+def test_the_qualitative_grid_says_when_its_lines_are_real_hands():
+    from docrestore.figures import plots
+
+    assert plots._pair_labels({"config": {"data": {"source": "real"}}}) == (
+        "degraded (our damage, real hand)", "clean (real line, flattened)")
+    assert plots._pair_labels({}) == ("degraded input", "clean (ground truth)")
