@@ -15,7 +15,7 @@ FONTS   := fonts-joscelyn fonts-dkg-handwriting fonts-bwht fonts-breip fonts-kri
            fonts-ecolier-court fonts-femkeklaver fonts-gotico-antiqua fonts-junicode
 
 .PHONY: help setup fonts test test-fast test-all lab data pretrain train train-status evaluate experiments status \
-        paper-figures paper-figures-status paper bench gpu-check mlflow-ui restore clean
+        paper-figures paper-figures-status page-model paper bench gpu-check mlflow-ui restore clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -80,9 +80,13 @@ paper-figures: setup ## every figure and table of the paper (runs missing PROFIL
 paper-figures-status: setup ## the background `make paper-figures DETACH=1` job
 	$(RUN) python -m docrestore.study paper-figures --profile $(PROFILE) --status
 
+page-model: setup ## the deployable page model (~30 min on 2 CPU cores): trained on every DIBCO pair (DIBCO=PATH), installed at models/page_model.pt, which `docrestore restore` uses without --checkpoint
+	$(RUN) docrestore page-model --config configs/page_model.yaml $(if $(DIBCO),pages.root=$(DIBCO)) $(ARGS)
+
 TEX_PKGS := latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 paper: ## compile paper/main.pdf from PROFILE's tables and figures (installs Debian TeX when missing)
+	$(RUN) python -m docrestore.figures.typed_numbers paper/main.tex
 	@command -v latexmk >/dev/null || { echo "installing TeX: $(TEX_PKGS)"; \
 	  $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $(TEX_PKGS); }
 	cd paper && latexmk -pdf -bibtex -interaction=nonstopmode -halt-on-error -outdir=build \

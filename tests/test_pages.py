@@ -204,8 +204,8 @@ def test_smoke_run_writes_page_entry_and_table(tmp_path, capsys):
     sup = next(x for x in on_disk if x["experiment"] == "pages_supervised_TE")
     assert all(h.get("train/loss_d") is None for h in sup["history"])  # no discriminator in the control
     table = DO.dibco_table(on_disk)
-    assert "Otsu (reference) & TE" in table and "supervised U-Net" in table
-    assert "ERB, fine-tuned (published) & H-DIBCO 2018 & 92.41 & -- & 20.18" in table
+    assert "Otsu (reference) & own rule & TE" in table and "(pixel loss, no D) (smoke, CPU) & 0.5 & TE" in table
+    assert "ERB, fine-tuned (published) & -- & H-DIBCO 2018 & 92.41 & 94.35 & 20.18 & 2.60" in table
     assert f"run_id=" in table and e["git_commit"][:7] in table
     # reused when asked again with the same settings
     again = P.run_pages(profile="smoke", arms=["supervised"], overrides=over)
@@ -252,3 +252,89 @@ def test_init_from_loads_generator_weights_and_checks_the_architecture(tmp_path)
         CK.init_generator(build_generator(wider.generator), path, wider.generator)
     with pytest.raises(CK.CheckpointError, match="file not found"):
         CK.init_generator(dst, tmp_path / "none.pt", cfg.generator)
+
+
+# ------------------------------------------------------------------ threshold and flip vote
+class _Shift(__import__("torch").nn.Module):
+    """A 'generator' whose output is the input darkened by 0.3: ink and paper both move down, so
+    0.5 cuts into the paper and a lower threshold separates them again."""
+
+    def forward(self, x):
+        return x - 0.3
+
+
+def _pages(tmp_path, n=2):
+    root = write_dibco(tmp_path / "pp", sets=("V",), per_set=n, size=(48, 96))
+    return [p.load() for p in PG.find_pairs(root)]
+
+
+def test_threshold_chosen_on_validation_pages_and_used_by_val_only(tmp_path):
+    import torch
+
+    pages = _pages(tmp_path)
+    cfg = C.load_config(profile="smoke", overrides=["pages.tile=48", "device=cpu"])
+    t, by_t = dibco.choose_threshold(_Shift(), pages, cfg, torch.device("cpu"))
+    assert set(by_t) == {f"{x:.2f}" for x in dibco.THRESHOLDS} and by_t[f"{t:.2f}"] == max(by_t.values())
+    assert t < 0.5 and by_t[f"{t:.2f}"] > by_t["0.50"]  # the shift put paper below 0.5: a lower cut wins
+    img = np.full((4, 4), 0.4, np.float32)
+    assert dibco.binarize_restored(img, "fixed", threshold=0.3).all()  # fixed ignores a chosen threshold
+    assert not dibco.binarize_restored(img, "val", threshold=0.3).any()
+    assert dibco.threshold_label("val", 0.35) == "0.35 (val.)" and dibco.threshold_label("otsu") == "Otsu"
+    assert dibco.threshold_label("fixed", 0.5) == "0.5"
+
+
+def test_flip_vote_averages_the_page_and_its_mirror_image(tmp_path):
+    import torch
+
+    class LeftDark(torch.nn.Module):  # not mirror-symmetric: darkens the left half of every tile
+        def forward(self, x):
+            w = x.shape[-1]
+            ramp = torch.linspace(-0.2, 0.2, w).view(1, 1, 1, w)
+            return x + ramp
+
+    page = _pages(tmp_path, n=1)[0]
+    dev = torch.device("cpu")
+    plain = C.load_config(profile="smoke", overrides=["pages.tile=48", "restore.overlap=0"])
+    vote = C.load_config(profile="smoke", overrides=["pages.tile=48", "restore.overlap=0", "pages.flip_vote=true"])
+    a = dibco.restore_page(LeftDark(), page.image, plain, dev)
+    b = dibco.restore_page(LeftDark(), page.image, vote, dev)
+    assert not np.allclose(a, page.image, atol=1e-3)
+    inside = (page.image > 0.25) & (page.image < 0.75)  # away from the clip at 0 and 1
+    assert np.allclose(b[inside], page.image[inside], atol=1e-4)  # the ramp and its mirror cancel
+
+
+def test_table_states_each_rows_binarisation_and_groups_published_rows_by_test_set():
+    base = {"mean": 80.0, "lo": 79.0, "hi": 81.0, "n": 2}
+    metrics = {m: dict(base) for m in dibco.PAGE_METRICS}
+    common = {"test_sets": ["DIBCO2017"], "pages": ["DIBCO2017_H01"], "train_sets": ["DIBCO2009"],
+              "references": {"otsu": metrics, "sauvola": metrics}, "profile": "full", "device": "cpu", "git_commit": "abc1234",
+              "mlflow_run_id": "r", "run_dir": "runs/x", "date": "2026-12-04"}
+    cfg = {"pages": {"references": ["otsu", "sauvola"], "flip_vote": False}, "eval": {"ledger_dir": "paper/results"}}
+    entries = [
+        {**common, "experiment": "a", "method": "cGAN", "binarize": "fixed", "metrics": metrics, "config": cfg},
+        {**common, "experiment": "b", "method": "cGAN val", "binarize": "val", "threshold": 0.45, "flip_vote": True,
+         "metrics": metrics, "config": cfg},
+        {**common, "experiment": "c", "method": "cGAN otsu", "binarize": "otsu", "threshold": None,
+         "metrics": metrics, "config": cfg},
+    ]
+    table = DO.dibco_table(entries)
+    assert "cGAN & 0.5 & DIBCO2017" in table and "cGAN val & 0.45 (val.), flip vote & DIBCO2017" in table
+    assert "cGAN otsu & Otsu & DIBCO2017" in table
+    heads = [line for line in table.splitlines() if "Published, tested on" in line]
+    assert [h.split("tested on ")[1].split("}")[0] for h in heads] == ["DIBCO 2017", "H-DIBCO 2016", "H-DIBCO 2018"]
+    body = table.split("Published, tested on DIBCO 2017")[1].split("Published, tested on H-DIBCO 2016")[0]
+    assert "DIBCO 2017 contest winner (published) & -- & DIBCO 2017 & 91.04 & -- & 18.28 & --" in body
+    assert "DE-GAN (published) & -- & H-DIBCO 2018 & 77.59 & 85.74 & 16.16 & 7.93" in table
+    assert DO.set_label("DIBCO2017") == "DIBCO 2017" and DO.set_label("h-dibco2018") == "H-DIBCO 2018"
+
+
+def test_notebook_05_shows_the_published_rows_grouped_by_their_test_set():
+    from docrestore.study import pages as P
+
+    df = P.published_table(["DIBCO2017"])
+    groups = list(dict.fromkeys(df.index.get_level_values(0)))
+    assert groups[0] == "DIBCO 2017" and set(groups) == {p["test"] for p in DO.PUBLISHED}
+    erb = df.loc[("H-DIBCO 2018", "ERB, fine-tuned")]
+    assert (erb["pfmeasure"], erb["drd"]) == (94.35, 2.60)
+    assert df.loc[("DIBCO 2017", "DocEnTr")].isna()["fmeasure"]  # not reported: no number made up
+    assert list(P.published_table(None).index.get_level_values(0))[0] == "DIBCO 2017"  # pages.test_sets

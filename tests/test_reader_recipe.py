@@ -74,3 +74,27 @@ def test_paper_lines_are_long_enough_for_wer_and_fit_the_ctc_frames(profile):
     assert (d.min_words + d.max_words) / 2 >= 4  # WER over 2-word lines says little
     assert 2 * d.max_chars + 1 <= d.width // 4  # the recognizers' T = W/4 CTC frames
     assert d.n_reader > 0 and d.heldout_fonts  # the reader can read the unseen hands
+
+
+def test_making_the_reader_never_reads_a_test_line(tmp_path, smoke_dataset, monkeypatch):
+    """The reader's checkpoint is chosen on validation CER (docs/methods.md): pretraining it opens
+    no test line at all."""
+    from docrestore import runs as R
+    from docrestore.data.dataset import LineDataset
+    from docrestore.training.recognizer import pretrain
+
+    read = {}
+    original = LineDataset.__getitem__
+
+    def spy(self, i):
+        read[self.split] = read.get(self.split, 0) + 1
+        return original(self, i)
+
+    monkeypatch.setattr(LineDataset, "__getitem__", spy)
+    cfg = C.load_config(profile="smoke", overrides=[
+        f"runs_dir={tmp_path}/runs", f"data.root={smoke_dataset.parent}", "tracking.enabled=false",
+        "eval.reader_steps=2", "recognizer_train.val_every=1"])
+    rc = role_config(cfg, "reader")
+    result = pretrain(rc, R.start_run(rc, "pretrain"))
+    assert result["steps"] == 2 and read.get("val", 0) > 0 and read.get("train", 0) > 0
+    assert "test" not in read

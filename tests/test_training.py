@@ -143,8 +143,8 @@ def test_evaluate_stage_measures_on_the_checkpoints_own_data(tmp_path, smoke_dat
 
     t = trainer(make_cfg(tmp_path, smoke_dataset, trained_recognizer, "train.max_steps=1"))
     res = t.fit()
-    # no profile given (the default is quick on a CPU): the checkpoint's smoke config must be used.
-    # The reader is given: without it the command's (quick) reader recipe trains 3000 steps.
+    # no profile given (the default is quick on a CPU): the checkpoint's smoke config must be used
+    # (and its profile's eval.*: tests/test_evaluate_profile.py). The shared smoke reader is given.
     code = cli.main(["evaluate", f"eval.checkpoint={res['last']}", "eval.experiment=check", f"eval.reader={smoke_reader}",
                      f"eval.ledger_dir={tmp_path}/ledger", f"runs_dir={tmp_path}/runs", "tracking.enabled=false"])
     assert code == 0

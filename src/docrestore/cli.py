@@ -36,6 +36,9 @@ STAGES: dict[str, Stage] = {
                       "evaluate a generator checkpoint on the test split and write a ledger entry"),
     "distill": Stage("docrestore.training.distill:distill",
                      "train a light generator to copy a trained one (--teacher CKPT) for fast CPU restoration"),
+    "page-model": Stage("docrestore.training.page_model:train_page_model",
+                        "train the deployable page model on every page pair of pages.root and install it at "
+                        "restore.page_model (what `restore` uses without --checkpoint)"),
     "figures": Stage("docrestore.figures.paper:make_figures",
                      "draw every paper figure and table from the results ledger"),
 }
@@ -155,7 +158,9 @@ def _add_stages(sub) -> None:
 def _add_restore(sub) -> None:
     r = sub.add_parser("restore", help="restore page or line images of any size with a trained generator")
     r.add_argument("inputs", nargs="+", help="image files or folders (PNG, JPEG, TIFF)")
-    r.add_argument("--checkpoint", required=True, help="generator checkpoint (last.pt / best_*.pt)")
+    r.add_argument("--checkpoint", default=None,
+                   help="generator checkpoint (last.pt / best_*.pt); default: the page model at "
+                        "restore.page_model (models/page_model.pt, made by `make page-model`)")
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--text-height", default=None, metavar="auto|PIXELS|off",
                    help="resize each page so its writing matches the checkpoint's training scale: off "
@@ -270,11 +275,40 @@ def dispatch(args) -> int:
         _split_restore_words(args)
     if getattr(args, "teacher", None):
         args.overrides = list(args.overrides) + [f"distill.teacher={args.teacher}"]
-    cfg = C.load_config(args.config, args.overrides)
+    cfg = C.load_config(args.config, args.overrides,
+                        profile=evaluate_profile(args) if args.cmd == "evaluate" else None)
     if args.cmd == "restore":
         from .restore import cli as restore_cli
         return restore_cli.main_cli(cfg, args)
     return _run_stage_command(cfg, args)
+
+
+def evaluate_profile(args) -> str | None:
+    """`docrestore evaluate` with no profile given (not in the overrides, the config file or
+    $DOCRESTORE_PROFILE): the profile the checkpoint was trained with, so its eval.* (the held-out
+    reader's recipe, the bootstrap) are that profile's, not those of the profile a bare command
+    would pick for this machine (quick on a CPU: a 3000-step reader for a smoke checkpoint).
+    None (the usual rule) when a profile is given or the checkpoint cannot be read here (evaluate
+    then names the problem)."""
+    import os
+
+    over = dict(C.parse_override(o) for o in args.overrides)
+    file_data = C._read_yaml(C.resolve_path(args.config)) if args.config else {}
+    if over.get("profile") or file_data.get("profile") or os.environ.get(C.PROFILE_ENV, "").strip():
+        return None
+    ckpt = over.get("eval.checkpoint") or (file_data.get("eval") or {}).get("checkpoint")
+    path = C.resolve_path(str(ckpt)) if ckpt else None
+    if path is None or not path.is_file():
+        return None
+    from . import checkpoint as CK
+
+    profile = (CK.load_checkpoint(path).get("config") or {}).get("profile")
+    if profile not in C.PROFILES:
+        return None
+    logging.getLogger("docrestore").info(
+        "evaluate: no profile given: using the checkpoint's own profile %r (its eval.* settings, the "
+        "held-out reader's recipe included); give profile=... to evaluate with another", profile)
+    return profile
 
 
 # A user's data problem (a manifest, a line image, an XML export, a checkpoint file): its message

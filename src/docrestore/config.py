@@ -104,7 +104,9 @@ class DiscriminatorConfig:
 
 @dataclass
 class RecognizerConfig:
-    name: Literal["crnn", "crnn_lstm"] = _f("crnn", "crnn: gated CNN + BiGRU; crnn_lstm: plain CNN + BiLSTM (held-out reader)")
+    name: Literal["crnn", "crnn_lstm", "conv_ctc"] = _f(
+        "crnn", "crnn: gated CNN + BiGRU; crnn_lstm: plain CNN + BiLSTM (held-out reader); conv_ctc: residual "
+                "CNN + dilated temporal convolutions, no recurrent layer (second held-out reader)")
     width: float = _f(1.0, "channel multiplier on the CNN", 0.03, 4.0)
     rnn_hidden: int = _f(128, "hidden units per direction", 8, 1024)
     rnn_layers: int = _f(2, "recurrent layers", 1, 6)
@@ -220,7 +222,13 @@ class RecognizerTrainConfig:
 class EvalConfig:
     reader: str = _f("", "held-out reader checkpoint for the paper's CER/WER; empty = train one")
     reader_seed: int = _f(1234, "seed of the held-out reader (differs from the loss recognizer's)")
-    reader_arch: Literal["crnn", "crnn_lstm"] = _f("crnn_lstm", "architecture variant of the held-out reader")
+    reader_arch: Literal["crnn", "crnn_lstm", "conv_ctc"] = _f("crnn_lstm", "architecture variant of the held-out reader")
+    reader2_arch: Literal["", "crnn", "crnn_lstm", "conv_ctc"] = _f(
+        "", "architecture of a second held-out reader (conv_ctc: no recurrent layer), trained like the first "
+            "(its steps, width, schedule, lines) with eval.reader2_seed; its CER/WER are recorded as "
+            "cer_reader2/wer_reader2. Empty = no second reader")
+    reader2: str = _f("", "second held-out reader checkpoint; empty = train one when eval.reader2_arch is set")
+    reader2_seed: int = _f(4321, "seed of the second held-out reader")
     reader_steps: int = _f(0, "pretraining steps of the held-out reader; 0 = as recognizer_train says "
                               "(the loss recognizer's length)", 0)
     reader_width: float = _f(0.0, "CNN channel multiplier of the held-out reader; 0 = recognizer.width. It "
@@ -262,6 +270,9 @@ class RestoreConfig:
     min_scale: float = _f(0.8, "strongest shrink the text-size step may apply (auto or PIXELS): a page is "
                                "never resized below this factor; thin strokes of pages shrunk further "
                                "did not survive (DIBCO, logbook 2026-11-30)", 0.125, 1.0)
+    page_model: str = _f("models/page_model.pt", "the generator `docrestore restore` uses when no --checkpoint "
+                                                "is given: the deployable page model `make page-model` writes "
+                                                "(relative paths: from the project root)")
     runtime: Literal["auto", "torch", "onnx"] = _f("auto", "inference runtime: onnx (the generator exported "
                                                           "and run by ONNX Runtime, checked against PyTorch "
                                                           "within 1e-3), torch, or auto (onnx on a CPU, "
@@ -291,9 +302,12 @@ class PagesConfig:
                            "there); 0 = train.val_every", 0)
     tile: int = _f(256, "side of the square tiles a whole page is restored in (multiple of 16); 0 = the patch size",
                    0, 4096)
-    binarize: Literal["fixed", "otsu"] = _f(
+    binarize: Literal["fixed", "otsu", "val"] = _f(
         "fixed", "how a restored page becomes binary before the DIBCO metrics: fixed = ink below 0.5, "
-                 "otsu = Otsu's threshold of the restored page")
+                 "otsu = Otsu's threshold of the restored page, val = the one threshold (0.05 ... 0.95) with "
+                 "the best mean F-measure on the validation pages (never the test pages); recorded per entry")
+    flip_vote: bool = _f(False, "restore each page and its mirror image and average the two (ERB's test-time "
+                                "vote between the page and its flipped copy); twice the restoration time")
     references: list[str] = _f(["otsu", "sauvola", "wolf", "nick", "isauvola", "su"],
                                "classical binarisers (doxapy) measured beside the methods")
     crop: int = _f(256, "side of the page crops in the figure (pixels)", 32, 4096)

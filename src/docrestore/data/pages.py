@@ -227,6 +227,18 @@ class PageSplits:
                 "val": [p.name for p in self.val], "test": [p.name for p in self.test]}
 
 
+def validation_pages(by_set: dict[str, list[PagePair]], sets: list[str], n: int) -> list[PagePair]:
+    """The last page of each of the first ``n`` sets (cycling when there are fewer sets)."""
+    val: list[PagePair] = []
+    k = 0
+    while len(val) < n:
+        pool = [p for p in by_set[sets[k % len(sets)]] if p not in val]
+        if pool:
+            val.append(pool[-1])
+        k += 1
+    return val
+
+
 def split_pages(pairs: list[PagePair], train_sets: list[str], test_sets: list[str], val_pages: int,
                 test_pages: int = 0, load: bool = True) -> PageSplits:
     """Training, validation and test pages by set name. Validation pages are taken out of the
@@ -247,13 +259,7 @@ def split_pages(pairs: list[PagePair], train_sets: list[str], test_sets: list[st
     if val_pages >= len(train_all):
         raise PageDataError(f"pages.val_pages={val_pages} leaves no training page ({len(train_all)} pages in "
                             f"{train_sets}); lower it")
-    val: list[PagePair] = []
-    k = 0
-    while len(val) < val_pages:
-        pool = [p for p in by_set[train_sets[k % len(train_sets)]] if p not in val]
-        if pool:
-            val.append(pool[-1])
-        k += 1
+    val = validation_pages(by_set, train_sets, val_pages)
     train = [p for p in train_all if p not in val]
     test = [p for s in test_sets for p in pairs if p.set == s]
     if test_pages > 0:

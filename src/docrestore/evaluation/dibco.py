@@ -5,7 +5,10 @@ Protocol (docs/metrics.md, "Pages"):
 - the generator restores the whole test page with the tiled restorer (tiles = the training patch
   size, overlap ``restore.overlap``); the restored page is binarised with ``pages.binarize``:
   ``fixed`` = ink where the restoration is below 0.5 (the generator is trained towards 0/1 with a
-  pixel loss), ``otsu`` = Otsu's threshold of the restored page;
+  pixel loss), ``otsu`` = Otsu's threshold of the restored page, ``val`` = one threshold chosen on
+  the validation pages (best mean F-measure); each entry records its rule and threshold, each
+  table row states it; with ``pages.flip_vote`` each page is restored with its mirror image too
+  and the two averaged (ERB's test-time vote);
 - F-measure, pseudo-F (the DIBCO 2010 variant: recall on the ground truth's skeleton, plain
   precision), PSNR of the binary images and DRD (NUBN counted as doxapy does) against the ground
   truth, per page; means with bootstrap 95 % intervals over the test pages;
@@ -44,15 +47,47 @@ class PageLedgerError(ValueError):
 
 
 # ------------------------------------------------------------------------------------ scores
-def binarize_restored(restored: np.ndarray, how: str = "fixed") -> np.ndarray:
-    """Ink mask of a restored page: ``fixed`` = below 0.5, ``otsu`` = below Otsu's threshold."""
+THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # the grid binarize=val chooses from
+
+
+def binarize_restored(restored: np.ndarray, how: str = "fixed", threshold: float = 0.5) -> np.ndarray:
+    """Ink mask of a restored page: ``fixed`` = below 0.5, ``otsu`` = below Otsu's threshold,
+    ``val`` = below ``threshold`` (chosen on the validation pages by :func:`choose_threshold`;
+    0.5 while it is not chosen yet, e.g. during training)."""
     if how == "fixed":
         return M.binarize(restored, 0.5)
+    if how == "val":
+        return M.binarize(restored, threshold)
     if how == "otsu":
         from .references import otsu
 
         return otsu(np.clip(restored, 0.0, 1.0)) < 0.5
-    raise ValueError(f"pages.binarize must be fixed or otsu, got {how!r}")
+    raise ValueError(f"pages.binarize must be fixed, otsu or val, got {how!r}")
+
+
+def threshold_label(binarize: str, threshold: float | None = None) -> str:
+    """How an entry's restored pages were made binary, for its table row."""
+    if binarize == "otsu":
+        return "Otsu"
+    if binarize == "val" and threshold is not None:
+        return f"{threshold:.2f} (val.)"
+    return "0.5"
+
+
+def best_threshold(restored: Sequence[np.ndarray], inks: Sequence[np.ndarray]) -> tuple[float, dict[str, float]]:
+    """The threshold of :data:`THRESHOLDS` with the best mean F-measure of ``restored`` pages
+    against their ground-truth ``inks``, and the mean F-measure of each threshold."""
+    means = {t: float(np.mean([M.fmeasure(M.binarize(r, t), ink) for r, ink in zip(restored, inks)]))
+             for t in THRESHOLDS}
+    best = max(THRESHOLDS, key=lambda t: (means[t], -abs(t - 0.5)))  # a tie goes to the one nearer 0.5
+    return best, {f"{t:.2f}": round(v, 4) for t, v in means.items()}
+
+
+def choose_threshold(generator, pages, cfg: C.Config, device) -> tuple[float, dict[str, float]]:
+    """:func:`best_threshold` of ``generator`` on ``pages`` (the validation pages): what
+    ``pages.binarize=val`` uses."""
+    restored = [restore_page(generator, p.load().image, cfg, device) for p in pages]
+    return best_threshold(restored, [p.ink for p in pages])
 
 
 def page_scores(pred_ink: np.ndarray, gt_ink: np.ndarray) -> dict[str, float]:
@@ -118,13 +153,21 @@ def restore_page(generator, image: np.ndarray, cfg: C.Config, device) -> np.ndar
     from ..restore.tiling import restore_image
 
     tile = (cfg.pages.tile, cfg.pages.tile) if cfg.pages.tile else patch_size(cfg)
-    return np.clip(restore_image(generator, image, device, tile=tile, overlap=cfg.restore.overlap,
-                                 batch_size=cfg.restore.batch_size), 0.0, 1.0)
+
+    def run(img: np.ndarray) -> np.ndarray:
+        return restore_image(generator, img, device, tile=tile, overlap=cfg.restore.overlap,
+                             batch_size=cfg.restore.batch_size)
+
+    out = run(image)
+    if cfg.pages.flip_vote:  # ERB's vote: the mirrored page restored, mirrored back, averaged
+        out = 0.5 * (out + run(np.ascontiguousarray(image[:, ::-1]))[:, ::-1])
+    return np.clip(out, 0.0, 1.0)
 
 
-def evaluate_generator(generator, pages, cfg: C.Config, device, crops: int = 2) -> tuple[dict, list]:
+def evaluate_generator(generator, pages, cfg: C.Config, device, crops: int = 2,
+                       threshold: float = 0.5) -> tuple[dict, list]:
     """Restore and score every page: ({metric: [per page]}, [(page, box, binarised crop)] for
-    the first ``crops`` pages)."""
+    the first ``crops`` pages). ``threshold``: the one ``pages.binarize=val`` chose."""
     from tqdm.auto import tqdm
 
     from .. import runs as R
@@ -133,7 +176,7 @@ def evaluate_generator(generator, pages, cfg: C.Config, device, crops: int = 2) 
     shown = []
     for i, page in enumerate(tqdm(pages, desc="restore pages", unit="page", disable=R.progress_disabled())):
         page.load()
-        pred = binarize_restored(restore_page(generator, page.image, cfg, device), cfg.pages.binarize)
+        pred = binarize_restored(restore_page(generator, page.image, cfg, device), cfg.pages.binarize, threshold)
         for k, v in page_scores(pred, page.ink).items():
             per_page[k].append(v)
         if i < crops:

@@ -32,6 +32,7 @@ from . import stats as S
 log = logging.getLogger("docrestore")
 
 METRICS = ("psnr", "ssim", "cer", "wer", "cer_loss_reader", "wer_loss_reader")
+READER2_METRICS = ("cer_reader2", "wer_reader2")  # the second held-out reader's, when eval.reader2_arch is set
 SAMPLE_LINES = 8
 
 
@@ -44,11 +45,14 @@ def _read(model, images: torch.Tensor, charset, device) -> list[str]:
 
 
 def _line_metrics(restored: np.ndarray, clean: np.ndarray, ref: str, hyp_reader: str, hyp_loss: str,
-                  ev) -> dict[str, float]:
-    return {"psnr": M.psnr(restored, clean), "ssim": M.ssim(restored, clean, window=ev.ssim_window,
-                                                            sigma=ev.ssim_sigma),
-            "cer": M.cer(ref, hyp_reader), "wer": M.wer(ref, hyp_reader),
-            "cer_loss_reader": M.cer(ref, hyp_loss), "wer_loss_reader": M.wer(ref, hyp_loss)}
+                  ev, hyp_reader2: str | None = None) -> dict[str, float]:
+    out = {"psnr": M.psnr(restored, clean), "ssim": M.ssim(restored, clean, window=ev.ssim_window,
+                                                           sigma=ev.ssim_sigma),
+           "cer": M.cer(ref, hyp_reader), "wer": M.wer(ref, hyp_reader),
+           "cer_loss_reader": M.cer(ref, hyp_loss), "wer_loss_reader": M.wer(ref, hyp_loss)}
+    if hyp_reader2 is not None:
+        out.update(cer_reader2=M.cer(ref, hyp_reader2), wer_reader2=M.wer(ref, hyp_reader2))
+    return out
 
 
 def sample_indices(n: int, k: int = SAMPLE_LINES) -> list[int]:
@@ -58,8 +62,9 @@ def sample_indices(n: int, k: int = SAMPLE_LINES) -> list[int]:
 
 @torch.no_grad()
 def evaluate_generator(cfg: C.Config, generator, data: loading.Data, reader, loss_recognizer,
-                       device: torch.device, with_references: bool = True) -> dict:
-    """Per-line metrics of ``generator`` (and of the reference methods) on the test split.
+                       device: torch.device, with_references: bool = True, reader2=None) -> dict:
+    """Per-line metrics of ``generator`` (and of the reference methods) on the test split;
+    with ``reader2`` (a second held-out reader) also its ``cer_reader2``/``wer_reader2``.
 
     Returns ``{"per_line": {metric: [...]}, "references": {name: {metric: [...]}}, "texts": [...],
     "preds": [...], "ids": [...], "images": {index: {"degraded","clean","restored"}}}``.
@@ -68,8 +73,10 @@ def evaluate_generator(cfg: C.Config, generator, data: loading.Data, reader, los
     test = loading.subset(data.test, ev.lines)
     keep = set(sample_indices(len(test)))
     generator.eval()
-    per_line = {m: [] for m in METRICS}
-    refs = {name: {m: [] for m in METRICS} for name in ("degraded", "otsu", "sauvola")} if with_references else {}
+    names = METRICS + (READER2_METRICS if reader2 is not None else ())
+    per_line = {m: [] for m in names}
+    refs = {name: {m: [] for m in names} for name in ("degraded", "otsu", "sauvola")} if with_references else {}
+    no_reader2 = lambda t: [None] * len(t)  # noqa: E731
     texts, preds, ids, fonts, images = [], [], [], [], {}
     i0 = 0
     for batch in tqdm(loading.loader(test, cfg, batch_size=32), desc="evaluate", unit="batch", **R.progress_options()):
@@ -82,9 +89,10 @@ def evaluate_generator(cfg: C.Config, generator, data: loading.Data, reader, los
             restored = generator(degraded).float().clamp(0, 1)
         hyp_r = _read(reader, restored, data.charset, device)
         hyp_l = _read(loss_recognizer, restored, data.charset, device)
+        hyp_2 = _read(reader2, restored, data.charset, device) if reader2 is not None else no_reader2(hyp_r)
         r_np, c_np, d_np = (loading.to_numpy_images(x) for x in (restored, clean, batch["degraded"]))
         for j, text in enumerate(batch["texts"]):
-            for k, v in _line_metrics(r_np[j], c_np[j], text, hyp_r[j], hyp_l[j], ev).items():
+            for k, v in _line_metrics(r_np[j], c_np[j], text, hyp_r[j], hyp_l[j], ev, hyp_2[j]).items():
                 per_line[k].append(float(v))
             if (i0 + j) in keep:
                 images[i0 + j] = {"degraded": d_np[j], "clean": c_np[j], "restored": r_np[j]}
@@ -95,8 +103,9 @@ def evaluate_generator(cfg: C.Config, generator, data: loading.Data, reader, los
                 t = torch.from_numpy(imgs.astype(np.float32))[:, None]
                 h_r = _read(reader, t, data.charset, device)
                 h_l = _read(loss_recognizer, t, data.charset, device)
+                h_2 = _read(reader2, t, data.charset, device) if reader2 is not None else no_reader2(h_r)
                 for j, text in enumerate(batch["texts"]):
-                    for k, v in _line_metrics(imgs[j], c_np[j], text, h_r[j], h_l[j], ev).items():
+                    for k, v in _line_metrics(imgs[j], c_np[j], text, h_r[j], h_l[j], ev, h_2[j]).items():
                         refs[name][k].append(float(v))
         texts += batch["texts"]
         preds += hyp_r
@@ -244,16 +253,23 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
     if "recognizer" in (ck.get("models") or {}):
         # S1/S2 trained the loss recognizer during the GAN run: that one is "the network optimised against"
         loss_recognizer.load_state_dict(ck["models"]["recognizer"])
-    for name, chars in (("reader", reader_chars), ("loss recognizer", loss_chars)):
+    reader2, reader2_path = None, None
+    if cfg.eval.reader2 or cfg.eval.reader2_arch:
+        reader2_path = ensure_recognizer(cfg, "reader2")
+        reader2, reader2_chars, reader2_cfg = CK.load_recognizer(reader2_path, device)
+    for name, chars in (("reader", reader_chars), ("loss recognizer", loss_chars),
+                        *((("second reader", reader2_chars),) if reader2 is not None else ())):
         if list(chars) != list(data.charset.chars):
             raise ValueError(f"the {name} was trained on another charset than the test data")
     result = dict(train_result or {})
     result.setdefault("history", ck.get("history", []))
     result.setdefault("data_hash", ck.get("data_hash", data.data_hash))
     # The references (degraded input, Otsu, Sauvola) are the same for every method on one test set:
-    # measured once per (data, readers, settings) and cached.
-    key = hashlib.sha256(json.dumps([data.data_hash, str(reader_path), str(loss_path),
-                                     cfg.eval.lines, cfg.eval.ssim_window, cfg.eval.ssim_sigma,
+    # measured once per (data, readers, settings) and cached. The readers are named by their
+    # weights, not their files: an S1/S2 checkpoint reads its references' cer_loss_reader with its
+    # own co-trained recognizer, which the pretrained recognizer's path does not name.
+    key = hashlib.sha256(json.dumps([data.data_hash, weights_digest(reader), weights_digest(loss_recognizer),
+                                     weights_digest(reader2) if reader2 is not None else None, cfg.eval.lines, cfg.eval.ssim_window, cfg.eval.ssim_sigma,
                                      cfg.eval.bootstrap, cfg.seed]).encode()).hexdigest()[:16]
     ref_cache = C.resolve_path(cfg.runs_dir) / "cache" / "references" / f"{key}.json"
     try:
@@ -261,7 +277,7 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
     except (OSError, json.JSONDecodeError):  # another job is writing it: measure them here too
         cached_refs = None
     evaluation = evaluate_generator(cfg, generator, data, reader, loss_recognizer, device,
-                                    with_references=cached_refs is None)
+                                    with_references=cached_refs is None, reader2=reader2)
     val_reader = validation_by_reader(cfg, generator, data, reader, device)
     clean = clean_reading(cfg, data, reader, device)
     ledger_dir = C.resolve_path(cfg.eval.ledger_dir)
@@ -269,6 +285,10 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
                         train_result=result, device=device, ledger_dir=ledger_dir)
     entry["val_reader"] = val_reader
     entry["reader_clean"] = summarize(clean, cfg)
+    if reader2 is not None:
+        entry["reader2"] = {"arch": reader2_cfg.recognizer.name, "seed": reader2_cfg.seed,
+                            "checkpoint": C.project_relative(reader2_path)}
+        entry["reader2_clean"] = summarize(clean_reading(cfg, data, reader2, device), cfg)
     if cached_refs is None:
         from ..files import write_text
 
@@ -285,6 +305,17 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
         path = L.write_entry(entry, ledger_dir)
         log.info("ledger entry written: %s", path)
     return entry
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 of a model's state (names, dtypes, shapes and values): two models read alike when
+    their digests agree, whatever file they were loaded from."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def _test_pairs(cfg: C.Config) -> bool:

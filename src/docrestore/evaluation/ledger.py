@@ -45,7 +45,9 @@ SUMMARY_KEYS = ("mean", "lo", "hi", "n")
 SETTINGS_IGNORED_KEYS = frozenset({"desc", "train.resume", "device", "data.loader_workers", "data.workers",
                                    "tracking.uri", "tracking.enabled", "runs_dir", "eval.ledger_dir",
                                    # a paper entry is always the test split; another split writes a real-lines entry
-                                   "eval.split"})
+                                   "eval.split",
+                                   # where restore finds its default model: no bearing on any result
+                                   "restore.page_model"})
 
 
 def config_differences(a: Mapping, b: Mapping) -> list[str]:

@@ -16,9 +16,10 @@ import numpy as np
 from scipy import stats as _sps
 
 __all__ = ["bootstrap_ci", "bootstrap_ratio_ci", "summarize", "summarize_metrics", "paired_test",
-           "mean_over_seeds", "seed_interval", "welch_over_seeds", "holm"]
+           "mean_over_seeds", "seed_interval", "welch_over_seeds", "holm", "paired_bootstrap_lines_seeds"]
 
 _CHUNK = 256  # resamples drawn at a time, so memory stays small for long test sets
+CONFIDENCE = 0.95  # of every interval the ledger records and the paper quotes
 
 
 def _values(values, name: str = "values") -> np.ndarray:
@@ -55,7 +56,7 @@ def _interval(boot: np.ndarray, confidence: float) -> tuple[float, float]:
 
 
 def bootstrap_ci(values, n_resamples: int = 1000, seed: int = 0,
-                 confidence: float = 0.95) -> tuple[float, float, float]:
+                 confidence: float = CONFIDENCE) -> tuple[float, float, float]:
     """(mean, lo, hi): the sample mean and its percentile-bootstrap interval over lines.
     Deterministic for a given seed."""
     _check(n_resamples, confidence)
@@ -65,7 +66,7 @@ def bootstrap_ci(values, n_resamples: int = 1000, seed: int = 0,
 
 
 def bootstrap_ratio_ci(numerators, denominators, n_resamples: int = 1000, seed: int = 0,
-                       confidence: float = 0.95) -> tuple[float, float, float]:
+                       confidence: float = CONFIDENCE) -> tuple[float, float, float]:
     """(ratio, lo, hi) for a ratio of sums over lines, e.g. corpus CER = Σ edits / Σ reference
     characters, with lines resampled as whole (edits, length) pairs."""
     _check(n_resamples, confidence)
@@ -83,14 +84,14 @@ def bootstrap_ratio_ci(numerators, denominators, n_resamples: int = 1000, seed: 
     return (float(num.sum() / den.sum()), *_interval(boot, confidence))
 
 
-def summarize(values, n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict:
+def summarize(values, n_resamples: int = 1000, seed: int = 0, confidence: float = CONFIDENCE) -> dict:
     """{"mean", "lo", "hi", "n"}: the ledger's form of a metric over test lines."""
     mean, lo, hi = bootstrap_ci(values, n_resamples, seed, confidence)
     return {"mean": mean, "lo": lo, "hi": hi, "n": int(np.asarray(values).size)}
 
 
 def summarize_metrics(per_line: Mapping[str, Sequence[float]], n_resamples: int = 1000, seed: int = 0,
-                      confidence: float = 0.95) -> dict[str, dict]:
+                      confidence: float = CONFIDENCE) -> dict[str, dict]:
     """{metric: summarize(values)} for a ledger's ``per_line`` mapping; same seed for every metric."""
     return {name: summarize(vals, n_resamples, seed, confidence) for name, vals in per_line.items()}
 
@@ -110,6 +111,35 @@ def paired_test(a, b) -> dict:
         return {**out, "statistic": 0.0, "p_value": 1.0}
     res = _sps.wilcoxon(x, y, zero_method="wilcox", alternative="two-sided")
     return {**out, "statistic": float(res.statistic), "p_value": float(res.pvalue)}
+
+
+def paired_bootstrap_lines_seeds(before, after, n_resamples: int = 1000, seed: int = 0,
+                                 confidence: float = 0.95) -> dict:
+    """Mean of ``after - before`` and its paired percentile-bootstrap interval over lines *and*
+    seeds: ``before`` and ``after`` are (seeds x lines) arrays of one metric on the same lines
+    (row i: training seed i); each resample draws lines and seeds with replacement, keeping each
+    line's before and after together. With one seed only the lines are resampled (the seed part
+    of the spread is then unseen, and ``seeds`` says so).
+
+    Returns {"before", "after", "delta", "lo", "hi", "lines", "seeds"}."""
+    _check(n_resamples, confidence)
+    b = np.asarray(before, dtype=np.float64)
+    a = np.asarray(after, dtype=np.float64)
+    b, a = (np.atleast_2d(x) for x in (b, a))
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"before {b.shape} and after {a.shape} must be (seeds x lines) arrays of the same shape")
+    _values(a, "after"), _values(b, "before")
+    d = a - b
+    k, n = d.shape
+    rng = np.random.default_rng(seed)
+    boot = np.empty(n_resamples)
+    for i in range(n_resamples):
+        rows = rng.integers(0, k, size=k) if k > 1 else np.zeros(1, dtype=int)
+        cols = rng.integers(0, n, size=n)
+        boot[i] = d[np.ix_(rows, cols)].mean()
+    lo, hi = _interval(boot, confidence)
+    return {"before": float(b.mean()), "after": float(a.mean()), "delta": float(d.mean()),
+            "lo": lo, "hi": hi, "lines": int(n), "seeds": int(k)}
 
 
 def mean_over_seeds(per_seed: Sequence[Mapping]) -> dict[str, dict]:
@@ -136,7 +166,7 @@ def mean_over_seeds(per_seed: Sequence[Mapping]) -> dict[str, dict]:
 
 
 # ------------------------------------------------------------------------ over training seeds
-def seed_interval(values, confidence: float = 0.95) -> dict:
+def seed_interval(values, confidence: float = CONFIDENCE) -> dict:
     """Student-t interval of an arm's mean over its training seeds.
 
     ``values`` holds one number per seed (each run's mean over the same test lines), so the

@@ -8,7 +8,7 @@ Every figure carries the traceability footer (profile, commit); it never re-runs
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +102,37 @@ def line_crops(entry: dict | None, rows: Sequence[dict], folder: str | Path | No
                                          placeholder=" ...") + "\n" + title
             ax.set_title(title, loc="left", fontsize=S.SMALL_FONT_PT)
     return S.add_footer(fig, [entry])
+
+
+def natural_lines(rows: Sequence[dict], entries: Sequence[dict] | Mapping[str, Sequence[dict]]) -> Figure | None:
+    """Restoration on lines nobody degraded (:mod:`docrestore.evaluation.natural`): per set, each
+    arm's change in mean per-line CER (points; left of 0: the reader reads the restored line
+    better than the scanned one) with its 95 % paired bootstrap interval over lines and seeds,
+    and the CER as scanned in the panel title. ``entries`` are the real-lines entries drawn (the
+    footer names them), as a list or by arm (a report's ``results``). None without rows."""
+    if not rows:
+        return None
+    if isinstance(entries, Mapping):
+        entries = [e for by_arm in entries.values() for e in by_arm]
+    sets = list(dict.fromkeys(r["set"] for r in rows))
+    arms = list(dict.fromkeys(r["method"] for r in rows))
+    fig, axes = S.new_figure(S.DOUBLE_COLUMN_IN, 0.35 * len(arms) + 1.1, ncols=len(sets), sharex=True, sharey=True,
+                             squeeze=False)
+    fig.suptitle("real test lines as scanned (not flattened, not damaged), read before and after restoration; "
+                 "95 % interval over lines and seeds", fontsize=S.SMALL_FONT_PT)
+    marks = {"helps": "o", "hurts": "s", "neutral": "D"}
+    for ax, name in zip(axes[0], sets):
+        here = [r for r in rows if r["set"] == name]
+        for r in here:
+            y = arms.index(r["method"])
+            d, lo, hi = (100 * r[k] for k in ("delta", "lo", "hi"))
+            ax.errorbar(d, y, xerr=[[d - lo], [hi - d]], fmt=marks[r["verdict"]], color="0.15", markersize=4,
+                        capsize=2, linewidth=0.9)
+        ax.axvline(0, color="0.5", linewidth=0.8, linestyle="--")
+        scanned = np.mean([r["before"] for r in here]) * 100
+        ax.set_title(f"{name} ({here[0]['lines']} lines)\nCER as scanned {scanned:.1f} %", fontsize=S.SMALL_FONT_PT)
+        ax.set_xlabel("ΔCER (points)")
+    axes[0][0].set_yticks(range(len(arms)))
+    axes[0][0].set_yticklabels(arms)
+    axes[0][0].invert_yaxis()
+    return S.add_footer(fig, list(entries))

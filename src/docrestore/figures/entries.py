@@ -51,6 +51,8 @@ METRICS: dict[str, tuple[str, bool, float, int]] = {
     "wer": ("WER (%)", False, 100.0, 2),
     "cer_loss_reader": ("CER, loss recognizer (%)", False, 100.0, 2),
     "wer_loss_reader": ("WER, loss recognizer (%)", False, 100.0, 2),
+    "cer_reader2": ("CER, 2nd reader (%)", False, 100.0, 2),
+    "wer_reader2": ("WER, 2nd reader (%)", False, 100.0, 2),
 }
 
 

@@ -77,8 +77,29 @@ def output_dirs(ledger_dir: str | Path) -> tuple[Path, Path]:
     return parent / "figures", parent / "tables"
 
 
+def declared_comparisons(plan: str | Path | None, profile: str,
+                         ledger_dir: str | Path | None = None) -> tuple[dict, str]:
+    """(the plan's declared families of comparisons, the plan's path or ""): ``plan="auto"`` is the
+    profile's paper plan (configs/experiments/paper_<profile>.yaml) when there is one and the
+    ledger is the profile's own (``eval.ledger_dir``; another ledger folder was made by another
+    plan, which is then given by name); None: no plan (each table tests its own rows)."""
+    from docrestore.scheduler import plan as PL
+
+    if plan is None:
+        return {}, ""
+    if plan == "auto":
+        path = PL.PLAN_DIR / f"paper_{profile}.yaml"
+        own = C.resolve_path(C.load_config(profile=profile).eval.ledger_dir).resolve()
+        if not path.is_file() or (ledger_dir is not None and C.resolve_path(ledger_dir).resolve() != own):
+            return {}, ""
+        plan = path
+    loaded = PL.load_plan(plan)
+    return loaded.comparisons, str(C.project_relative(loaded.path))
+
+
 def make_all(ledger_dir: str | Path | None, figures_dir: str | Path | None = None,
-             tables_dir: str | Path | None = None, profile: str | None = None) -> dict:
+             tables_dir: str | Path | None = None, profile: str | None = None,
+             plan: str | Path | None = "auto") -> dict:
     """Draw every figure and table the ledger has results for.
 
     Paths are resolved against the project root (:func:`docrestore.config.resolve_path`).
@@ -87,8 +108,10 @@ def make_all(ledger_dir: str | Path | None, figures_dir: str | Path | None = Non
     subfolder (:func:`profile_dirs`).
     Returns a JSON-ready report: ``{"profile", "profile_label", "ledger_dir", "figures_dir",
     "tables_dir", "experiments", "figures": {name: [paths]}, "tables": {name: path},
-    "skipped": {name: reason}, "identical": entries.identical_arms(...)}``. A figure or table whose group is missing is skipped with the
-    reason (naming the group); any other error propagates.
+    "skipped": {name: reason}, "identical": entries.identical_arms(...), "comparisons": {family:
+    {reference, arms, metric}}, "plan": path}``. The tables test the families of comparisons the
+    ``plan`` declares (:func:`declared_comparisons`). A figure or table whose group is missing is
+    skipped with the reason (naming the group); any other error propagates.
     """
     if ledger_dir is None:
         ledger_dir = C.load_config(profile=profile).eval.ledger_dir
@@ -97,6 +120,7 @@ def make_all(ledger_dir: str | Path | None, figures_dir: str | Path | None = Non
     entries = load_entries(ledger_root, profile)
     prof = entries[0]["profile"]
     fig_dir, tab_dir = profile_dirs(figures_dir or default_fig, tables_dir or default_tab, prof)
+    families, plan_path = declared_comparisons(plan, prof, ledger_root)
     report: dict = {
         "profile": prof,
         "profile_label": style.profile_label([prof]),
@@ -109,6 +133,9 @@ def make_all(ledger_dir: str | Path | None, figures_dir: str | Path | None = Non
         "skipped": {},
         # one result counted twice: same settings, or settings that had no effect
         "identical": E.identical_arms(entries),
+        "plan": plan_path,
+        "comparisons": {n: {"reference": c.reference, "arms": [str(a) for a in c.arms], "metric": c.metric}
+                        for n, c in families.items()},
     }
     for c in report["identical"]:
         log.warning("identical arms (%s): %s%s", c["kind"], " = ".join(c["experiments"]),
@@ -127,15 +154,25 @@ def make_all(ledger_dir: str | Path | None, figures_dir: str | Path | None = Non
         log.info("figure %s written to %s", name, fig_dir)
     for name, fn in tables.TABLES.items():
         try:
-            text = fn(entries)
+            text = fn(entries, families=families)
         except E.MissingResults as exc:
             report["skipped"][name] = str(exc)
             log.warning("table %s skipped: %s", name, exc)
             continue
         report["tables"][name] = str(tables.write_table(text, tab_dir, name))
         log.info("table %s written to %s", name, tab_dir)
+    for name, comparison in families.items():  # a declared family no paper table is named after
+        if name in tables.TABLES:
+            continue
+        try:
+            text = tables.family_table(entries, comparison)
+        except E.MissingResults as exc:
+            report["skipped"][f"family_{name}"] = str(exc)
+            log.warning("table family_%s skipped: %s", name, exc)
+            continue
+        report["tables"][f"family_{name}"] = str(tables.write_table(text, tab_dir, f"family_{name}"))
     # the numbers the paper's text quotes (\res{experiment}{key}), never typed by hand
-    report["macros"] = str(tables.write_table(tables.macros(entries), tab_dir, "macros"))
+    report["macros"] = str(tables.write_table(tables.macros(entries, families), tab_dir, "macros"))
     return report
 
 

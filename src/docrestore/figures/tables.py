@@ -128,19 +128,52 @@ def format_p(p: float | None) -> str:
 
 @dataclass
 class Family:
-    """A family of comparisons declared for one table before any test value is read: each of
-    ``arms`` against ``reference`` on ``metric``. The arms are the table's rows (chosen by name
-    or by validation CER, never by test results), so the family is fixed by the plan and the
-    selection rule, not by the outcome."""
+    """A family of comparisons fixed before any test value is read: each of ``arms`` against
+    ``reference`` on ``metric``. Declared in the plan (:func:`declared_family`: ``declared_in``
+    names the plan, ``missing`` the declared arms the ledger lacks, which still count in Holm's
+    family size), or, without a plan declaration, the table's rows (chosen by name or by
+    validation CER, never by test results)."""
 
     name: str
     reference: dict
     arms: list[dict]
     metric: str = P_METRIC
+    missing: list[str] = field(default_factory=list)
+    declared_in: str = ""
+    chosen: dict[str, str] = field(default_factory=dict)  # experiment -> how a best_of member was chosen
+
+
+def declared_family(comparison, entries: Sequence[dict]) -> Family:
+    """The :class:`Family` a plan declares (a :class:`docrestore.scheduler.plan.Comparison`),
+    resolved against the ledger's arms (seeds merged, by experiment name). A ``best_of`` member
+    is the candidate with the lowest validation CER read by the held-out reader
+    (:func:`entries.representative`); a member none of whose names is in the ledger is listed in
+    ``missing``. MissingResults when the reference is not in the ledger."""
+    by_name = {str(e.get("experiment")): e for e in entries}
+    ref = by_name.get(comparison.reference)
+    if ref is None:
+        raise E.MissingResults(f"the family {comparison.name!r} declared in {comparison.plan or 'the plan'}",
+                               [comparison.reference], "its reference arm is not in the ledger")
+    arms, missing, chosen = [], [], {}
+    for member in comparison.arms:
+        if isinstance(member, str):
+            if member in by_name:
+                arms.append(by_name[member])
+            else:
+                missing.append(member)
+            continue
+        found = [by_name[n] for n in member.candidates if n in by_name]
+        if not found:
+            missing.append(str(member))
+            continue
+        e, how = E.representative(found)
+        arms.append(e)
+        chosen[str(e.get("experiment"))] = f"{how}, of {', '.join(member.candidates)}"
+    return Family(comparison.name, ref, arms, comparison.metric, missing, comparison.plan or "the plan", chosen)
 
 
 def family_tests(family: Family) -> dict[str, dict]:
-    """Test every comparison of ``family``; {experiment: {"p", "p_holm", "test", "why"}}.
+    """Test every comparison of ``family``; {experiment: {"p", "p_holm", "test", "why", "counted"}}.
 
     - Arms with at least two seeds, like the reference: Welch's t-test over seed means
       (``test="welch"``), Holm-adjusted over the family (``p_holm``).
@@ -148,9 +181,11 @@ def family_tests(family: Family) -> dict[str, dict]:
       p = 1, :func:`docrestore.evaluation.stats.holm`), and get the paired Wilcoxon test over
       the run's test lines as a within-seed diagnostic (``test="wilcoxon-within-seed"``): it
       sees line sampling only, so it is no evidence of a method effect and is never adjusted.
+    - A declared arm the ledger lacks (``family.missing``) counts in the family size, untested.
     - An arm identical to the reference or to an arm before it (same settings, or identical
       results: :func:`entries.identical_arms`) is one result: counted once, not tested
       (``test=None``, ``why`` names its twin).
+    ``counted``: whether the comparison is one of the family's m in Holm's adjustment.
     """
     from docrestore.evaluation.stats import holm
 
@@ -168,22 +203,75 @@ def family_tests(family: Family) -> dict[str, dict]:
     for e in members:
         name = str(e.get("experiment"))
         if name in twin_of:
-            out[name] = {"p": None, "p_holm": None, "test": None,
+            out[name] = {"p": None, "p_holm": None, "test": None, "counted": False,
                          "why": f"identical to {twin_of[name]} (counted once)"}
             continue
         p = seed_test(e, family.reference, family.metric)
         if p is not None:
             seed_p[name] = p
-            out[name] = {"p": p, "p_holm": None, "test": "welch", "why": ""}
+            out[name] = {"p": p, "p_holm": None, "test": "welch", "why": "", "counted": True}
             continue
         seed_p[name] = None  # in the family, untestable over seeds
         q, why = p_value(e, family.reference, family.metric)
         out[name] = {"p": q, "p_holm": None, "test": "wilcoxon-within-seed" if q is not None else None,
-                     "why": why or "one seed: within-seed diagnostic only"}
+                     "why": why or "one seed: within-seed diagnostic only", "counted": True}
+    for name in family.missing:
+        seed_p[name] = None
+        out[name] = {"p": None, "p_holm": None, "test": None, "counted": True,
+                     "why": f"declared in {family.declared_in or 'the plan'} but not in the ledger"}
     for name, adj in holm(seed_p).items():
         out[name]["p_holm"] = adj
-    out[ref_name] = {"p": None, "p_holm": None, "test": None, "why": "reference"}
+    for name, how in family.chosen.items():
+        if name in out:
+            out[name]["chosen"] = how
+    out[ref_name] = {"p": None, "p_holm": None, "test": None, "why": "reference", "counted": False}
     return out
+
+
+NOT_DECLARED = {"p": None, "p_holm": None, "test": None, "counted": False,
+                "why": "not in the family of comparisons declared in the plan (not tested)"}
+
+
+def family_size(results: dict[str, dict]) -> int:
+    """m of Holm's adjustment: the comparisons :func:`family_tests` counted."""
+    return sum(1 for r in results.values() if r.get("counted"))
+
+
+def table_family(table: str, base: dict, shown: Sequence[dict], entries: Sequence[dict],
+                 families: dict | None) -> tuple[Family, dict[str, dict], list[dict]]:
+    """(family, its test results, arms to show): the plan's family named ``table`` when the plan
+    declares one (with its declared arms the table would not show added to the rows), else the
+    table's own rows against ``base``."""
+    comparison = (families or {}).get(table)
+    if comparison is None:
+        family = Family(table, base, list(shown))
+        return family, family_tests(family), list(shown)
+    family = declared_family(comparison, entries)
+    names = {str(e.get("experiment")) for e in shown}
+    extra = [e for e in family.arms if str(e.get("experiment")) not in names]
+    return family, family_tests(family), list(shown) + extra
+
+
+def family_note(family: Family, results: dict[str, dict]) -> str:
+    """The caption's words for the p column: the test, the family Holm ran over (declared in the
+    plan, or the table's rows), the within-seed diagnostic and twin marks."""
+    m = family_size(results)
+    where = (f"declared in the plan {latex_escape(family.declared_in)} before the runs"
+             + (f"; {len(family.missing)} declared arm{'s' if len(family.missing) != 1 else ''} not in the "
+                f"ledger count{'' if len(family.missing) != 1 else 's'} as untested" if family.missing else "")
+             if family.declared_in else "in this table (no family declared in the plan: the table's rows)")
+    what = latex_escape(E.metric_label(family.metric).split(' (')[0])
+    text = (f" $p$: two-sided test of {what} against "
+            f"{latex_escape(E.display_name(family.reference))}. "
+            f"$^{{t}}$: Welch's $t$-test over the seed means, Holm-adjusted over the family of the "
+            f"{m} comparison{'s' if m != 1 else ''} {where} (an arm with one seed counts in the family "
+            "as untested). $^{w}$: an arm with one seed, "
+            f"paired Wilcoxon signed-rank test of per-line {what} within that one run: a diagnostic "
+            "of line sampling, not evidence of a method effect, not adjusted. $\\equiv$: "
+            "identical to another arm, counted once.")
+    if family.declared_in:
+        text += " --: not in the declared family, not tested."
+    return text
 
 
 def p_cell(result: dict | None) -> str:
@@ -308,14 +396,20 @@ def _entry_row(entry: dict, metrics: Sequence[str], base: dict | None, label: st
 
 
 def _tested_rows(family: Family, labels: dict[str, str] | None = None,
-                 extras: dict[str, Sequence[str]] | None = None, metrics: Sequence[str] = ()) -> list[Row]:
-    """Rows of the reference and every arm of ``family``, tested together (Holm over the family)."""
-    results = family_tests(family)
+                 extras: dict[str, Sequence[str]] | None = None, metrics: Sequence[str] = (),
+                 results: dict[str, dict] | None = None, shown: Sequence[dict] | None = None) -> list[Row]:
+    """Rows of the reference and every arm of ``shown`` (default: the family's arms), tested
+    together (Holm over the family; ``results`` its :func:`family_tests`, computed when not
+    given). A shown arm outside the family is marked as not tested."""
+    results = family_tests(family) if results is None else results
+    arms = family.arms if shown is None else shown
     rows = []
-    for e in [family.reference] + [a for a in family.arms if a is not family.reference]:
+    for e in [family.reference] + [a for a in arms if a is not family.reference]:
         name = str(e.get("experiment"))
         rows.append(_entry_row(e, metrics or MAIN_METRICS, family.reference, label=(labels or {}).get(name),
-                               extra=(extras or {}).get(name, ()), tested=results.get(name)))
+                               extra=(extras or {}).get(name, ()), tested=results.get(name, NOT_DECLARED)))
+        if results.get(name, {}).get("chosen"):
+            rows[-1].comment += f" chosen: {results[name]['chosen']}"
     return rows
 
 
@@ -325,7 +419,9 @@ def _n_lines(entries: Sequence[dict]) -> str:
 
 
 def _caption(title: str, entries: Sequence[dict], base: dict | None, with_p: bool = True,
-             extra: str = "") -> str:
+             extra: str = "", tested: tuple[Family, dict] | None = None) -> str:
+    """The table's caption; ``tested`` is the (family, results) its p column shows (default: the
+    table's entries but ``base`` against ``base``)."""
     profile = S.profile_label(e.get("profile", "unknown") for e in entries)
     hashes = sorted({str(e.get("data_hash"))[:8] for e in entries})
     synthetic = all(not E.cfg_get(e, "data.manifest") and E.cfg_get(e, "data.source", "synthetic") == "synthetic"
@@ -343,16 +439,10 @@ def _caption(title: str, entries: Sequence[dict], base: dict | None, with_p: boo
                  "the 95\\% Student-$t$ interval over seeds: it covers the arm's mean over training "
                  "runs on these test lines (training variance), not line sampling.")
     if with_p and base is not None:
-        twins = E.identical_arms(entries)
-        # the family: every arm but the reference, an arm identical to another counted once
-        m = len([e for e in entries if e is not base]) - sum(len(c["experiments"]) - 1 for c in twins)
-        text += (f" $p$: two-sided test of CER against {latex_escape(E.display_name(base))}. "
-                 f"$^{{t}}$: Welch's $t$-test over the seed means, Holm-adjusted over the family of the "
-                 f"{m} comparison{'s' if m != 1 else ''} in this table (declared with the table; an arm "
-                 "with one seed counts in the family as untested). $^{w}$: an arm with one seed, "
-                 "paired Wilcoxon signed-rank test of per-line CER within that one run: a diagnostic "
-                 "of line sampling, not evidence of a method effect, not adjusted. $\\equiv$: "
-                 "identical to another arm, counted once.")
+        if tested is None:
+            family = Family("table", base, [e for e in entries if e is not base])
+            tested = (family, family_tests(family))
+        text += family_note(*tested)
     same = E.identical_note(entries)  # names the arms of E.identical_arms(entries)
     if same:
         text += " " + latex_escape(same)
@@ -382,30 +472,33 @@ def _baseline_or_none(entries: Sequence[dict]) -> dict | None:
 
 
 # ----------------------------------------------------------------------------- tables
-def main_table(entries: Sequence[dict]) -> str:
+def main_table(entries: Sequence[dict], families: dict | None = None) -> str:
     """References (degraded input, Otsu, Sauvola), the baseline(s) and one arm per method group."""
     base = E.baseline_entry(entries)
     refs, ref_entry = _references(entries, base)
+    chosen = E.headline_entries(entries)
+    family, results, shown = table_family("main_comparison", base, [e for e, _ in chosen], entries, families)
+    metrics = MAIN_METRICS + reader2_metrics(shown, ("cer_reader2",))
     rows = []
     for key, label in REFERENCE_LABELS.items():
         if key in refs:
-            rows.append(Row(label=label, stats={m: E.metric(refs[key], m) for m in MAIN_METRICS},
+            rows.append(Row(label=label, stats={m: E.metric(refs[key], m) for m in metrics},
                             comment=_comment(f"reference={key} (computed once per test set) from "
                                              + entry_comment(entry=ref_entry)[2:]), p="--"))
     clean = ref_entry.get("reader_clean") or base.get("reader_clean")
     if clean:
+        clean2 = {f"{m}_reader2": v for m, v in (ref_entry.get("reader2_clean") or {}).items()}
         rows.insert(0, Row(label="Clean line (upper bound)",
-                           stats={m: E.metric(clean, m) for m in MAIN_METRICS},
+                           stats={m: E.metric({**clean, **clean2}, m) for m in metrics},
                            comment=_comment("the held-out reader on the clean test lines, from "
                                             + entry_comment(ref_entry)[2:]), p="--", ranked=False))
     if rows:
         rows[-1].rule_after = True
-    chosen = E.headline_entries(entries)
-    family = Family("main", base, [e for e, _ in chosen])
-    results = family_tests(family)
-    for e, how in chosen:
-        rows.append(_entry_row(e, MAIN_METRICS, base, tested=results.get(str(e.get("experiment")))))
-        rows[-1].comment += f" chosen: {how}"
+    how = {str(e.get("experiment")): h for e, h in chosen}
+    for e in shown:
+        name = str(e.get("experiment"))
+        rows.append(_entry_row(e, metrics, family.reference, tested=results.get(name, NOT_DECLARED)))
+        rows[-1].comment += f" chosen: {how.get(name) or results.get(name, {}).get('chosen') or 'declared in the plan'}"
     hands = hand_rows([e for e, _ in chosen])
     if hands:
         rows[-1].rule_after = True
@@ -416,8 +509,27 @@ def main_table(entries: Sequence[dict]) -> str:
     if hands:
         title += (" Below the rule, the same arms on the test lines in hands (fonts) that training also "
                   "used (seen hands) and in held-out hands it never saw (unseen hands).")
-    return render_table(rows, MAIN_METRICS, _caption(title, [e for e, _ in chosen], base),
+    cap = _caption(title, shown, family.reference, tested=(family, results), extra=reader2_note(shown, metrics))
+    return render_table(rows, metrics, cap,
                         "tab:main", header_comment="main comparison")
+
+
+def reader2_metrics(entries: Sequence[dict], wanted: Sequence[str]) -> tuple[str, ...]:
+    """``wanted`` (second-reader columns) when any of ``entries`` records them, else ()."""
+    return tuple(m for m in wanted if any(E.metric(e.get("metrics"), m) for e in entries))
+
+
+def reader2_note(entries: Sequence[dict], metrics: Sequence[str]) -> str:
+    """The caption's sentence on the second held-out reader's columns (empty without them)."""
+    if not any(m.endswith("_reader2") for m in metrics):
+        return ""
+    archs = sorted({str((e.get("reader2") or {}).get("arch", "?")) for e in entries if e.get("reader2")})
+    missing = [E.display_name(e) for e in entries if E.metric(e.get("metrics"), "cer_reader2") is None]
+    text = (f"Second reader: a held-out reader of another architecture ({latex_escape(', '.join(archs) or '?')}), "
+            "trained on the same clean lines with another seed, read the same restored lines.")
+    if missing:
+        text += f" Not read by it (--): {latex_escape(', '.join(missing))}."
+    return text
 
 
 def hand_rows(chosen: Sequence[dict]) -> list[Row]:
@@ -447,46 +559,52 @@ def hand_rows(chosen: Sequence[dict]) -> list[Row]:
     return rows
 
 
-def reader_table(entries: Sequence[dict]) -> str:
+def reader_table(entries: Sequence[dict], families: dict | None = None) -> str:
     """CER/WER by the held-out reader next to those by the loss recognizer: a method that only
     fools the recognizer it was trained against shows a gap here."""
     chosen = [e for e, _ in E.headline_entries(entries)] + E.by_group(entries).get(E.READER, [])
     if not chosen:
         raise E.MissingResults("the reader check table", [E.BASELINE])
     base = _baseline_or_none(entries)
-    rows = [_entry_row(e, READER_METRICS, base) for e in chosen]
+    metrics = READER_METRICS + reader2_metrics(chosen, ("cer_reader2", "wer_reader2"))
+    rows = [_entry_row(e, metrics, base) for e in chosen]
     title = ("Held-out reader against the loss recognizer: CER and WER of the restored test lines "
              "read by the held-out reader and by the recognizer the losses were computed with.")
-    cap = _caption(title, chosen, base, with_p=False)
-    return render_table(rows, READER_METRICS, cap, "tab:reader", with_p=False,
+    cap = _caption(title, chosen, base, with_p=False, extra=reader2_note(chosen, metrics))
+    return render_table(rows, metrics, cap, "tab:reader", with_p=False,
                         header_comment="reader check")
 
 
 def _ablation(entries: Sequence[dict], group, what: str, title: str,
-              label: str, extra_headers: Sequence[str], extra_fn, sort_key=None) -> str:
+              label: str, extra_headers: Sequence[str], extra_fn, sort_key=None,
+              families: dict | None = None, table: str = "") -> str:
     """A table of one group's arms (``group`` a name, or a function entries -> arms), the
-    baseline first as the reference of the p-values."""
+    baseline first as the reference of the p-values; tested as the plan's family named ``table``
+    declares, else as a family of the table's rows."""
     arms = group(entries) if callable(group) else E.require_group(entries, group, what)
     if sort_key is not None:
         arms.sort(key=sort_key)
     base = _baseline_or_none(entries)
+    if base is not None:
+        family, results, arms = table_family(table, base, arms, entries, families)
+        base = family.reference
     extras = {str(e.get("experiment")): [latex_escape(x) for x in extra_fn(e)] for e in arms}
     if base is not None:
         extras[str(base.get("experiment"))] = ["--"] * len(extra_headers)
-        rows = _tested_rows(Family(what, base, arms), extras=extras)
+        rows = _tested_rows(family, extras=extras, results=results, shown=arms)
         rows[0].rule_after = True
     else:
         rows = [_entry_row(e, MAIN_METRICS, None, extra=extras[str(e.get("experiment"))]) for e in arms]
     shown = arms + ([base] if base is not None else [])
-    return render_table(rows, MAIN_METRICS, _caption(title, shown, base), label, extra_headers,
-                        header_comment=what)
+    return render_table(rows, MAIN_METRICS, _caption(title, shown, base, tested=(family, results) if base else None),
+                        label, extra_headers, header_comment=what)
 
 
 def _num(x) -> str:
     return f"{x:g}" if isinstance(x, (int, float)) and not isinstance(x, bool) else str(x)
 
 
-def annealing_table(entries: Sequence[dict]) -> str:
+def annealing_table(entries: Sequence[dict], families: dict | None = None) -> str:
     """The CTC-annealing arms: schedule, target weight, warm-up and ramp steps."""
     return _ablation(
         entries, E.ANNEALING, "the CTC-annealing table",
@@ -494,10 +612,11 @@ def annealing_table(entries: Sequence[dict]) -> str:
         "in generator steps). The baseline uses a constant weight from the first step.",
         "tab:ablation-annealing", ["Schedule", r"$\lambda$", "Warm-up", "Ramp"],
         lambda e: [E.cfg_get(e, "train.ctc.schedule", "?"), _num(E.cfg_get(e, "train.ctc.weight", "?")),
-                   _num(E.cfg_get(e, "train.ctc.warmup", "?")), _num(E.cfg_get(e, "train.ctc.ramp", "?"))])
+                   _num(E.cfg_get(e, "train.ctc.warmup", "?")), _num(E.cfg_get(e, "train.ctc.ramp", "?"))],
+        families=families, table="ablation_annealing")
 
 
-def feature_weight_table(entries: Sequence[dict]) -> str:
+def feature_weight_table(entries: Sequence[dict], families: dict | None = None) -> str:
     """The recognition feature-loss weight sweep."""
     return _ablation(
         entries, E.FEATURE_WEIGHT, "the feature-loss weight table",
@@ -506,10 +625,11 @@ def feature_weight_table(entries: Sequence[dict]) -> str:
         "tab:ablation-feature-weight", ["Weight", "Taps"],
         lambda e: [_num(E.cfg_get(e, "train.feature_loss.weight", "?")),
                    "+".join(map(str, E.cfg_get(e, "train.feature_loss.taps", []) or [])) or "?"],
-        sort_key=lambda e: float(E.cfg_get(e, "train.feature_loss.weight", 0.0) or 0.0))
+        sort_key=lambda e: float(E.cfg_get(e, "train.feature_loss.weight", 0.0) or 0.0),
+        families=families, table="ablation_feature_weight")
 
 
-def feature_tap_table(entries: Sequence[dict]) -> str:
+def feature_tap_table(entries: Sequence[dict], families: dict | None = None) -> str:
     """Which recognizer taps the feature loss compares."""
     return _ablation(
         entries, E.tap_arms, "the feature-loss tap table",
@@ -517,10 +637,11 @@ def feature_tap_table(entries: Sequence[dict]) -> str:
         "(the weight-sweep arm at that weight is included for its tap).",
         "tab:ablation-feature-tap", ["Taps", "Weight"],
         lambda e: ["+".join(map(str, E.cfg_get(e, "train.feature_loss.taps", []) or [])) or "?",
-                   _num(E.cfg_get(e, "train.feature_loss.weight", "?"))])
+                   _num(E.cfg_get(e, "train.feature_loss.weight", "?"))],
+        families=families, table="ablation_feature_tap")
 
 
-def dual_modal_table(entries: Sequence[dict]) -> str:
+def dual_modal_table(entries: Sequence[dict], families: dict | None = None) -> str:
     """The dual-modal discriminator variants: what the text branch reads and the branch weights."""
     return _ablation(
         entries, E.DUAL_MODAL, "the dual-modal discriminator table",
@@ -529,24 +650,41 @@ def dual_modal_table(entries: Sequence[dict]) -> str:
         "tab:ablation-dual-modal", ["Text input", "Image w.", "Text w."],
         lambda e: [E.cfg_get(e, "discriminator.text_input", "?"),
                    _num(E.cfg_get(e, "discriminator.image_weight", "?")),
-                   _num(E.cfg_get(e, "discriminator.text_weight", "?"))])
+                   _num(E.cfg_get(e, "discriminator.text_weight", "?"))],
+        families=families, table="ablation_dual_modal")
 
 
-def ablation_table(entries: Sequence[dict]) -> str:
+def ablation_table(entries: Sequence[dict], families: dict | None = None) -> str:
     """The ablation summary behind the ablation bar chart: baseline, then one arm per component."""
     arms = E.ablation_arms(entries)
     base = arms[0][1]
-    rows = _tested_rows(Family("ablation", base, [e for _, e, _ in arms[1:]]),
-                        labels={str(e.get("experiment")): lab for lab, e, _ in arms},
+    family, results, shown = table_family("ablation_summary", base, [e for _, e, _ in arms[1:]], entries, families)
+    labels = {str(e.get("experiment")): lab for lab, e, _ in arms}
+    how = {str(e.get("experiment")): h for _, e, h in arms}
+    rows = _tested_rows(family, labels=labels, results=results, shown=shown,
                         extras={str(e.get("experiment")): [latex_escape(e.get("method") or e.get("experiment"))]
-                                for _, e, _ in arms})
-    for r, (_, _, how) in zip(rows, arms):
-        r.comment += f" chosen: {how}"
+                                for e in [family.reference] + shown})
+    for r, e in zip(rows, [family.reference] + [a for a in shown if a is not family.reference]):
+        r.comment += f" chosen: {how.get(str(e.get('experiment')), 'declared in the plan')}"
     title = ("Ablation: the ERB baseline and each component on its own and combined (one arm per "
              f"component, {E.SELECTION}).")
-    shown = [e for _, e, _ in arms]
-    return render_table(rows, MAIN_METRICS, _caption(title, shown, base), "tab:ablation",
-                        ["Method"], header_comment="ablation summary", first_header="Arm")
+    return render_table(rows, MAIN_METRICS, _caption(title, [family.reference] + shown, family.reference,
+                                                     tested=(family, results)),
+                        "tab:ablation", ["Method"], header_comment="ablation summary", first_header="Arm")
+
+
+def family_table(entries: Sequence[dict], comparison) -> str:
+    """A table of a declared family that no paper table is named after (e.g. the CTC study's):
+    its reference and arms, tested as declared (Holm over the family)."""
+    family = declared_family(comparison, entries)
+    results = family_tests(family)
+    rows = _tested_rows(family, results=results)
+    rows[0].rule_after = True
+    title = (f"The family of comparisons {latex_escape(comparison.name)} declared in the plan "
+             f"{latex_escape(family.declared_in)}: each arm against {latex_escape(E.display_name(family.reference))}.")
+    shown = [family.reference] + family.arms
+    return render_table(rows, MAIN_METRICS, _caption(title, shown, family.reference, tested=(family, results)),
+                        f"tab:family-{comparison.name}", header_comment=f"declared family {comparison.name}")
 
 
 TABLES = {
@@ -558,7 +696,9 @@ TABLES = {
     "ablation_feature_tap": feature_tap_table,
     "ablation_dual_modal": dual_modal_table,
 }
-"""Every paper table: file stem -> function (entries) -> LaTeX text."""
+"""Every paper table: file stem -> function (entries, families=None) -> LaTeX text; ``families``
+are the plan's declared comparisons (:attr:`docrestore.scheduler.plan.Plan.comparisons`), each
+table testing the family named as its file stem when there is one."""
 
 
 def write_table(text: str, tables_dir: str | Path, name: str) -> Path:
@@ -571,7 +711,7 @@ def write_table(text: str, tables_dir: str | Path, name: str) -> Path:
 
 
 # ------------------------------------------------------------------------------ macros
-MACRO_METRICS = ("psnr", "ssim", "cer", "wer", "cer_loss_reader")
+MACRO_METRICS = ("psnr", "ssim", "cer", "wer", "cer_loss_reader", "cer_reader2", "wer_reader2")
 
 
 def _def(name: str, value: str) -> str:
@@ -612,7 +752,23 @@ def ctc_macros(entry: dict) -> dict[str, str]:
     return out
 
 
-def macros(entries: Sequence[dict]) -> str:
+def method_constants(entry: dict) -> dict[str, str]:
+    """The method's constants as one run used them (its config in the ledger), for the paper's
+    method section: the pixel-loss weight beta and the U-Net's encoder filters (ERB's
+    64-128-256-256-512 times ``generator.width``)."""
+    out: dict[str, str] = {}
+    beta = E.cfg_get(entry, "train.pixel_weight")
+    if isinstance(beta, (int, float)):
+        out["pixel-weight"] = f"{beta:g}"
+    width = E.cfg_get(entry, "generator.width")
+    if E.cfg_get(entry, "generator.name", "unet") == "unet" and isinstance(width, (int, float)):
+        from docrestore.models.generator import ERB_FILTERS, scaled_channels
+
+        out["generator-filters"] = "--".join(str(scaled_channels(f, width)) for f in ERB_FILTERS)
+    return out
+
+
+def macros(entries: Sequence[dict], families: dict | None = None) -> str:
     """Every number the paper's text quotes, as LaTeX macros read from the ledger:
     ``\\res{<experiment>}{<key>}`` (e.g. ``\\res{baseline_s1}{psnr}``, ``\\res{baseline_s1}{cer-sd}``,
     ``\\res{notes_switch}{ctc-raw-max}``, ``\\res{ref-degraded}{psnr}``, ``\\res{clean}{cer}``,
@@ -621,10 +777,23 @@ def macros(entries: Sequence[dict]) -> str:
     lines = ["% Generated by docrestore.figures.tables.macros from the results ledger; do not edit by hand.",
              "% Use \\res{experiment}{key}; see docs/paper.md."]
     base = _baseline_or_none(entries)
-    # p-values as the main table tests them (its family, Holm over it); an arm outside the main
-    # table is tested against the baseline on its own
-    main_tests = family_tests(Family("main", base, [x for x, _ in E.headline_entries(entries)])) if base else {}
-    for e in entries if base else []:
+    # p-values as the main table tests them (the plan's declared family, else the table's rows;
+    # Holm over it); an arm outside it is tested against the baseline on its own
+    main_tests: dict[str, dict] = {}
+    if base:
+        try:
+            _, main_tests, _ = table_family("main_comparison", base, [x for x, _ in E.headline_entries(entries)],
+                                            entries, families)
+        except E.MissingResults:  # the declared reference is not in the ledger: no p macros
+            main_tests = {}
+    for fam in (families or {}).values() if base and main_tests else []:
+        try:  # an arm of another declared family: as that family tests it
+            got = family_tests(declared_family(fam, entries))
+        except E.MissingResults:
+            continue
+        for name, r in got.items():
+            main_tests.setdefault(name, r)
+    for e in entries if base and main_tests else []:
         if str(e.get("experiment")) not in main_tests:
             main_tests[str(e.get("experiment"))] = family_tests(Family("single", base, [e]))[str(e.get("experiment"))]
     for e in sorted(entries, key=lambda e: str(e.get("experiment"))):
@@ -659,6 +828,7 @@ def macros(entries: Sequence[dict]) -> str:
         fw = E.cfg_get(e, "train.feature_loss.weight")
         if isinstance(fw, (int, float)) and fw > 0:
             lines.append(_def(f"{name}@feature-weight", f"{fw:g}"))
+        lines += [_def(f"{name}@{k}", v) for k, v in method_constants(e).items()]
     try:
         refs, ref_entry = _references(entries, base)
     except E.MissingResults:
@@ -681,6 +851,13 @@ def macros(entries: Sequence[dict]) -> str:
         nonfinite = [(e.get("train") or {}).get("nonfinite") for e in entries]
         if all(isinstance(n, int) for n in nonfinite):
             lines.append(_def("all@nonfinite", str(sum(nonfinite))))
+        for key, dotted in (("ssim-sigma", "eval.ssim_sigma"), ("ssim-window", "eval.ssim_window")):
+            vals = sorted({f"{v:g}" for e in entries for v in [E.cfg_get(e, dotted)] if isinstance(v, (int, float))})
+            if vals:
+                lines.append(_def(f"all@{key}", "/".join(vals)))
+        from docrestore.evaluation.stats import CONFIDENCE
+
+        lines.append(_def("all@confidence", f"{100 * CONFIDENCE:g}"))
         twins = E.identical_arms(entries)
         lines.append(_def("all@distinct", str(len(entries) - sum(len(c["experiments"]) - 1 for c in twins))))
         lines.append(_def("all@identical", str(len(twins))))

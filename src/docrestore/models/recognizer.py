@@ -14,6 +14,10 @@ reinterprets memory instead of transposing and scrambles the line; a permute doe
 
 Tap layouts: ``"cnn1".."cnn5"`` (and ``"cnn_last"``, an alias of the last) are ``(B,C,H',W')``;
 ``"rnn"`` is ``(T,B,2*rnn_hidden)``. ``tap_channels`` gives each tap's channel count.
+
+A third architecture, ``"conv_ctc"`` (:class:`ConvCTC`), has no recurrent layer at all: residual
+conv blocks and dilated 1-D convolutions over the frames. It is the second held-out reader, so a
+conclusion never rests on one reader family (both CRNNs share the CNN-then-RNN design).
 """
 
 from __future__ import annotations
@@ -135,6 +139,12 @@ class LineRecognizer(nn.Module):
         self.tap_channels["cnn_last"] = self.block_channels[-1]
         self.tap_channels["rnn"] = 2 * cfg.rnn_hidden
 
+    SEQUENCE_TAP = "rnn"  # the tap of the per-frame sequence layer's output
+
+    def sequence(self, seq: torch.Tensor) -> torch.Tensor:
+        """The per-frame sequence model, (T,B,F) -> (T,B,2*rnn_hidden): the recurrent layers."""
+        return rnn_forward(self.rnn, seq)
+
     @staticmethod
     def normalize(x: torch.Tensor) -> torch.Tensor:
         """[0, 1] -> [-1, 1]; done inside the model so that every caller feeds it alike."""
@@ -164,9 +174,9 @@ class LineRecognizer(nn.Module):
             if i == last and "cnn_last" in wanted:
                 features["cnn_last"] = h
         seq = to_frames(self.height_pool(h))            # (T,B,F), T = W/4
-        seq = rnn_forward(self.rnn, self.dropout(seq))          # (T,B,2*hidden)
-        if "rnn" in wanted:
-            features["rnn"] = seq
+        seq = self.sequence(self.dropout(seq))          # (T,B,2*hidden)
+        if self.SEQUENCE_TAP in wanted:
+            features[self.SEQUENCE_TAP] = seq
         with torch.autocast(device_type=seq.device.type, enabled=False):
             logits = self.classifier(seq)               # float32 scores for the CTC
         return RecognizerOutput(logits, features)
@@ -212,7 +222,77 @@ class CRNNLSTM(LineRecognizer):
         self._finish(cfg, ch, nn.LSTM)
 
 
-RECOGNIZERS: dict[str, type[LineRecognizer]] = {"crnn": GatedCRNN, "crnn_lstm": CRNNLSTM}
+class ResidualBlock(nn.Module):
+    """conv-BN-ReLU-conv-BN plus a (1x1 where channels change) shortcut, ReLU, then max-pool
+    where the map shrinks (ResNet's basic block)."""
+
+    def __init__(self, cin: int, cout: int, pool: tuple[int, int] | None):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                                  nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(cout))
+        self.shortcut = (nn.Identity() if cin == cout else
+                         nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout)))
+        self.pool = nn.MaxPool2d(pool) if pool is not None else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(torch.relu(self.body(x) + self.shortcut(x)))
+
+
+class TemporalConv(nn.Module):
+    """A residual dilated 1-D convolution over the frames (time), (B,C,T) -> (B,C,T)."""
+
+    def __init__(self, channels: int, dilation: int, kernel_size: int = 5):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, kernel_size, padding=dilation * (kernel_size // 2),
+                              dilation=dilation)
+        self.norm = nn.BatchNorm1d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.relu(self.norm(self.conv(x)))
+
+
+class ConvCTC(LineRecognizer):
+    """"conv_ctc": a fully convolutional CTC reader, no recurrent layer.
+
+    A conv stem and four residual blocks (filters 16-32-48-64-96 x ``cfg.width``; 2x2 pools after
+    blocks 1 and 2, a (2,1) pool after block 3: width / 4, height / 8), then a 1x1 projection of each frame to
+    ``2 * rnn_hidden`` channels and ``rnn_layers + 1`` residual temporal convolutions (kernel 5,
+    dilations 1, 2, 4, ...: a receptive field of dozens of frames, the context a BiLSTM gives),
+    and a linear layer to the classes. A design of another family than both CRNNs: a conclusion
+    that holds under this reader and under the CRNN reader does not rest on one architecture.
+    """
+
+    BASE_CHANNELS = (16, 32, 48, 64, 96)
+    POOLS = ((2, 2), (2, 2), (2, 1), None, None)
+    TAPS = ("cnn1", "cnn2", "cnn3", "cnn4", "cnn5", "cnn_last", "tcn")
+    SEQUENCE_TAP = "tcn"
+
+    def __init__(self, cfg: RecognizerConfig, num_classes: int, height: int):
+        super().__init__(cfg, num_classes, height)
+        ch = [scaled_channels(c, cfg.width) for c in self.BASE_CHANNELS]
+        cins = [1] + ch[:-1]
+        # a plain stem at full resolution (a residual block there would double the reader's cost)
+        self.blocks = nn.ModuleList([PlainBlock(1, ch[0], self.POOLS[0])] + [
+            ResidualBlock(ci, co, p) for ci, co, p in zip(cins[1:], ch[1:], self.POOLS[1:])])
+        self.block_channels = tuple(ch)
+        self.height_pool = nn.AdaptiveMaxPool2d((self.FRAME_HEIGHT, None))
+        self.dropout = nn.Dropout(cfg.dropout)
+        hidden = 2 * cfg.rnn_hidden
+        self.project = nn.Conv1d(ch[-1] * self.FRAME_HEIGHT, hidden, 1)
+        self.temporal = nn.Sequential(*(TemporalConv(hidden, 2 ** i) for i in range(cfg.rnn_layers + 1)))
+        self.classifier = nn.Linear(hidden, self.num_classes)
+        self.tap_channels = {f"cnn{i + 1}": c for i, c in enumerate(ch)}
+        self.tap_channels["cnn_last"] = ch[-1]
+        self.tap_channels["tcn"] = hidden
+
+    def sequence(self, seq: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=seq.device.type, enabled=False):
+            x = seq.float().permute(1, 2, 0)                  # (B,F,T)
+            return self.temporal(self.project(x)).permute(2, 0, 1)  # (T,B,2*hidden)
+
+
+RECOGNIZERS: dict[str, type[LineRecognizer]] = {"crnn": GatedCRNN, "crnn_lstm": CRNNLSTM, "conv_ctc": ConvCTC}
 
 
 def build_recognizer(cfg: RecognizerConfig, num_classes: int, height: int) -> LineRecognizer:

@@ -1,6 +1,10 @@
 """``docrestore restore``: restore users' page or line images of any size with a trained generator.
 
     docrestore restore scans/ folio_3.tif --checkpoint runs/<run>/best_val_cer.pt --out restored/
+    docrestore restore page.png --out restored/     # the page model of `make page-model`
+
+Without ``--checkpoint`` the page model at ``restore.page_model`` (``models/page_model.pt``,
+written by ``make page-model``) is used; when it does not exist, one line says how to make it.
 
 Each input becomes ``<out>/<relative path>.png`` with its whole name kept (``scans/vol1/f.tif``
 found in ``scans/`` -> ``<out>/vol1/f.tif.png``; folders are searched one level deep unless
@@ -12,7 +16,8 @@ skipped. The output folder is checked writable before any page is computed; an o
 already exists is kept (and counted in the summary) unless ``--overwrite``.
 
 Tile size: by default the generator's own training size, read from the checkpoint's config
-(``data.height`` x ``data.width``), because that is what it learned on. A ``restore.tile_height``
+(``data.height`` x ``data.width``), because that is what it learned on; for a checkpoint trained
+on pages, the square tile the page benchmark measured it with (``pages.tile``). A ``restore.tile_height``
 or ``restore.tile_width`` set in a config file or on the command line, i.e. one that differs from
 the value the profile alone gives, wins over the checkpoint's (per side; tiles must be multiples
 of 16). Setting it to exactly the profile's value therefore has no effect.
@@ -65,6 +70,25 @@ def training_size(ckpt_cfg: Any) -> tuple[int, int] | None:
         return None
 
 
+def page_tile(ckpt_cfg: Any) -> tuple[int, int] | None:
+    """The square tile a page checkpoint was measured with (``pages.tile``, or its patch size when
+    that is 0), or None for a line checkpoint: the page benchmark restores pages in these tiles,
+    so `restore` does too (a 32 x 256 line tile gives a page model far less context)."""
+    if not S.trained_on_pages(ckpt_cfg):
+        return None
+    cfg = ckpt_cfg if isinstance(ckpt_cfg, dict) else C.to_dict(ckpt_cfg)
+    try:
+        pages = cfg["pages"]
+        tile = int(pages.get("tile") or 0)
+        if tile:
+            return tile, tile
+        h, w = int(pages.get("patch_height") or 0), int(pages.get("patch_width") or 0)
+        size = training_size(cfg)
+        return (h or size[0], w or size[1]) if size else None
+    except (KeyError, AttributeError, TypeError, ValueError):
+        return None
+
+
 def resolve_restore_config(cfg: C.Config, ckpt_cfg: Any) -> tuple[C.RestoreConfig, str]:
     """The RestoreConfig to run with and a line saying where the tile size came from.
 
@@ -72,7 +96,8 @@ def resolve_restore_config(cfg: C.Config, ckpt_cfg: Any) -> tuple[C.RestoreConfi
     otherwise the generator's training size from ``ckpt_cfg`` is used.
     """
     profile_default = C.load_config(profile=cfg.profile).restore
-    trained = training_size(ckpt_cfg)
+    paged = page_tile(ckpt_cfg)
+    trained = paged or training_size(ckpt_cfg)
     r = cfg.restore
     user_h = r.tile_height != profile_default.tile_height
     user_w = r.tile_width != profile_default.tile_width
@@ -81,8 +106,8 @@ def resolve_restore_config(cfg: C.Config, ckpt_cfg: Any) -> tuple[C.RestoreConfi
                    "(the checkpoint's config has no data.height/width)")
     h = r.tile_height if user_h else trained[0]
     w = r.tile_width if user_w else trained[1]
-    src_h = "restore.tile_height" if user_h else "checkpoint data.height"
-    src_w = "restore.tile_width" if user_w else "checkpoint data.width"
+    src_h = "restore.tile_height" if user_h else ("checkpoint pages.tile" if paged else "checkpoint data.height")
+    src_w = "restore.tile_width" if user_w else ("checkpoint pages.tile" if paged else "checkpoint data.width")
     return dataclasses.replace(r, tile_height=h, tile_width=w), f"{h} x {w} ({src_h}, {src_w})"
 
 
@@ -228,6 +253,15 @@ def main_cli(cfg: C.Config, args) -> int:
     """
     recursive = bool(getattr(args, "recursive", False))
     keep_depth = bool(getattr(args, "keep_depth", False))
+    if not getattr(args, "checkpoint", None):
+        from ..training.page_model import make_page_model_hint, page_model_path
+
+        default = page_model_path(cfg)
+        if not default.is_file():
+            return _error(make_page_model_hint(default))
+        print(f"{PROG}: no --checkpoint given: using the page model {default} (restore.page_model)",
+              file=sys.stderr)
+        args.checkpoint = str(default)
     try:
         found = find_inputs(args.inputs, recursive=recursive)
     except FileNotFoundError as exc:

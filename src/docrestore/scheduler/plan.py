@@ -20,6 +20,18 @@ Optional keys: ``description``, ``runs_dir`` (default ``runs``), ``tracking_uri`
 ``$MLFLOW_TRACKING_URI`` or ``sqlite:///<runs_dir>/mlflow.db``); per notebook, ``seeds``
 (overrides the plan's).
 
+``comparisons`` declares, before anything runs, the families of tests the results are read
+with: each family is a reference arm and the arms compared with it on one metric, and Holm's
+adjustment runs over exactly that family (a declared arm missing from the results still counts,
+as untested). An arm is a ledger experiment name (seeds merged), or ``{best_of: [names]}``: the
+one of those arms with the lowest validation CER read by the held-out reader (never test data)::
+
+    comparisons:
+      main_comparison:             # a paper table's name: that table tests this family
+        reference: baseline_s1
+        metric: cer                # default cer
+        arms: [baseline_cgan, baseline_s2, {best_of: [anneal_linear, anneal_cosine]}]
+
 Nothing is silently ignored: an unknown key is an error that names it, and every parameter
 name is checked against the assignments in the notebook's cell tagged ``parameters`` before
 any job starts (papermill itself only warns about an unknown parameter and runs anyway).
@@ -54,6 +66,13 @@ PLAN_KEYS = {
     "cpu_workers": "jobs at a time when no GPU is visible (default 2)",
     "runs_dir": "where the plan's folder goes (default: runs)",
     "tracking_uri": "MLflow store for every job (default: $MLFLOW_TRACKING_URI or sqlite:///<runs_dir>/mlflow.db)",
+    "comparisons": "families of tests declared before the runs: {family: {reference, arms, metric}}, Holm over each",
+}
+COMPARISON_METRICS = ("cer", "wer", "psnr", "ssim", "cer_loss_reader", "wer_loss_reader", "cer_reader2", "wer_reader2")
+COMPARISON_KEYS = {
+    "reference": "the experiment every arm is compared with, e.g. baseline_s1",
+    "arms": "list of experiment names, or {best_of: [names]} (the lowest validation CER of those)",
+    "metric": "the metric tested (default cer): " + ", ".join(COMPARISON_METRICS),
 }
 NOTEBOOK_KEYS = {
     "notebook": "path of the .ipynb, relative to the project root",
@@ -100,6 +119,29 @@ class Job:
                 "parameters": self.parameters, "fingerprint": self.fingerprint}
 
 
+@dataclass(frozen=True)
+class BestOf:
+    """A family member chosen after the runs by a rule fixed before them: the one of
+    ``candidates`` with the lowest validation CER read by the held-out reader."""
+
+    candidates: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return "best_of(" + ", ".join(self.candidates) + ")"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A family of comparisons declared in a plan: each arm against ``reference`` on ``metric``;
+    Holm's adjustment runs over all of ``arms`` (the family size is ``len(arms)``)."""
+
+    name: str
+    reference: str
+    arms: tuple[str | BestOf, ...]
+    metric: str = "cer"
+    plan: str = ""  # the plan's file name, for captions
+
+
 @dataclass
 class Plan:
     name: str
@@ -112,6 +154,7 @@ class Plan:
     cpu_workers: int = 2
     runs_dir: Path = field(default_factory=lambda: C.resolve_path("runs"))
     tracking_uri_setting: str = ""
+    comparisons: dict[str, Comparison] = field(default_factory=dict)
 
     @property
     def state_dir(self) -> Path:
@@ -176,6 +219,57 @@ def _mapping(value: Any, where: str) -> dict:
             raise PlanError(f"'{where}' has the key {k!r}, which is not a Python name, so no notebook "
                             "parameter can have it")
     return dict(value)
+
+
+def _comparisons(raw: Any, where: str, plan: str = "") -> dict[str, Comparison]:
+    """The plan's ``comparisons``, strictly checked (see the module docstring)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not raw:
+        raise PlanError(f"{where}: 'comparisons' must be a mapping of family name: {{reference, arms, metric}}, "
+                        f"got {raw!r}")
+    out = {}
+    for name, fam in raw.items():
+        fw = f"{where}, comparisons.{name}"
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise PlanError(f"{where}: a family of comparisons needs a short name of letters, digits, '_', "
+                            f"'.' or '-', got {name!r}")
+        if not isinstance(fam, dict):
+            raise PlanError(f"{fw} must be a mapping {{reference: name, arms: [names]}}, got {fam!r}")
+        for key in fam:
+            if key not in COMPARISON_KEYS:
+                raise _unknown_key(key, COMPARISON_KEYS, fw)
+        ref = fam.get("reference")
+        if not isinstance(ref, str) or not ref:
+            raise PlanError(f"{fw}: 'reference' (the experiment every arm is compared with) is missing")
+        metric = fam.get("metric", "cer")
+        if metric not in COMPARISON_METRICS:
+            raise PlanError(f"{fw}: 'metric' must be one of {list(COMPARISON_METRICS)}, got {metric!r}")
+        arms_raw = fam.get("arms")
+        if not isinstance(arms_raw, list) or not arms_raw:
+            raise PlanError(f"{fw}: 'arms' must be a non-empty list of experiment names or {{best_of: [names]}}")
+        arms: list[str | BestOf] = []
+        named: list[str] = []
+        for a in arms_raw:
+            if isinstance(a, str) and a:
+                arms.append(a)
+                named.append(a)
+            elif (isinstance(a, dict) and set(a) == {"best_of"} and isinstance(a["best_of"], list)
+                  and len(a["best_of"]) >= 2 and all(isinstance(x, str) and x for x in a["best_of"])):
+                arms.append(BestOf(tuple(a["best_of"])))
+                named += a["best_of"]
+            else:
+                raise PlanError(f"{fw}: an arm must be an experiment name or {{best_of: [two or more names]}}, "
+                                f"got {a!r}")
+        twice = sorted({n for n in named if named.count(n) > 1})
+        if twice:
+            raise PlanError(f"{fw}: {', '.join(twice)} appear(s) twice in the family; each comparison is "
+                            "declared once, or Holm would count it twice")
+        if ref in named:
+            raise PlanError(f"{fw}: the reference {ref} is also one of its arms; an arm is never compared "
+                            "with itself")
+        out[name] = Comparison(name=name, reference=ref, arms=tuple(arms), metric=metric, plan=plan)
+    return out
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -244,7 +338,8 @@ def load_plan(path: str | Path) -> Plan:
         description=str(data.get("description") or ""), seeds=seeds,
         jobs_per_gpu=_positive_int(data.get("jobs_per_gpu", 1), "jobs_per_gpu"),
         cpu_workers=_positive_int(data.get("cpu_workers", 2), "cpu_workers"),
-        runs_dir=runs_dir, tracking_uri_setting=uri)
+        runs_dir=runs_dir, tracking_uri_setting=uri,
+        comparisons=_comparisons(data.get("comparisons"), where, path.name))
 
 
 # ---------------------------------------------------------------------------- expanding

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from .. import config as C
@@ -234,7 +235,16 @@ def notebook_overrides(steps: int | None = None, data_root: str | None = None,
 LINES = Benchmark(
     name="lines", configure=make_config, folder=lambda ledger_dir, profile: C.resolve_path(ledger_dir) / profile,
     fields=RU.CURRENT_FIELDS, train=run_experiment, columns=("psnr", "ssim", "cer", "wer"), digits=4,
-    extra_columns=lambda e: {"run": e["mlflow_run_id"][:8], "profile": e["profile"]})
+    extra_columns=lambda e: {"run": e["mlflow_run_id"][:8], "profile": e["profile"], "lines": line_source(e)})
+
+
+def line_source(entry: Mapping) -> str:
+    """Which lines an entry measured, as every table says: font lines, or real hands (the ingest's
+    manifest named; clean = the background-flattened real crop, degraded = our damage model)."""
+    data = (entry.get("config") or {}).get("data") or {}
+    if data.get("source") == "real":
+        return f"real hands ({Path(str(data.get('real_lines', ''))).parent.name or 'ingested'}; clean flattened)"
+    return "font lines" if not data.get("manifest") else f"manifest {Path(str(data['manifest'])).parent.name}"
 
 
 def run_or_reuse(exp: Experiment, profile: str | None = None, seed: int = 0,

@@ -75,7 +75,12 @@ def run_page_experiment(exp: Experiment, profile: str | None = None, seed: int =
     device = D.pick_device(cfg.device)
     generator, _ = CK.load_generator(result["best"], device)
     t1 = time.time()
-    per_page, shown = dibco.evaluate_generator(generator, splits.test, cfg, device)
+    threshold, chosen = 0.5, None
+    if cfg.pages.binarize == "val":  # chosen on the validation pages before a test page is read
+        threshold, chosen = dibco.choose_threshold(generator, splits.val, cfg, device)
+        log.info("%s: threshold %.2f chosen on the validation pages (mean F-measure by threshold: %s)",
+                 exp.name, threshold, chosen)
+    per_page, shown = dibco.evaluate_generator(generator, splits.test, cfg, device, threshold=threshold)
     references = dibco.evaluate_references(splits.test, cfg.pages.references)
     eval_s = time.time() - t1
     name = entry_name(exp, seed)
@@ -84,7 +89,9 @@ def run_page_experiment(exp: Experiment, profile: str | None = None, seed: int =
         experiment=name, method=exp.method, cfg=cfg, splits=splits, per_page=per_page, references=references,
         train_result=result, device=D.describe(device), samples=samples,
         extra={"steps": result["steps"], "train_seconds": round(train_s, 1), "eval_seconds": round(eval_s, 1),
-               "best_checkpoint": C.project_relative(result["best"]), "init_from": cfg.train.init_from})
+               "best_checkpoint": C.project_relative(result["best"]), "init_from": cfg.train.init_from,
+               "threshold": None if cfg.pages.binarize == "otsu" else threshold, "threshold_val_fm": chosen,
+               "flip_vote": cfg.pages.flip_vote})
     path = dibco.write_page_entry(entry, cfg.eval.ledger_dir)
     run.write_json("page_entry.json", {k: v for k, v in entry.items() if k not in ("per_page", "references_per_page")})
     m = entry["metrics"]
@@ -94,11 +101,17 @@ def run_page_experiment(exp: Experiment, profile: str | None = None, seed: int =
     return entry
 
 
+def _row_binarisation(entry) -> str:
+    from ..figures.dibco_outputs import row_binarisation
+
+    return row_binarisation(entry)
+
+
 PAGES = Benchmark(
     name="pages", configure=make_page_config, folder=dibco.pages_dir, fields=dibco.PAGE_FIELDS,
     train=run_page_experiment, columns=dibco.PAGE_METRICS, digits=2,
-    extra_columns=lambda e: {"steps": e.get("steps"), "train_s": e.get("train_seconds"),
-                             "run": (e["mlflow_run_id"] or "")[:8]},
+    extra_columns=lambda e: {"binarised": _row_binarisation(e), "steps": e.get("steps"),
+                             "train_s": e.get("train_seconds"), "run": (e["mlflow_run_id"] or "")[:8]},
     reference_labels=dibco.REFERENCE_LABELS, fingerprinted=False)
 
 
@@ -122,6 +135,21 @@ def run_pages(profile: str | None = None, arms=("supervised", "cgan"), train_set
 
 
 results_table = PAGES.table
+
+
+def published_table(test_sets=None):
+    """The published rows of the DIBCO table (cited from their papers, never measured here),
+    grouped by their own test set, ``test_sets`` (None: pages.test_sets) first; None where a paper
+    does not report the measure. Notebook 05 shows it beside the measured rows."""
+    import pandas as pd
+
+    test_sets = test_sets or C.PagesConfig().test_sets
+    from ..figures.dibco_outputs import published_groups, set_label
+
+    rows = [{"test set": test, "method": p["method"], **{m: p.get(m) for m in dibco.PAGE_METRICS},
+             "source": p["source"]}
+            for test, group in published_groups([set_label(s) for s in test_sets]) for p in group]
+    return pd.DataFrame(rows).set_index(["test set", "method"])
 
 
 def page_outputs(entries: list[dict]) -> list[Path]:

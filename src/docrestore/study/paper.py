@@ -71,12 +71,17 @@ def prepare(profile: str | None = None, seed: int = 0):
 
 
 def ensure_reader(profile: str, seed: int = 0) -> Path:
-    """The held-out reader of ``profile`` (trained now into the recognizer cache when missing):
+    """The held-out reader of ``profile`` (trained now into the recognizer cache when missing), and
+    the second one when the profile sets ``eval.reader2_arch``:
     what :func:`prepare` runs in its own process (``python -m docrestore.study reader``)."""
     from ..training.recognizer import ensure_recognizer
 
     R.setup_logging()
-    return ensure_recognizer(C.load_config(None, [f"seed={seed}"], profile=profile), "reader")
+    cfg = C.load_config(None, [f"seed={seed}"], profile=profile)
+    path = ensure_recognizer(cfg, "reader")
+    if cfg.eval.reader2 or cfg.eval.reader2_arch:  # the second held-out reader, in the same process
+        ensure_recognizer(cfg, "reader2")
+    return path
 
 
 def wait_reader(reader) -> None:

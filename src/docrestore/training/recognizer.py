@@ -5,7 +5,9 @@ Two roles use a pretrained recognizer:
   discriminator's text branch), architecture ``recognizer.name``, seed ``seed``;
 - ``reader``: the held-out reader that measures the paper's CER/WER, trained only on clean lines
   with another seed (``eval.reader_seed``) and architecture variant (``eval.reader_arch``), so no
-  loss was ever optimised against it.
+  loss was ever optimised against it;
+- ``reader2`` (optional, ``eval.reader2_arch``): a second held-out reader of another architecture
+  family (``conv_ctc``: no recurrent layer), same recipe, its own seed (``eval.reader2_seed``).
 """
 
 from __future__ import annotations
@@ -224,9 +226,13 @@ def start_from(cfg: C.Config, data: loading.Data, path: Path, device: torch.devi
 def role_config(cfg: C.Config, role: str) -> C.Config:
     """The config a recognizer of ``role`` is trained with."""
     rc = copy.deepcopy(cfg)
-    if role == "reader":
-        rc.recognizer.name = cfg.eval.reader_arch
-        rc.seed = cfg.eval.reader_seed
+    if role in ("reader", "reader2"):
+        # the second reader: the first's recipe with another architecture and seed
+        rc.recognizer.name = cfg.eval.reader_arch if role == "reader" else cfg.eval.reader2_arch
+        rc.seed = cfg.eval.reader_seed if role == "reader" else cfg.eval.reader2_seed
+        if not rc.recognizer.name:
+            raise C.ConfigError("a second held-out reader needs eval.reader2_arch (e.g. conv_ctc) or a "
+                                "checkpoint in eval.reader2")
         rc.recognizer_train.on_degraded = 0.0  # the reader sees clean lines only
         if cfg.eval.reader_steps:
             rc.recognizer_train.max_steps = cfg.eval.reader_steps
@@ -240,7 +246,7 @@ def role_config(cfg: C.Config, role: str) -> C.Config:
             rc.recognizer_train.augment = cfg.eval.reader_augment == "augmented"
         rc.recognizer_train.reader_lines = cfg.data.n_reader > 0
     elif role != "loss":
-        raise ValueError(f"role must be 'loss' or 'reader', got {role!r}")
+        raise ValueError(f"role must be 'loss', 'reader' or 'reader2', got {role!r}")
     rc.recognizer.checkpoint = ""
     rc.desc = f"{role}-{cfg.profile}-seed{rc.seed}"
     return rc
@@ -260,6 +266,8 @@ def ensure_recognizer(cfg: C.Config, role: str = "loss") -> Path:
         return _exists(cfg.recognizer.checkpoint, "recognizer.checkpoint")
     if role == "reader" and cfg.eval.reader:
         return _exists(cfg.eval.reader, "eval.reader")
+    if role == "reader2" and cfg.eval.reader2:
+        return _exists(cfg.eval.reader2, "eval.reader2")
     rc = role_config(cfg, role)
     from ..data.synth import ensure_dataset
 
