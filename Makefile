@@ -22,10 +22,13 @@ help: ## list the targets
 	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
 	@echo "  variables: PROFILE=$(PROFILE) (smoke|quick|full), PLAN=..., ARGS='key=value ...', DETACH=1 (train, paper-figures), DIBCO=PATH (page pairs)"
 
+# --compile-bytecode: .pyc files written once here; where PYTHONDONTWRITEBYTECODE is set (as in many
+# container images) every process otherwise compiled torch, pandas, scipy, ... from source again:
+# 15 s more CPU per process start (pytest workers, notebook kernels, subprocesses).
 .venv/.synced: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
 	  { echo "uv not found: installing it with pip"; python3 -m pip install --quiet uv; }
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	@$(RUN) python -c "import torch, torchvision; print('torch', torch.__version__, '| torchvision', torchvision.__version__, '| CUDA', torch.cuda.is_available())"
 	@touch $@
 

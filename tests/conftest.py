@@ -101,3 +101,29 @@ def project_kernel() -> str:
     if NB.KERNEL_NAME not in KernelSpecManager().find_kernel_specs():
         NB.install_kernel()
     return NB.KERNEL_NAME
+
+
+# Files whose tests share an expensive module-scoped fixture (every figure drawn, the original
+# fingerprints, the whole paper ledger): one worker runs each of them whole, so the fixture is
+# made once per run. Every other test goes to whichever worker is free: under `--dist loadfile`
+# the three notebook tests, or the four scheduler runs, waited for each other on one worker.
+ONE_WORKER_FILES = ("tests/test_figures.py", "tests/test_fingerprint.py", "tests/test_paper_pipeline.py")
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadgroup` (the Makefile's): test by test, but ONE_WORKER_FILES file by file.
+
+    xdist's own loadgroup reads `xdist_group` marks from suffixed node ids, which pytest 9 no
+    longer lets a plugin change (pytest-xdist issue #1386): the marks were silently ignored."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path in ONE_WORKER_FILES else nodeid
+
+    return FileGroups(config, log)
+

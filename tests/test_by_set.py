@@ -51,3 +51,40 @@ def test_every_line_table_says_which_lines_it_shows():
     font = {"config": {"data": {"source": "synthetic", "real_lines": "", "manifest": ""}}}
     assert P.line_source(real) == "real hands (htr; clean flattened)"
     assert P.line_source(font) == "font lines"
+
+
+def test_the_clean_and_degraded_rows_come_from_an_entrys_summaries():
+    s = lambda v: {"mean": v, "lo": v, "hi": v, "n": 3}  # noqa: E731
+    e = {**_entry("baseline_s1", [0.2, 0.4, 0.1]),
+         "references": {"degraded": {"psnr": s(13.0), "ssim": s(0.6), "cer": s(0.65), "wer": s(1.0)}},
+         "reader_clean": {"cer": s(0.27), "wer": s(0.64)}}
+    rows = B.reference_rows([e])
+    assert [(r["arm"], r["set"], r["lines"]) for r in rows] == [("clean", "all", 3), ("degraded", "all", 3)]
+    table = B.set_table(rows, reference=None)
+    assert list(table["CER (%)"]) == ["27.00", "65.00"] and table.iloc[0]["PSNR (dB)"] == "—"
+    assert B.reference_rows([_entry("x", [0, 0, 0])]) == []
+
+
+def test_the_reference_rows_split_by_set_where_the_entry_keeps_per_line_values():
+    s = lambda v: {"mean": v, "lo": v, "hi": v, "n": 3}  # noqa: E731
+    e = {**_entry("baseline_s1", [0.2, 0.4, 0.1]),
+         "references": {"degraded": {"psnr": s(13.0), "ssim": s(0.6), "cer": s(0.65), "wer": s(1.0)}},
+         "reader_clean": {"cer": s(0.27), "wer": s(0.64)},
+         "reader_clean_per_line": {"cer": [0.1, 0.3, 0.2], "wer": [0.5, 0.5, 1.0]},
+         "degraded_per_line": {"psnr": [12.0, 14.0, 13.0], "ssim": [0.6, 0.6, 0.6], "cer": [0.6, 0.8, 0.55],
+                               "wer": [1.0, 1.0, 1.0]}}
+    sets = {"a1": "cremma-mss-17", "a2": "cremma-mss-17", "b1": "iforal"}
+    rows = B.reference_rows([e], sets)
+    got = {(r["arm"], r["set"]): r for r in rows}
+    assert set(got) == {(k, s_) for k in ("clean", "degraded") for s_ in ("cremma-mss-17", "iforal", "all")}
+    assert got[("clean", "cremma-mss-17")]["cer"] == pytest.approx(0.2) and got[("clean", "iforal")]["psnr"] is None
+    assert got[("degraded", "cremma-mss-17")]["psnr"] == pytest.approx(13.0)
+    assert got[("degraded", "all")]["cer"] == pytest.approx(0.65)
+
+
+def test_the_qualitative_grid_says_when_its_lines_are_real_hands():
+    from docrestore.figures import plots
+
+    assert plots._pair_labels({"config": {"data": {"source": "real"}}}) == (
+        "degraded (our damage, real hand)", "clean (real line, flattened)")
+    assert plots._pair_labels({}) == ("degraded input", "clean (ground truth)")

@@ -53,3 +53,20 @@ def test_cached_references_are_read_by_the_checkpoints_own_co_trained_recognizer
     assert deg(warm, "cer_loss_reader") == pytest.approx(deg(cold, "cer_loss_reader"))
     # the held-out reader's rows are the same whatever the loss recognizer
     assert deg(warm, "cer") == pytest.approx(deg(first, "cer")) == pytest.approx(deg(cold, "cer"))
+
+
+def test_the_entry_keeps_the_clean_and_degraded_rows_per_line_cached_or_not(
+        tmp_path, smoke_dataset, smoke_recognizer, smoke_reader):
+    cfg = _cfg(tmp_path, smoke_dataset, smoke_recognizer, smoke_reader, tmp_path / "runs", "train.max_steps=1")
+    res = GANTrainer(cfg, R.start_run(cfg, "train")).fit()
+    kw = dict(method="m", group="manual", write=False)
+    cold = EV.evaluate_checkpoint(cfg, res["last"], experiment="a", **kw)
+    warm = EV.evaluate_checkpoint(cfg, res["last"], experiment="b", **kw)  # the references from the cache
+    for e in (cold, warm):
+        n = len(e["line_ids"])
+        assert {len(v) for v in e["degraded_per_line"].values()} == {n}
+        assert {len(v) for v in e["reader_clean_per_line"].values()} == {n}
+        assert sum(e["degraded_per_line"]["cer"]) / n == pytest.approx(e["references"]["degraded"]["cer"]["mean"],
+                                                                        abs=1e-5)
+        assert sum(e["reader_clean_per_line"]["cer"]) / n == pytest.approx(e["reader_clean"]["cer"]["mean"], abs=1e-5)
+    assert warm["degraded_per_line"] == cold["degraded_per_line"]

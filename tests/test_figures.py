@@ -23,10 +23,6 @@ from docrestore.evaluation import stats
 from docrestore.figures import entries as E
 from docrestore.figures import paper, plots, style, tables
 
-# the module-scoped figures are made once: with `pytest -n 2 --dist loadgroup` this file's tests
-# stay on one worker instead of each worker making them
-pytestmark = pytest.mark.xdist_group("figures")
-
 PROFILE = "smoke"
 N_LINES = 12
 TEXTS = ["anno 1723 den", "ende soo voort", "Item betaelt", "de heer van", "in den jaere", "ontfangen"]

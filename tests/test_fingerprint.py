@@ -20,9 +20,6 @@ from docrestore import config as C
 from docrestore import fingerprint as FP
 from docrestore.study import reuse as RU
 
-# the module-scoped original fingerprints are computed once (one worker under --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("fingerprint")
-
 ARMS = {  # the three kinds of line arm: no text loss, CTC, recognition feature loss
     "cgan": ["train.ctc.weight=0"],
     "ctc": ["train.ctc.weight=1", "train.scenario=S1"],

@@ -15,9 +15,8 @@ from docrestore.evaluation import ledger as L
 from docrestore.figures.plots import FIGURES
 from docrestore.figures.tables import TABLES
 
-# trains every paper arm, then runs notebook 04: not in `make test-fast`; the module-scoped
-# ledger is made once (its tests stay on one worker under --dist loadgroup)
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("paper_pipeline")]
+# trains every paper arm, then runs notebook 04: not in `make test-fast`
+pytestmark = pytest.mark.e2e
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "04_evaluation_figures.ipynb"
 

@@ -65,6 +65,35 @@ def set_rows(entries: Sequence[Mapping], sets: Mapping[str, str], arms: Sequence
     return sorted(rows, key=lambda r: (r["set"] == N.ALL_SETS, r["set"], list(arms).index(r["arm"])))
 
 
+def reference_rows(entries: Sequence[Mapping], sets: Mapping[str, str] | None = None) -> list[dict]:
+    """The main table's clean and degraded rows: the reader on the clean lines, and the degraded
+    input against the clean line. Per set (and ``all``) where an entry keeps their per-line values
+    (``reader_clean_per_line``, ``degraded_per_line``); else over every line from its summaries."""
+    first = next((e for e in entries if (e.get("references") or {}).get("degraded")), None)
+    if first is None:
+        return []
+    per_line = {"clean": first.get("reader_clean_per_line"), "degraded": first.get("degraded_per_line")}
+    summary = {"clean": first.get("reader_clean") or {}, "degraded": first["references"]["degraded"]}
+    methods = {"clean": "clean lines, read (reference)", "degraded": "degraded input (reference)"}
+    ids = list(first.get("line_ids") or [])
+    rows = []
+    for kind in ("clean", "degraded"):
+        values = per_line[kind]
+        if sets is not None and values and all(len(v) == len(ids) for v in values.values()):
+            line_set = np.array([sets.get(i, "-") for i in ids])
+            for name in sorted(set(line_set)) + [N.ALL_SETS]:
+                mask = np.ones(len(ids), bool) if name == N.ALL_SETS else line_set == name
+                rows.append({"set": name, "arm": kind, "method": methods[kind], "seeds": None, "lines": int(mask.sum()),
+                             **{m: (float(np.asarray(values[m], float)[mask].mean()) if m in values else None)
+                                for m in METRICS}, **{f"{m}_sd": None for m in METRICS}})
+        elif summary[kind].get("cer"):
+            rows.append({"set": N.ALL_SETS, "arm": kind, "method": methods[kind], "seeds": None,
+                         "lines": summary[kind]["cer"].get("n"),
+                         **{m: (summary[kind][m]["mean"] if m in summary[kind] else None) for m in METRICS},
+                         **{f"{m}_sd": None for m in METRICS}})
+    return rows
+
+
 def set_table(rows: Sequence[Mapping], reference: Mapping | None = ERB_IAM):
     """The table of :func:`set_rows` (CER/WER in %, mean ± sd over seeds) with the cited ERB row
     last; a DataFrame where pandas is present."""
@@ -74,7 +103,7 @@ def set_table(rows: Sequence[Mapping], reference: Mapping | None = ERB_IAM):
             return "—"
         return f"{scale * v:.2f}" + (f" ± {scale * sd:.2f}" if sd is not None else "")
 
-    out = [{"set": r["set"], "arm": r["method"], "lines": r["lines"], "seeds": r["seeds"],
+    out = [{"set": r["set"], "arm": r["method"], "lines": r["lines"], "seeds": r["seeds"] or "",
             "PSNR (dB)": cell(r, "psnr", 1), "SSIM": cell(r, "ssim", 1), "CER (%)": cell(r, "cer", 100),
             "WER (%)": cell(r, "wer", 100)} for r in rows]
     if reference:
@@ -91,8 +120,9 @@ def set_table(rows: Sequence[Mapping], reference: Mapping | None = ERB_IAM):
 
 
 def ledger_set_rows(ledger_dir: str | Path, profile: str, arms: Sequence[str] = tuple(N.MAIN_ARMS)) -> list[dict]:
-    """:func:`set_rows` for the entries of ``<ledger_dir>/<profile>``, the sets read from the test
-    data each entry was measured on (its config's ``data.real_lines``, the ingest's manifest)."""
+    """:func:`reference_rows` then :func:`set_rows` for the entries of ``<ledger_dir>/<profile>``, the
+    sets read from the test data each entry was measured on (its config's ``data.real_lines``, the
+    ingest's manifest)."""
     entries = L.read_ledger(ledger_dir, profile)
     sets: dict[str, str] = {}
     for manifest in {e["config"]["data"].get("real_lines") for e in entries} - {None, ""}:
@@ -101,7 +131,8 @@ def ledger_set_rows(ledger_dir: str | Path, profile: str, arms: Sequence[str] = 
             raise FileNotFoundError(f"the ledger's entries were measured on {manifest}, which is not here: ingest the "
                                     "sets again (docrestore ingest ... --out FOLDER) to name each line's set")
         sets.update({r["id"]: r.get("set") or "-" for r in MF.read_manifest(path)})
-    return set_rows(entries, sets, arms)
+    rows = reference_rows(entries, sets) + set_rows(entries, sets, arms)
+    return sorted(rows, key=lambda r: (r["set"] == N.ALL_SETS, r["set"]))  # stable: references first in a set
 
 
 def main(argv: list[str] | None = None) -> int:

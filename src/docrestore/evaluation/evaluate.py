@@ -285,16 +285,27 @@ def evaluate_checkpoint(cfg: C.Config, checkpoint: Path, *, experiment: str, met
                         train_result=result, device=device, ledger_dir=ledger_dir)
     entry["val_reader"] = val_reader
     entry["reader_clean"] = summarize(clean, cfg)
+    # per line too, in the test lines' order: tables split by set (real hands) need them
+    entry["reader_clean_per_line"] = {k: [round(v, 6) for v in vals] for k, vals in clean.items()}
     if reader2 is not None:
         entry["reader2"] = {"arch": reader2_cfg.recognizer.name, "seed": reader2_cfg.seed,
                             "checkpoint": C.project_relative(reader2_path)}
         entry["reader2_clean"] = summarize(clean_reading(cfg, data, reader2, device), cfg)
+    degraded_cache = ref_cache.with_name(f"{key}.degraded_per_line.json")
     if cached_refs is None:
         from ..files import write_text
 
+        entry["degraded_per_line"] = {m: [round(v, 6) for v in evaluation["references"]["degraded"][m]]
+                                      for m in ("psnr", "ssim", "cer", "wer")}
+        # the per-line file first: a job that finds the summaries finds these too
+        write_text(degraded_cache, json.dumps(entry["degraded_per_line"]))
         write_text(ref_cache, json.dumps(entry["references"]))  # parallel jobs: whole, then renamed
     else:
         entry["references"] = cached_refs
+        try:
+            entry["degraded_per_line"] = json.loads(degraded_cache.read_text())
+        except (OSError, json.JSONDecodeError):  # a cache from before per-line values were kept
+            pass
     m = entry["metrics"]
     log.info("%s: PSNR %.2f dB, SSIM %.4f, CER %.4f, WER %.4f (reader); degraded input PSNR %.2f, CER %.4f",
              experiment, m["psnr"]["mean"], m["ssim"]["mean"], m["cer"]["mean"], m["wer"]["mean"],

@@ -162,10 +162,11 @@ def qualitative_grid(entries: Sequence[dict], n_lines: int = 3, max_methods: int
     samples = {e.get("experiment"): {str(s.get("id")): s for s in e.get("samples") or []}
                for e in [base, *methods]}
     main_samples = samples[main.get("experiment")]
-    rows: list[tuple[str, dict, str]] = [("degraded input", main, "degraded")]
+    degraded_label, clean_label = _pair_labels(main)
+    rows: list[tuple[str, dict, str]] = [(degraded_label, main, "degraded")]
     for e, name in zip([base, *methods], _unique_names([base, *methods])):
         rows.append((name + (" (baseline)" if e is base else ""), e, "restored"))
-    rows.append(("clean (ground truth)", main, "clean"))
+    rows.append((clean_label, main, "clean"))
 
     ncols = len(chosen)
     col_w = (S.DOUBLE_COLUMN_IN - 1.0) / ncols
@@ -202,6 +203,14 @@ def qualitative_grid(entries: Sequence[dict], n_lines: int = 3, max_methods: int
                       interpolation="antialiased")
             ax.set_xlabel(_reading(line, wrap), fontsize=S.SMALL_FONT_PT, labelpad=1.5, loc="left")
     return S.add_footer(fig, [base, *methods])
+
+
+def _pair_labels(entry: dict) -> tuple[str, str]:
+    """Row labels of the degraded and clean lines, saying which source the grid shows: font lines,
+    or real hands (clean = the background-flattened real crop, degraded = our damage on it)."""
+    if ((entry.get("config") or {}).get("data") or {}).get("source") == "real":
+        return "degraded (our damage, real hand)", "clean (real line, flattened)"
+    return "degraded input", "clean (ground truth)"
 
 
 def _reading(line: dict, width: int) -> str:
