@@ -175,3 +175,116 @@ def test_machine_names_cpu_and_libraries():
 
     m = machine_info()
     assert m["cpu"] and m["torch"] and m["numpy"] and m["torch_threads"] >= 1
+
+
+# ------------------------------------------------------------------------------------ page arms
+PAGE_ARMS = ("supervised", "cgan")  # the paper's page arms: no discriminator, and ERB's cGAN
+
+
+def page_config(pages_module, tmp_path: Path, arm: str, seed: int = 0) -> C.Config:
+    return pages_module.make_page_config(pages_module.page_experiment(arm, ["TE"]), "smoke", seed,
+                                         [f"runs_dir={tmp_path}/runs", "tracking.enabled=false"])
+
+
+@pytest.fixture(scope="module")
+def original_pages(tmp_path_factory) -> dict[str, dict]:
+    from docrestore.study import pages as P
+
+    tmp = tmp_path_factory.mktemp("fp-pages")
+    return {arm: FP.page_fingerprint(page_config(P, tmp, arm)) for arm in PAGE_ARMS}
+
+
+def page_fingerprints_of(edited, tmp_path: Path) -> dict[str, dict]:
+    from docrestore.study import pages as EP  # the edited copy's page recipes
+
+    return {arm: json.loads(json.dumps(edited.page_fingerprint(page_config(EP, tmp_path, arm))))
+            for arm in PAGE_ARMS}
+
+
+def _page_entry(tmp_path: Path, cfg: C.Config, fingerprint: dict | None) -> Path:
+    """A page-ledger entry of ``cfg`` made at another commit (only what the reuse rule reads)."""
+    from docrestore.evaluation import dibco
+
+    path = dibco.pages_dir(tmp_path / "ledger", "smoke") / "pages_x.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {"config": C.to_dict(cfg), "git_commit": "a" * 40, "git_dirty": False, "date": "2026-12-04T10:00:00",
+             "run_dir": "runs/20261204-095900-pages-x", "steps": 4, "data_hash": "d" * 16,
+             **{k: "" for k in dibco.PAGE_FIELDS if k not in ("config", "git_commit", "git_dirty", "date",
+                                                                "run_dir", "data_hash")}}
+    if fingerprint is not None:
+        entry["fingerprint"] = fingerprint
+    path.write_text(json.dumps(entry, allow_nan=False))  # as the page ledger writes it: no NaN
+    return path
+
+
+def _page_decision(tmp_path, cfg, path, current: dict):
+    from docrestore.evaluation import dibco
+
+    return RU.decide("pages_x", cfg, path, True, {"commit": "b" * 40, "dirty": False}, fields=dibco.PAGE_FIELDS,
+                     behaviour=lambda c: current, data_hash=lambda c: "d" * 16)
+
+
+@pytest.mark.e2e  # two page arms, a few steps each on tiny pages (seconds)
+def test_page_fingerprint_is_deterministic_cheap_and_tells_the_arms_apart(tmp_path, original_pages, monkeypatch):
+    import time
+
+    from docrestore.study import pages as P
+
+    monkeypatch.setattr(FP, "_cache", {})
+    t0 = time.perf_counter()
+    again = FP.page_fingerprint(page_config(P, tmp_path, "cgan", seed=3))
+    assert time.perf_counter() - t0 < 30  # seconds, not a training
+    assert FP.differences(original_pages["cgan"], again) == [] and again["digest"] == original_pages["cgan"]["digest"]
+    assert original_pages["supervised"]["digest"] != original_pages["cgan"]["digest"]
+    assert {"data", "steps", "params", "eval", "references"} <= set(again) and again["kind"] == "pages"
+    # the supervised control has no discriminator: its loss is not computed, recorded as null (JSON has no NaN)
+    assert original_pages["supervised"]["steps"][0]["train/loss_d"] is None
+    assert set(again["references"]) == set(page_config(P, tmp_path, "cgan").pages.references)
+
+
+@pytest.mark.e2e  # two page arms, a few steps each on tiny pages (seconds)
+def test_a_refactor_keeps_page_entries(tmp_path, original_pages, monkeypatch):
+    from docrestore import runs as R
+    from docrestore.study import pages as P
+
+    dibco_py = (Path(docrestore.__file__).parent / "evaluation" / "dibco.py").read_text(encoding="utf-8")
+    start = dibco_py.index("def binarize_restored")
+    body = dibco_py[start:dibco_py.index("\n\n\n", start)]
+
+    def move_binarize(t: str) -> str:
+        s = t.index("def binarize_restored")
+        return t[:s] + "from ._page_binarize import binarize_restored  # moved\n" + t[t.index("\n\n\n", s) + 3:]
+
+    edits = {
+        "training/pages.py": lambda t: t.replace('"""', '"""Reworded. ', 1).replace(
+            "        pix = pixel_loss(", "        # the pixel term, as ever\n        pix = pixel_loss(", 1),
+        "data/pages.py": lambda t: "# A comment that changes no behaviour.\n" + t,
+        "evaluation/_page_binarize.py": lambda t: "import numpy as np\n\nfrom . import metrics as M\n\n\n" + body + "\n",
+        "evaluation/dibco.py": move_binarize,
+    }
+    with edited_package(tmp_path, edits) as edited:
+        after = page_fingerprints_of(edited, tmp_path)
+    for arm in PAGE_ARMS:
+        assert FP.differences(original_pages[arm], after[arm]) == [], arm
+    # and so the reuse rule keeps a page entry although every byte may have changed since its commit
+    monkeypatch.setattr(R, "code_changed_since", lambda commit: True)
+    cfg = page_config(P, tmp_path, "supervised")
+    d = _page_decision(tmp_path, cfg, _page_entry(tmp_path, cfg, original_pages["supervised"]), after["supervised"])
+    assert not d.train and f"fingerprint {original_pages['supervised']['digest']} unchanged" in d.reason
+    # an entry recorded before page fingerprints keeps the byte rule, and says so
+    old = _page_decision(tmp_path, cfg, _page_entry(tmp_path, cfg, None), after["supervised"])
+    assert old.train and RU.NO_FINGERPRINT in old.reason and "changed since the entry's commit aaaaaaaa" in old.reason
+
+
+@pytest.mark.e2e  # two page arms, a few steps each on tiny pages (seconds)
+def test_a_changed_page_loss_constant_stales_exactly_its_arm(tmp_path, original_pages):
+    from docrestore.study import pages as P
+
+    edits = {"training/pages.py": lambda t: t.replace("loss_g = tc.pixel_weight * pix", "loss_g = 2.0 * tc.pixel_weight * pix", 1)}
+    with edited_package(tmp_path, edits) as edited:
+        after = page_fingerprints_of(edited, tmp_path)
+    stale = {arm for arm in PAGE_ARMS if FP.differences(original_pages[arm], after[arm])}
+    assert stale == {"supervised"}  # the scaled term is the supervised control's step; the cGAN's is the GAN's
+    cfg = page_config(P, tmp_path, "supervised")
+    d = _page_decision(tmp_path, cfg, _page_entry(tmp_path, cfg, original_pages["supervised"]), after["supervised"])
+    assert d.train and "the code behaves differently" in d.reason and "training losses changed" in d.reason

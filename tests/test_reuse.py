@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from docrestore import config as C
+from docrestore.evaluation import ledger as L
 from docrestore.study import reuse as RU
 
 
@@ -103,3 +104,58 @@ def test_an_entry_commit_never_reaches_git_as_an_option(tmp_path):
     cfg = C.load_config(profile="smoke")
     d = RU.decide("x", cfg, _entry(tmp_path, cfg, commit=f"--output={victim}"), True, {"commit": "a" * 40, "dirty": False})
     assert d.train and victim.read_text() == "keep me"
+
+
+FP_RECORDED = {"version": 1, "steps": [{"step": 0, "train/loss_g": 1.0}], "eval": {"psnr": 12.0}, "digest": "f" * 16}
+
+
+def _without(path, key: str):
+    """The entry at ``path`` as older code recorded it: its config lacks the dotted ``key``."""
+    data = json.loads(path.read_text())
+    *parents, last = key.split(".")
+    node = data["config"]
+    for p in parents:
+        node = node[p]
+    del node[last]
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_an_option_added_at_its_default_is_left_to_the_fingerprint(tmp_path, monkeypatch):
+    from docrestore import runs as R
+
+    monkeypatch.setattr(R, "code_changed_since", lambda commit: True)
+    head = {"commit": "b" * 40, "dirty": False}
+    cfg = C.load_config(profile="smoke")
+    assert cfg.pages.flip_vote is C.flat_defaults()["pages.flip_vote"] is False
+    entry = _without(_entry(tmp_path, cfg, fingerprint=FP_RECORDED), "pages.flip_vote")
+
+    def decide(c):
+        return RU.decide("x", c, entry, True, head, behaviour=lambda _: FP_RECORDED, data_hash=lambda _: None)
+
+    # the new option at its default, the behaviour unchanged: reused, and the reason says which option
+    kept = decide(cfg)
+    assert not kept.train and f"fingerprint {'f' * 16} unchanged" in kept.reason
+    assert "new option(s) at their default, not in the entry's config: pages.flip_vote" in kept.reason
+    # set to another value, the entry was not made with it: stale, the option and both values named
+    other = decide(C.load_config(profile="smoke", overrides=["pages.flip_vote=true"]))
+    assert other.train and "other settings: pages.flip_vote (not in the entry's config; here True, default False)" \
+        in other.reason
+    # a changed value of a recorded option is still a difference, with its values
+    pixel = decide(C.load_config(profile="smoke", overrides=["train.pixel_weight=3"]))
+    assert pixel.train and "train.pixel_weight 10.0 -> 3.0" in pixel.reason
+    # the byte rule (an entry without a fingerprint) keeps the strict comparison, and says why
+    strict = _without(_entry(tmp_path, cfg), "pages.flip_vote")
+    d = RU.decide("x", cfg, strict, True, head, behaviour=lambda _: FP_RECORDED, data_hash=lambda _: None)
+    assert d.train and "pages.flip_vote (not in the entry's config; here False, the default, but the entry has " \
+                       "no fingerprint" in d.reason
+
+
+def test_config_differences_with_and_without_defaults():
+    recorded = {"train": {"pixel_weight": 10.0}, "desc": "a"}
+    current = {"train": {"pixel_weight": 10.0, "new": 0.0, "other": 1.0}, "desc": "b"}
+    defaults = {"train.new": 0.0, "train.other": 0.5}
+    assert L.config_differences(recorded, current) == ["train.new", "train.other"]  # strict: every added key
+    assert L.config_differences(recorded, current, defaults) == ["train.other"]  # only the one off its default
+    # a key the current code no longer has is a difference either way
+    assert L.config_differences({**recorded, "gone": 1}, recorded, defaults) == ["gone"]

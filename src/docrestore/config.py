@@ -782,9 +782,14 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def flat_defaults() -> dict[str, Any]:
+    """{dotted key: the dataclass default} for every key (before any profile or file)."""
+    return flatten(to_dict(Config()))
+
+
 def diff_from_defaults(cfg: Config) -> dict[str, tuple[Any, Any]]:
     """{dotted key: (default, value)} for every value that differs from the dataclass default."""
-    base = flatten(to_dict(Config()))
+    base = flat_defaults()
     now = flatten(to_dict(cfg))
     return {k: (base[k], v) for k, v in now.items() if base.get(k) != v}
 

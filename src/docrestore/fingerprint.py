@@ -203,6 +203,17 @@ def _tiny_data_cached(cfg: C.Config):
     return _batches[key]
 
 
+def _tiny_recognizer_cached(fcfg: C.Config, data, folder: Path) -> Path:
+    """:func:`_tiny_recognizer`, fitted once per tiny batch and recognizer settings (the arms
+    of a profile share it) and kept beside the batch."""
+    key = hashlib.sha256(json.dumps([data.data_hash, C.to_dict(fcfg)["recognizer"]], sort_keys=True,
+                                    default=str).encode()).hexdigest()[:16]
+    path = data.manifest.parent / f"recognizer-{key}.pt"
+    if not path.exists():
+        shutil.copyfile(_tiny_recognizer(fcfg, data, folder), path)
+    return path
+
+
 def local_data_hash(cfg: C.Config) -> str | None:
     """The manifest hash (an entry's ``data_hash``) of the dataset this checkout has for
     ``cfg``: ``data.manifest``, or the complete synthetic dataset; None when not made yet."""
@@ -230,14 +241,7 @@ def _compute(cfg: C.Config) -> dict:
         folder = Path(tmp)
         fcfg = _tiny_config(cfg, folder)
         data = _tiny_data_cached(fcfg)
-        # One fitted recognizer per data and recognizer settings (the arms of a profile share it).
-        rec_key = hashlib.sha256(json.dumps([data.data_hash, C.to_dict(fcfg)["recognizer"]], sort_keys=True,
-                                            default=str).encode()).hexdigest()[:16]
-        recognizer_path = data.manifest.parent / f"recognizer-{rec_key}.pt"
-        if not recognizer_path.exists():
-            recognizer_path = _tiny_recognizer(fcfg, data, folder)
-            shutil.copyfile(recognizer_path, data.manifest.parent / f"recognizer-{rec_key}.pt")
-        trainer = GANTrainer(fcfg, None, data, recognizer_path)
+        trainer = GANTrainer(fcfg, None, data, _tiny_recognizer_cached(fcfg, data, folder))
         batch = next(iter(loader(data.train, fcfg, batch_size=LINES)))
         # The arm's own length (the tiny dataset would give another): schedules depend on it.
         total = C.total_steps(cfg)
@@ -265,6 +269,140 @@ def fingerprint(cfg: C.Config) -> dict:
     if key not in _cache:
         _cache[key] = _compute(cfg)
     return _cache[key]
+
+
+# ------------------------------------------------------------------------------- page arms
+# The page recipe: its own version, bumped when the tiny pages, the steps or what is recorded change.
+PAGE_VERSION = 1
+PAGES = (2, 1, 1)   # tiny pages: training, validation, test
+PAGE_PATCHES = 2    # patches per tiny training page; the batch is LINES of them
+
+
+def _number(x: float) -> float | None:
+    """:func:`_round`, with a value that is not computed (NaN, e.g. the supervised control's
+    discriminator loss) or infinite as None: ledger entries are JSON without NaN."""
+    x = float(x)
+    return _round(x) if math.isfinite(x) else None
+
+
+def _tiny_page(i: int, height: int, width: int):
+    """Tiny page ``i``: dark strokes on a stained, noisy background, drawn from a fixed seed;
+    (scan float32 in [0, 1], ground-truth ink mask)."""
+    import numpy as np
+
+    rng = np.random.default_rng([SEED, i])
+    ink = np.zeros((height, width), bool)
+    for _ in range(height * width // 400):
+        y, x = int(rng.integers(0, height - 10)), int(rng.integers(0, width - 8))
+        ink[y:y + int(rng.integers(4, 10)), x:x + int(rng.integers(1, 4))] = True
+        ink[y + 3:y + 5, x:x + int(rng.integers(3, 8))] = True
+    stain = np.linspace(0.6, 0.85, width, dtype=np.float32)[None, :].repeat(height, 0)
+    scan = np.where(ink, 0.25, stain) + rng.normal(0.0, 0.05, (height, width))
+    return np.clip(scan, 0.0, 1.0).astype(np.float32), ink
+
+
+def _tiny_pages(fcfg: C.Config):
+    """The fixed tiny pages (:data:`PAGES`), 3 patch heights by 1.5 patch widths each, as page
+    splits held in memory. They are drawn here, not read from DIBCO: the fingerprint must not
+    need the page data, whose identity the entry's ``data_hash`` records."""
+    from .data.pages import PagePair, PageSplits, patch_size
+
+    h, w = patch_size(fcfg)
+    pages = []
+    for i in range(sum(PAGES)):
+        scan, ink = _tiny_page(i, 3 * h, 3 * w // 2)
+        digest = hashlib.sha256(scan.tobytes() + ink.tobytes()).hexdigest()[:16]
+        pages.append(PagePair("FP", f"P{i}", Path("."), Path("."), scan, ink, digest))
+    n_train, n_val, _ = PAGES
+    return PageSplits(Path("."), pages[:n_train], pages[n_train:n_train + n_val], pages[n_train + n_val:])
+
+
+def _compute_pages(cfg: C.Config) -> dict:
+    import numpy as np
+
+    from . import device as D
+    from .data.loading import loader
+    from .evaluation import dibco
+    from .training.pages import PageTrainer, apply_page_budget, reads_with_recognizer
+
+    with tempfile.TemporaryDirectory(prefix="docrestore-fingerprint-") as tmp, _quiet_single_thread():
+        folder = Path(tmp)
+        fcfg = apply_page_budget(_tiny_config(cfg, folder))
+        fcfg.pages.patches_per_page = PAGE_PATCHES
+        splits = _tiny_pages(fcfg)
+        # The feature loss and the dual-modal D read with a recognizer: the line recipe's tiny one.
+        recognizer = (_tiny_recognizer_cached(fcfg, _tiny_data_cached(fcfg), folder)
+                      if reads_with_recognizer(fcfg) else None)
+        trainer = PageTrainer(fcfg, None, splits, recognizer)
+        batch = next(iter(loader(trainer.data.train, fcfg, batch_size=LINES)))
+        data = hashlib.sha256(splits.data_hash.encode())
+        for k in ("degraded", "clean"):  # the patches cut from the pages
+            data.update(batch[k].numpy().tobytes())
+        total = C.total_steps(cfg)
+        trainer.total_steps = total
+        steps = []
+        for s in _step_points(total):
+            trainer.step = s
+            m = trainer.train_step(batch)
+            steps.append({"step": s, **{k: _number(m[k]) for k in _LOSS_KEYS if k in m}})
+        params = {name: _param_summary(mod) for name, mod in
+                  zip(("generator", "discriminator", "recognizer"), trainer.trained_modules())}
+        device = D.pick_device("cpu")
+        threshold = 0.5
+        if fcfg.pages.binarize == "val":  # as the benchmark: chosen on the validation page
+            threshold, _ = dibco.choose_threshold(trainer.generator, splits.val, fcfg, device)
+        per_page, _ = dibco.evaluate_generator(trainer.generator, splits.test, fcfg, device, crops=0,
+                                               threshold=threshold)
+        references = dibco.evaluate_references(splits.test, fcfg.pages.references)
+        evaluation = {"threshold": threshold, **{k: _number(np.mean(v)) for k, v in per_page.items()}}
+        # A generator a few steps old restores every pixel to about grey, so the binarised scores
+        # barely move (F-measure 0): the restored page itself shows a change in the restoration.
+        page = splits.test[0]
+        restored = dibco.restore_page(trainer.generator, page.image, fcfg, device)
+        evaluation.update(restored_mean=_number(restored.mean()),
+                          restored_l1=_number(np.abs(restored - page.clean).mean()))
+        refs = {name: {k: _number(np.mean(v)) for k, v in scores.items()} for name, scores in references.items()}
+    out = {"version": PAGE_VERSION, "kind": "pages", "data": data.hexdigest()[:16], "steps": steps,
+           "params": params, "eval": evaluation, "references": refs}
+    out["digest"] = hashlib.sha256(json.dumps(out, sort_keys=True).encode()).hexdigest()[:16]
+    return out
+
+
+def page_fingerprint(cfg: C.Config) -> dict:
+    """The fingerprint of a page arm's ``cfg`` (:func:`docrestore.study.pages.make_page_config`):
+    its page trainer runs :data:`STEPS` steps on :data:`LINES` patches of fixed tiny pages, and
+    the benchmark's evaluation (tiled restoration, binarisation, DIBCO scores, the classical
+    references) scores the result on a tiny test page. Computed once per process for each config."""
+    key = "pages:" + _cache_key(cfg)
+    if key not in _cache:
+        _cache[key] = _compute_pages(cfg)
+    return _cache[key]
+
+
+_page_hashes: dict[str, str] = {}
+
+
+def local_page_data_hash(cfg: C.Config) -> str | None:
+    """The ``data_hash`` a page entry of ``cfg`` records (:attr:`docrestore.data.pages.PageSplits.data_hash`:
+    the names and file bytes of its training, validation and test pages), computed here from the
+    files without decoding them, once per process while they are unchanged (size, mtime). None
+    when the page folder is absent or its splits cannot be made (training then says why)."""
+    from .data.pages import PageDataError, open_pages, pair_digest, resolve_root
+
+    if not resolve_root(cfg.pages.root).is_dir():
+        return None
+    try:
+        splits = open_pages(cfg, load=False)
+    except PageDataError:
+        return None
+    pages = splits.train + splits.val + splits.test
+    key = json.dumps([[p.name, str(f), f.stat().st_size, f.stat().st_mtime_ns]
+                      for p in pages for f in (Path(p.source), Path(p.target))])
+    if key not in _page_hashes:
+        for p in pages:
+            p.digest = pair_digest(p.source, p.target)
+        _page_hashes[key] = splits.data_hash
+    return _page_hashes[key]
 
 
 def _numbers(fp: dict, prefix: str = "") -> dict[str, object]:
@@ -315,8 +453,8 @@ def describe(diffs: list[str], limit: int = 3) -> str:
     """A short account of :func:`differences` for a notebook or terminal line."""
     areas = []
     for d in diffs:
-        area = {"data": "synthesis", "steps": "training losses", "params": "trained parameters",
-                "eval": "evaluation"}.get(d.split("[")[0].split(".")[0], d.split(" ")[0])
+        area = {"data": "tiny batch", "steps": "training losses", "params": "trained parameters",
+                "eval": "evaluation", "references": "references"}.get(d.split("[")[0].split(".")[0], d.split(" ")[0])
         if area not in areas:
             areas.append(area)
     more = f" (+{len(diffs) - limit} more)" if len(diffs) > limit else ""

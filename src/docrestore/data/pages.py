@@ -203,8 +203,12 @@ def load_pair(source: Path, target: Path) -> tuple[np.ndarray, np.ndarray, str]:
         raise PageDataError(f"the scan {source} is {image.shape[1]}x{image.shape[0]} but its ground truth "
                             f"{target} is {ink.shape[1]}x{ink.shape[0]} (width x height); they must match "
                             "pixel for pixel")
-    digest = hashlib.sha256(Path(source).read_bytes() + Path(target).read_bytes()).hexdigest()[:16]
-    return image, ink, digest
+    return image, ink, pair_digest(source, target)
+
+
+def pair_digest(source: Path, target: Path) -> str:
+    """A page pair's content digest: its two files' bytes (what :attr:`PageSplits.data_hash` is made of)."""
+    return hashlib.sha256(Path(source).read_bytes() + Path(target).read_bytes()).hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------------- splits

@@ -50,12 +50,25 @@ SETTINGS_IGNORED_KEYS = frozenset({"desc", "train.resume", "device", "data.loade
                                    "restore.page_model"})
 
 
-def config_differences(a: Mapping, b: Mapping) -> list[str]:
-    """Dotted keys whose values differ between two config dicts, ignoring
-    :data:`SETTINGS_IGNORED_KEYS`."""
+def config_differences(a: Mapping, b: Mapping, defaults: Mapping | None = None) -> list[str]:
+    """Dotted keys whose values differ between two config dicts (``a`` the recorded one, ``b``
+    the current one), ignoring :data:`SETTINGS_IGNORED_KEYS`.
+
+    With ``defaults`` (flat ``{dotted key: the code's default}``: :func:`docrestore.config.flat_defaults`),
+    a key that ``a`` lacks and that ``b`` holds at its default is no difference: an option added
+    since ``a`` was recorded, left at the value meant to keep the old behaviour. That is only
+    sound where something else checks the behaviour (the reuse rule passes ``defaults`` for
+    entries judged by a fingerprint); without it every added key is a difference."""
     fa = {k: v for k, v in C.flatten(dict(a)).items() if k not in SETTINGS_IGNORED_KEYS}
     fb = {k: v for k, v in C.flatten(dict(b)).items() if k not in SETTINGS_IGNORED_KEYS}
-    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
+    defaults = defaults or {}
+
+    def added_at_default(k: str) -> bool:
+        return k not in fa and k in fb and k in defaults and fb[k] == defaults[k]
+
+    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k) and not added_at_default(k))
+
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # experiment names become file names
 
 

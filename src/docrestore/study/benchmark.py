@@ -84,9 +84,10 @@ class Benchmark:
     digits: int
     extra_columns: Callable[[Mapping], dict]
     reference_labels: Mapping[str, str] = field(default_factory=dict)
-    # Entries record a behavioural fingerprint and are judged by it and by their data hash
-    # (docrestore.fingerprint); without (the page benchmark, for now) the byte rule, said so.
-    fingerprinted: bool = True
+    # (cfg) -> the current code's fingerprint of an arm, and the local data's hash (None: not
+    # there to compare): what a recorded entry is judged by (docrestore.fingerprint, .reuse).
+    behaviour: Callable[[C.Config], dict] = RU.line_fingerprint
+    data_hash: Callable[[C.Config], str | None] = RU.local_data_hash
 
     def decide(self, exp: Experiment, profile: str | None, seed: int, overrides: Sequence[str], reuse: bool,
                head: dict, ledger_dir: str | Path | None = None) -> RU.Decision:
@@ -94,8 +95,8 @@ class Benchmark:
         cfg = self.configure(exp, profile, seed, overrides)
         name = entry_name(exp, seed)
         path = self.folder(ledger_dir or cfg.eval.ledger_dir, cfg.profile) / f"{name}.json"
-        checks = {} if self.fingerprinted else {"behaviour": None, "data_hash": None}
-        return RU.decide(name, cfg, path, reuse, head, fields=self.fields, **checks)
+        return RU.decide(name, cfg, path, reuse, head, fields=self.fields, behaviour=self.behaviour,
+                         data_hash=self.data_hash)
 
     def run_or_reuse(self, exp: Experiment, profile: str | None = None, seed: int = 0,
                      overrides: Sequence[str] = (), reuse: bool = True, **context) -> dict:

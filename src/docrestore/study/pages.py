@@ -17,6 +17,7 @@ from pathlib import Path
 from .. import config as C
 from .. import runs as R
 from ..evaluation import dibco
+from . import reuse as RU
 from .benchmark import Benchmark, Experiment, arm_config, auto_profile, entry_name, parameter_overrides
 
 log = logging.getLogger("docrestore")
@@ -64,9 +65,13 @@ def run_page_experiment(exp: Experiment, profile: str | None = None, seed: int =
     from ..data.pages import open_pages
     from ..training.pages import PageTrainer
 
+    from ..fingerprint import page_fingerprint
+
     cfg = make_page_config(exp, profile, seed, overrides)
     R.setup_logging()
     splits = splits or open_pages(cfg)
+    # What this code does with this config, recorded in the entry (the reuse rule compares it).
+    behaviour = page_fingerprint(cfg)
     run = R.start_run(cfg, "pages")
     t0 = time.time()
     result = PageTrainer(cfg, run, splits).fit()
@@ -91,7 +96,7 @@ def run_page_experiment(exp: Experiment, profile: str | None = None, seed: int =
         extra={"steps": result["steps"], "train_seconds": round(train_s, 1), "eval_seconds": round(eval_s, 1),
                "best_checkpoint": C.project_relative(result["best"]), "init_from": cfg.train.init_from,
                "threshold": None if cfg.pages.binarize == "otsu" else threshold, "threshold_val_fm": chosen,
-               "flip_vote": cfg.pages.flip_vote})
+               "flip_vote": cfg.pages.flip_vote, "fingerprint": behaviour})
     path = dibco.write_page_entry(entry, cfg.eval.ledger_dir)
     run.write_json("page_entry.json", {k: v for k, v in entry.items() if k not in ("per_page", "references_per_page")})
     m = entry["metrics"]
@@ -112,7 +117,7 @@ PAGES = Benchmark(
     train=run_page_experiment, columns=dibco.PAGE_METRICS, digits=2,
     extra_columns=lambda e: {"binarised": _row_binarisation(e), "steps": e.get("steps"),
                              "train_s": e.get("train_seconds"), "run": (e["mlflow_run_id"] or "")[:8]},
-    reference_labels=dibco.REFERENCE_LABELS, fingerprinted=False)
+    reference_labels=dibco.REFERENCE_LABELS, behaviour=RU.page_fingerprint, data_hash=RU.local_page_data_hash)
 
 
 def run_pages(profile: str | None = None, arms=("supervised", "cgan"), train_sets=None, test_sets=None,

@@ -52,26 +52,39 @@ def _short(commit: str | None) -> str:
 NO_FINGERPRINT = "no fingerprint (recorded before fingerprints)"
 
 
-def _line_fingerprint(cfg: C.Config) -> dict:
+# The checks of each benchmark (docrestore.fingerprint is imported when one runs: it needs torch).
+def line_fingerprint(cfg: C.Config) -> dict:
     from .. import fingerprint as FP
 
     return FP.fingerprint(cfg)
 
 
-def _local_data_hash(cfg: C.Config) -> str | None:
+def local_data_hash(cfg: C.Config) -> str | None:
     from .. import fingerprint as FP
 
     return FP.local_data_hash(cfg)
 
 
+def page_fingerprint(cfg: C.Config) -> dict:
+    from .. import fingerprint as FP
+
+    return FP.page_fingerprint(cfg)
+
+
+def local_page_data_hash(cfg: C.Config) -> str | None:
+    from .. import fingerprint as FP
+
+    return FP.local_page_data_hash(cfg)
+
+
 def decide(name: str, cfg: C.Config, path: Path, reuse: bool, head: dict,
-           fields: tuple[str, ...] = CURRENT_FIELDS, behaviour=_line_fingerprint,
-           data_hash=_local_data_hash) -> Decision:
+           fields: tuple[str, ...] = CURRENT_FIELDS, behaviour=line_fingerprint,
+           data_hash=local_data_hash) -> Decision:
     """Reuse the entry at ``path`` or train ``name`` with ``cfg``; ``head`` is runs.git_info();
     ``fields`` are those an entry of the current code has (page entries have their own);
-    ``behaviour(cfg)`` is the current code's fingerprint and ``data_hash(cfg)`` the local
-    dataset's manifest hash (None: not synthesised yet); None for either skips that check (the
-    page benchmark has neither)."""
+    ``behaviour(cfg)`` is the current code's fingerprint (:func:`line_fingerprint`,
+    :func:`page_fingerprint`) and ``data_hash(cfg)`` the local data's hash as an entry records it
+    (None: not there to compare); None for either skips that check."""
     steps = C.total_steps(cfg)
     if not reuse:
         return Decision(name, True, "reuse=False", steps=steps)
@@ -81,11 +94,19 @@ def decide(name: str, cfg: C.Config, path: Path, reuse: bool, head: dict,
         entry = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         return Decision(name, True, f"the ledger entry {path} cannot be read ({exc})", steps=steps)
-    diff = config_differences(entry.get("config", {}), C.to_dict(cfg))
+    recorded = entry.get("fingerprint")
+    settings, now = entry.get("config", {}), C.to_dict(cfg)
+    strict = config_differences(settings, now)
+    # An option added since the entry, at its default, is left to the fingerprint to judge; the
+    # byte rule has nothing that would see what it does, so there it stays a difference.
+    by_fingerprint = recorded is not None and behaviour is not None
+    diff = config_differences(settings, now, C.flat_defaults()) if by_fingerprint else strict
     if diff:
-        more = f" (+{len(diff) - 3} more)" if len(diff) > 3 else ""
-        return Decision(name, True, f"the entry was made with other settings: {', '.join(diff[:3])}{more}",
+        return Decision(name, True, f"the entry was made with other settings: {settings_text(diff, settings, now)}",
                         steps=steps)
+    added = [k for k in strict if k not in diff]
+    added_text = (f"; new option(s) at their default, not in the entry's config: {_keys_text(added)}"
+                  if added else "")
     lacking = [k for k in fields if k not in entry]
     if lacking:
         return Decision(name, True, f"the entry was made by older code (it lacks {', '.join(lacking)})",
@@ -99,8 +120,7 @@ def decide(name: str, cfg: C.Config, path: Path, reuse: bool, head: dict,
         return Decision(name, True, f"the entry was made from uncommitted changes on {_short(made)} ({when})",
                         steps=steps)
     note = ", uncommitted changes" if entry.get("git_dirty") else ""
-    recorded = entry.get("fingerprint")
-    if recorded is None or behaviour is None:
+    if not by_fingerprint:
         # The byte rule: any change under the code paths since the entry's commit makes it stale.
         what = NO_FINGERPRINT if behaviour is not None else "no fingerprint"
         if made != head.get("commit") and R.code_changed_since(made):
@@ -118,9 +138,40 @@ def decide(name: str, cfg: C.Config, path: Path, reuse: bool, head: dict,
     diffs = FP.differences(recorded, current)
     if diffs:
         return Decision(name, True, f"the code behaves differently since the entry's commit {_short(made)} "
-                                    f"({when}): {FP.describe(diffs)}", steps=steps)
+                                    f"({when}): {FP.describe(diffs)}{added_text}", steps=steps)
     return Decision(name, False, f"ledger entry of commit {_short(made)}{note}, {when}; fingerprint "
-                                 f"{recorded.get('digest', '?')} unchanged", entry=entry)
+                                 f"{recorded.get('digest', '?')} unchanged{added_text}", entry=entry)
+
+
+def _value(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _keys_text(keys: list[str], limit: int = 3) -> str:
+    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def settings_text(diff: list[str], recorded: dict, current: dict, limit: int = 3) -> str:
+    """The first ``limit`` keys of :func:`config_differences` with their values, e.g.
+    ``train.pixel_weight 10.0 -> 3.0`` or, for an option the entry's config lacks,
+    ``train.x (not in the entry's config; here 0.3, default 0.0)``."""
+    fa, fb, defaults = C.flatten(dict(recorded)), C.flatten(dict(current)), C.flat_defaults()
+    parts = []
+    for k in diff[:limit]:
+        if k not in fa:
+            if k in defaults and fb[k] == defaults[k]:
+                why = "the default, but the entry has no fingerprint to show that it behaves as before"
+            else:
+                why = f"default {_value(defaults[k])}" if k in defaults else "no default"
+            parts.append(f"{k} (not in the entry's config; here {_value(fb[k])}, {why})")
+        elif k not in fb:
+            parts.append(f"{k} (no longer an option; the entry's {_value(fa[k])})")
+        else:
+            parts.append(f"{k} {_value(fa[k])} -> {_value(fb[k])}")
+    more = f" (+{len(diff) - limit} more)" if len(diff) > limit else ""
+    return "; ".join(parts) + more
 
 
 def _machine(entry: dict) -> str:

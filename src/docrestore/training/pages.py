@@ -36,6 +36,11 @@ from .gan import GANTrainer
 log = logging.getLogger("docrestore")
 
 
+def reads_with_recognizer(cfg: C.Config) -> bool:
+    """The feature loss and the dual-modal D read patches with the synthetic-line recognizer."""
+    return cfg.train.feature_loss.weight > 0 or cfg.discriminator.name == "dual_modal"
+
+
 def check_page_config(cfg: C.Config) -> None:
     """Refuse settings that mean nothing on pages (they have no transcription)."""
     from ..data.pages import patch_size
@@ -56,8 +61,7 @@ def check_page_config(cfg: C.Config) -> None:
             f"'train.early_stop_metric' = {tc.early_stop_metric}: page validation measures val/psnr (and "
             "val/fmeasure) on binarised pages; set train.early_stop_metric=val/psnr or none")
     h, _ = patch_size(cfg)
-    reads = tc.feature_loss.weight > 0 or cfg.discriminator.name == "dual_modal"
-    if reads and h != cfg.data.height:
+    if reads_with_recognizer(cfg) and h != cfg.data.height:
         raise C.ConfigError(
             f"'pages.patch_height' = {h}: the feature loss and the dual-modal D read patches with the line "
             f"recognizer, which takes lines {cfg.data.height} px tall; set pages.patch_height=0 "
@@ -92,7 +96,7 @@ class PageTrainer(GANTrainer):
         pass  # check_page_config ran before the base class's __init__
 
     def needs_recognizer(self, cfg: C.Config) -> bool:
-        return cfg.train.feature_loss.weight > 0 or cfg.discriminator.name == "dual_modal"
+        return reads_with_recognizer(cfg)
 
     def __init__(self, cfg: C.Config, run: R.Run, splits=None, recognizer_path: Path | None = None):
         from ..data.pages import PatchDataset, open_pages, patch_size
