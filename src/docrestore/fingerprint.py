@@ -18,6 +18,11 @@ one thread, and evaluates the result on that batch with the evaluation code. It 
 loss constant changes the losses or parameters of exactly the arms whose config uses that loss.
 What it cannot see is said in docs/experiments.md ("Stale entries").
 
+:func:`page_fingerprint` is the same for a page arm (DIBCO benchmark): its page trainer on patches
+of fixed tiny synthetic pages, then the page evaluation (tiled restoration, binarisation, DIBCO
+scores, the classical references) on a tiny test page. :func:`local_page_data_hash` re-makes a
+page entry's ``data_hash`` from the page files.
+
 Entries also record the machine they were made on (:func:`docrestore.machine.machine_info`).
 """
 
@@ -371,8 +376,9 @@ def _compute_pages(cfg: C.Config) -> dict:
 def page_fingerprint(cfg: C.Config) -> dict:
     """The fingerprint of a page arm's ``cfg`` (:func:`docrestore.study.pages.make_page_config`):
     its page trainer runs :data:`STEPS` steps on :data:`LINES` patches of fixed tiny pages, and
-    the benchmark's evaluation (tiled restoration, binarisation, DIBCO scores, the classical
-    references) scores the result on a tiny test page. Computed once per process for each config."""
+    the benchmark's evaluation (tiled restoration, binarisation with the arm's rule, DIBCO scores,
+    the classical references) scores the result on a tiny test page, whose restoration's mean and
+    L1 distance to the ground truth are recorded too. Computed once per process for each config."""
     key = "pages:" + _cache_key(cfg)
     if key not in _cache:
         _cache[key] = _compute_pages(cfg)

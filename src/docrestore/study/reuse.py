@@ -1,14 +1,18 @@
 """Whether a notebook reuses a recorded ledger entry or trains, and the plan it announces.
 
 An entry is reused only when it was made with exactly the resolved config, by code that records
-every field of :data:`CURRENT_FIELDS`, on the data this checkout has (its ``data_hash`` equals
-the local dataset's, when that is synthesised), and by code that still behaves the same: its
-recorded fingerprint (:mod:`docrestore.fingerprint`: losses, parameters and evaluation of a few
-deterministic steps of its config on a fixed tiny batch) equals the current code's within a
+every field of :data:`CURRENT_FIELDS` (page entries: their own fields), on the data this checkout
+has (its ``data_hash`` equals the local one: the synthesised dataset's manifest hash, or the page
+files' hash), and by code that still behaves the same: its recorded fingerprint
+(:mod:`docrestore.fingerprint`: losses, parameters and evaluation of a few deterministic steps of
+its config on a fixed tiny batch of lines or page patches) equals the current code's within a
 tolerance. A comment, a docstring or a moved function therefore keeps an entry; a changed loss
-makes the arms that use it stale. An entry recorded before fingerprints (and a page entry, which
-has none) falls back to the older rule: stale when any code under it (``runs.CODE_PATHS``) changed
-since its commit, and said so. ``reuse=False`` always trains. Before anything runs, the notebook
+makes the arms that use it stale. For an entry judged by its fingerprint, an option the entry's
+config lacks (added to the code since) and that is at the code's default here is no other
+setting: the fingerprint judges whether the default keeps the old behaviour. An entry recorded
+before fingerprints falls back to the older rule: stale when any code under it
+(``runs.CODE_PATHS``) changed since its commit, and said so; its settings are compared strictly.
+``reuse=False`` always trains. Before anything runs, the notebook
 states the profile it chose and why, each training it will run or entry it reuses (commit, date,
 why), and a time estimate measured from earlier runs of the same profile. The statement goes to
 the notebook's output and to the terminal running papermill.
