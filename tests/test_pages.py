@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from docrestore import config as C
+from docrestore import fingerprint as FP
 from docrestore.data import pages as PG
 from docrestore.evaluation import dibco
 from docrestore.evaluation import metrics as M
@@ -210,7 +211,11 @@ def test_smoke_run_writes_page_entry_and_table(tmp_path, capsys):
     # reused when asked again with the same settings
     again = P.run_pages(profile="smoke", arms=["supervised"], overrides=over)
     assert again[0]["date"] == sup["date"]
-    assert "reuse  pages_supervised_TE" in capsys.readouterr().out
+    # judged by the behaviour it recorded (and its pages' bytes), not by the bytes of the code
+    assert sup["fingerprint"]["kind"] == "pages" and sup["data_hash"] == FP.local_page_data_hash(
+        P.make_page_config(P.page_experiment("supervised", ["TE"]), "smoke", 0, over))
+    assert "reuse  pages_supervised_TE: ledger entry of commit" in (said := capsys.readouterr().out)
+    assert f"fingerprint {sup['fingerprint']['digest']} unchanged" in said
     paths = DO.write_outputs(tmp_path / "ledger", "smoke", tmp_path / "tables", tmp_path / "figures")
     assert (tmp_path / "tables" / "dibco.tex").exists() and any(p.suffix == ".png" for p in paths)
     prov = json.loads((tmp_path / "figures" / "dibco_crops.provenance.json").read_text())

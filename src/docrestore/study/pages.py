@@ -63,9 +63,8 @@ def run_page_experiment(exp: Experiment, profile: str | None = None, seed: int =
     from .. import checkpoint as CK
     from .. import device as D
     from ..data.pages import open_pages
-    from ..training.pages import PageTrainer
-
     from ..fingerprint import page_fingerprint
+    from ..training.pages import PageTrainer
 
     cfg = make_page_config(exp, profile, seed, overrides)
     R.setup_logging()
