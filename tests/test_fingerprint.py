@@ -225,15 +225,12 @@ def _page_decision(cfg, path, current: dict):
 
 
 @pytest.mark.e2e  # two page arms, a few steps each on tiny pages (seconds)
-def test_page_fingerprint_is_deterministic_cheap_and_tells_the_arms_apart(tmp_path, original_pages, monkeypatch):
-    import time
-
+def test_page_fingerprint_is_deterministic_and_tells_the_arms_apart(tmp_path, original_pages, monkeypatch):
+    # its cost is measured in the logbook (seconds per arm), not asserted: timings belong to benchmarks
     from docrestore.study import pages as P
 
     monkeypatch.setattr(FP, "_cache", {})
-    t0 = time.process_time()  # CPU time: a machine busy with other work does not fail it
     again = FP.page_fingerprint(page_config(P, tmp_path, "cgan", seed=3))
-    assert time.process_time() - t0 < 30  # seconds, not a training
     assert FP.differences(original_pages["cgan"], again) == [] and again["digest"] == original_pages["cgan"]["digest"]
     assert original_pages["supervised"]["digest"] != original_pages["cgan"]["digest"]
     assert {"data", "steps", "params", "eval", "references"} <= set(again) and again["kind"] == "pages"
