@@ -42,14 +42,19 @@ help: ## list the targets
 
 setup: .venv/.synced .venv/.kernel .venv/.fonts ## install uv if missing, the locked environment (.venv), its Jupyter kernel and the period-hand fonts
 
+# -p no:nbval: the nbval plugin loads nbformat and jsonschema's format checkers (~2 s of CPU) into
+# every pytest process at its start, the controller's included, which runs no test; the one nbval
+# check (tests/test_notebook_rules.py) starts a pytest of its own, which loads the plugin.
+PYTEST  := $(RUN) pytest -p no:nbval
+
 test: setup ## run the fast test suite (notebooks in the smoke profile included)
-	$(RUN) pytest -m "not slow and not gpu" -n 2 --dist loadgroup -q
+	$(PYTEST) -m "not slow and not gpu" -n 2 --dist loadgroup -q
 
 test-fast: setup ## the inner loop (< 1 min on 2 cores): every test but notebooks, whole experiments and training subprocesses
-	$(RUN) pytest -m "not slow and not gpu and not e2e" -n 2 --dist loadgroup -q
+	$(PYTEST) -m "not slow and not gpu and not e2e" -n 2 --dist loadgroup -q
 
 test-all: setup ## run every test, slow ones included
-	$(RUN) pytest -n 2 --dist loadgroup -q
+	$(PYTEST) -n 2 --dist loadgroup -q
 
 LAB_IP   ?= 127.0.0.1
 LAB_PORT ?= 8888

@@ -78,6 +78,24 @@ def smoke_reader(smoke_dataset, tmp_path_factory) -> Path:
     return ensure_recognizer(cfg, "reader")
 
 
+@pytest.fixture
+def plain_sample_grids(monkeypatch):
+    """Validation writes each sample grid as a 1 x 1 PNG instead of drawing it with matplotlib
+    (about 0.6 s of CPU a validation, most of a few-step smoke run). For tests of training that
+    do not look at the grids; tests/test_training.py::test_run_writes_checkpoints_samples_and_history
+    checks the real ones."""
+    from PIL import Image
+
+    from docrestore.training import common
+
+    def save_grid(rows, texts, path, title=""):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("L", (1, 1), 255).save(path)
+        return path
+
+    monkeypatch.setattr(common, "save_grid", save_grid)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread():
     """Tests run two to a 2-core machine (pytest -n 2): one torch thread each is faster than two

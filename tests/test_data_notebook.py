@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import nbformat
-import papermill as pm
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
@@ -29,6 +28,8 @@ def test_notebook_00_runs_in_the_smoke_profile_with_real_hands_beside_the_font_l
     synthesised into a run folder, and with ``real_lines`` (an ingested manifest) the notebook adds
     the real-hand pairs: their sample grid and a side-by-side table of font lines and real hands.
     The path without ``real_lines`` runs in the nbval check (tests/test_notebook_rules.py)."""
+    import papermill as pm  # only here: the module is collected by `make test-fast` too
+
     from test_real_pairs import ingested
 
     out = tmp_path / "00.out.ipynb"

@@ -73,6 +73,7 @@ def test_other_stages_refuse_torchrun(monkeypatch, smoke_cfg):
         cli.run_stage("pretrain", smoke_cfg)
 
 
+@pytest.mark.usefixtures("plain_sample_grids")
 def test_single_process_trainer_runs_the_plain_modules(no_torchrun, tmp_path, smoke_dataset, trained_recognizer):
     cfg = C.load_config(profile="smoke", overrides=[
         f"runs_dir={tmp_path}/runs", f"data.root={smoke_dataset.parent}", "tracking.enabled=false",

@@ -33,6 +33,7 @@ def _reading(ckpt_path, out, charset, char: str | None):
     return out
 
 
+@pytest.mark.usefixtures("plain_sample_grids")
 def test_cached_references_are_read_by_the_checkpoints_own_co_trained_recognizer(
         tmp_path, smoke_dataset, smoke_recognizer, smoke_reader):
     cfg = _cfg(tmp_path, smoke_dataset, smoke_recognizer, smoke_reader, tmp_path / "runs",
@@ -55,6 +56,7 @@ def test_cached_references_are_read_by_the_checkpoints_own_co_trained_recognizer
     assert deg(warm, "cer") == pytest.approx(deg(first, "cer")) == pytest.approx(deg(cold, "cer"))
 
 
+@pytest.mark.usefixtures("plain_sample_grids")
 def test_the_entry_keeps_the_clean_and_degraded_rows_per_line_cached_or_not(
         tmp_path, smoke_dataset, smoke_recognizer, smoke_reader):
     cfg = _cfg(tmp_path, smoke_dataset, smoke_recognizer, smoke_reader, tmp_path / "runs", "train.max_steps=1")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "docrestore"
 STUDY = "docrestore.study"
@@ -98,8 +100,13 @@ def _is_study(name: str) -> bool:
     return name == STUDY or name.startswith(STUDY + ".")
 
 
-def test_the_graph_sees_every_kind_of_import():
-    graph = import_graph()
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    """The package's import graph, parsed once per worker (about 0.7 s of CPU each time)."""
+    return import_graph()
+
+
+def test_the_graph_sees_every_kind_of_import(graph):
     assert STUDY in graph and len(graph) > 50
     assert "docrestore.config" in graph["docrestore.study.benchmark"]  # from .. import config as C
     assert "docrestore.study.reuse" in graph["docrestore.study.benchmark"]  # from . import reuse as RU
@@ -107,16 +114,15 @@ def test_the_graph_sees_every_kind_of_import():
     assert "docrestore.scheduler.runner" in graph["docrestore.cli"]
 
 
-def test_no_library_module_imports_the_study():
-    graph = import_graph()
+def test_no_library_module_imports_the_study(graph):
     wrong = sorted(f"{m} -> {d}" for m, deps in graph.items() if not _is_study(m) and m not in ENTRY_POINTS
                    for d in deps if _is_study(d))
     assert not wrong, ("the library must not import docrestore.study (it knows no recipe): "
                        + "; ".join(wrong) + ". Move what both need into the library, or hand it in as an argument")
 
 
-def test_no_import_circle_in_the_package():
-    found = circles(import_graph())
+def test_no_import_circle_in_the_package(graph):
+    found = circles(graph)
     assert not found, "import circles (each a set of modules that import each other): " + "; ".join(
         " <-> ".join(c) for c in found)
 

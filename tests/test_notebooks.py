@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import papermill as pm
 import pytest
 
 # each test runs a notebook end to end (kernel, training, evaluation): not in `make test-fast`
@@ -22,6 +21,8 @@ def recognizers(smoke_recognizer, smoke_reader) -> list[str]:
 
 
 def execute(name: str, tmp_path: Path, smoke_dataset: Path, recognizers: list[str], **params) -> dict:
+    import papermill as pm  # only here: the module is collected by `make test-fast` too
+
     runs, ledger = tmp_path / "runs", tmp_path / "ledger"
     params.setdefault("profile", "smoke")
     params["data_root"] = str(smoke_dataset.parent)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import papermill as pm
 import pytest
 
 from docrestore.study import lines as P
@@ -50,6 +49,8 @@ def test_every_paper_experiment_is_recorded(smoke_ledger, smoke_dataset):
 
 
 def test_notebook_04_draws_every_figure_and_table_from_the_ledger(smoke_ledger, tmp_path):
+    import papermill as pm  # only here: the module is collected by `make test-fast` too
+
     out = tmp_path / "04.ipynb"
     figures, tables = tmp_path / "figures", tmp_path / "tables"
     pm.execute_notebook(str(NOTEBOOK), str(out), cwd=str(NOTEBOOK.parent), progress_bar=False,

@@ -60,9 +60,11 @@ def run_steps(cfg, precision: str, n: int = 3) -> tuple[list[dict], GANTrainer]:
 
 
 def test_a_few_bf16_steps_track_fp32(tmp_path, smoke_dataset, smoke_recognizer):
+    # batches of 2 lines: a CPU bf16 step of the smoke models takes about 1 s at 4 lines
     cfg = C.load_config(profile="smoke", overrides=[
         f"runs_dir={tmp_path}/runs", f"data.root={smoke_dataset.parent}", "tracking.enabled=false",
-        "device=cpu", f"recognizer.checkpoint={smoke_recognizer}", "train.scenario=S1", "train.ctc.weight=1"])
+        "device=cpu", f"recognizer.checkpoint={smoke_recognizer}", "train.scenario=S1", "train.ctc.weight=1",
+        "train.batch_size=2"])
     fp32, _ = run_steps(cfg, "fp32")
     bf16, t = run_steps(cfg, "bf16")
     for step, (a, b) in enumerate(zip(fp32, bf16)):

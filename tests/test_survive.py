@@ -77,6 +77,7 @@ def test_sigterm_then_the_same_command_continues_exactly(tmp_path, smoke_dataset
             assert torch.equal(got["models"][name][key], value), (name, key)
 
 
+@pytest.mark.usefixtures("plain_sample_grids")
 def test_periodic_checkpoint_and_status(tmp_path, smoke_dataset, smoke_recognizer, monkeypatch):
     """checkpoint_minutes writes last.pt between validations; a finished run is not continued."""
     from docrestore import cli

@@ -9,9 +9,17 @@ import contextlib
 import logging
 import os
 import random
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported inside the functions that use it: the config's check of a device request
+# (is_valid_request) runs in every process that loads a config, and most of those (the CLI's
+# --status, the experiment scheduler, a stage that fails its checks) never need torch, whose
+# import costs about 2 s of CPU.
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +43,8 @@ def kind_of(description: str) -> str:
 def configure_threads() -> None:
     """CPU threads per process: $DOCRESTORE_THREADS when set (the experiment runner sets it to
     cores / jobs, because oversubscribed OpenMP threads make small convolutions 5x slower)."""
+    import torch
+
     n = os.environ.get("DOCRESTORE_THREADS")
     if n and n.isdigit() and int(n) > 0 and torch.get_num_threads() != int(n):
         torch.set_num_threads(int(n))
@@ -45,6 +55,8 @@ def pick_device(requested: str = "auto", local_rank: int | None = None) -> torch
 
     ``local_rank`` (set only under ``torchrun`` with more than one process): ``auto`` and ``cuda``
     take ``cuda:<local_rank>``, one GPU per process, and make it the current CUDA device."""
+    import torch
+
     configure_threads()
     if requested == "cpu":
         return torch.device("cpu")
@@ -84,10 +96,14 @@ def distributed_backend(device: torch.device) -> str:
 
 
 def has_gpu() -> bool:
+    import torch
+
     return torch.cuda.is_available()
 
 
 def describe(device: torch.device) -> str:
+    import torch
+
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return f"cpu ({torch.get_num_threads()} threads)"
@@ -115,6 +131,8 @@ def precision(name: str):
 def autocast(device: torch.device):
     """bf16 autocast on GPU; a null context on CPU (CPU autocast is slower than fp32 here).
     :func:`precision` changes that for a block."""
+    import torch
+
     if _precision == "fp32" or (_precision == "auto" and device.type != "cuda"):
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -123,10 +141,14 @@ def autocast(device: torch.device):
 def full_precision(x: torch.Tensor):
     """A block computed in fp32 even inside :func:`autocast` (the generator's last layer and
     sigmoid: bf16 rounds outputs above ~0.998 to exactly 1.0, where the sigmoid's gradient is 0)."""
+    import torch
+
     return torch.autocast(device_type=x.device.type, enabled=False)
 
 
 def seed_everything(seed: int) -> None:
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -135,6 +157,8 @@ def seed_everything(seed: int) -> None:
 
 def seed_worker(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: derive NumPy/random seeds from torch's per-worker seed."""
+    import torch
+
     s = torch.initial_seed() % 2**32
     np.random.seed(s)
     random.seed(s)
@@ -142,10 +166,14 @@ def seed_worker(worker_id: int) -> None:
 
 def generator(seed: int) -> torch.Generator:
     """A CPU torch.Generator for DataLoader shuffling, so data order is reproducible."""
+    import torch
+
     g = torch.Generator()
     g.manual_seed(seed)
     return g
 
 
 def cuda_visible() -> int:
+    import torch
+
     return torch.cuda.device_count() if torch.cuda.is_available() else 0

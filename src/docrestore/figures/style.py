@@ -18,7 +18,6 @@ import matplotlib
 matplotlib.use("Agg")  # figures are written to files; never needs a display
 
 import matplotlib.pyplot as plt  # noqa: E402
-import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 SINGLE_COLUMN_IN = 3.5   # width of one column of a two-column journal page, inches
@@ -41,6 +40,8 @@ _FOOTER_ATTR = "_docrestore_provenance"
 
 def apply_style() -> None:
     """Set the one seaborn/matplotlib style used by every figure of the paper."""
+    import seaborn as sns  # with pandas, about a second at import: only when a figure is drawn
+
     sns.set_theme(context="paper", style="whitegrid", palette="colorblind")
     plt.rcParams.update({
         "font.family": "DejaVu Sans",
@@ -73,6 +74,8 @@ def new_figure(width: float = SINGLE_COLUMN_IN, height: float = 2.4, **subplots_
 
 def method_colors(methods: Sequence[str]) -> dict[str, tuple]:
     """A stable colour per method name (same method, same colour in every figure of a call)."""
+    import seaborn as sns
+
     palette = sns.color_palette("colorblind", n_colors=max(len(methods), 1))
     if len(methods) > len(sns.color_palette("colorblind")):
         palette = sns.color_palette("husl", n_colors=len(methods))
