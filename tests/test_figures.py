@@ -447,11 +447,13 @@ def test_tap_sweep_has_one_tick_per_tap_and_leaves_out_the_l1_pixel_arm():
 
 def test_ctc_macros_quote_the_recorded_onset_and_zero_gradient_share():
     entry = {"config": {"train": {"ctc": {"weight": 10.0, "clip": 100.0, "clip_mode": "clamp"}}},
-             "train": {"ctc": {"steps": 300, "onset_step": 90, "zero_grad_share": 0.3, "raw": {"p50": 140.2}},
+             "train": {"ctc": {"steps": 300, "onset_step": 90, "zero_grad_share": 0.3, "clamped_steps": 68,
+                               "raw": {"p50": 140.2}},
                        "plateau": {"reached": False}},
              "history": [{"step": 85, "train/gradnorm_ctc": 0.0}, {"step": 90, "train/gradnorm_ctc": 462.0}]}
     m = tables.ctc_macros(entry)
     assert m == {"ctc-weight": "10", "ctc-clip": "100", "ctc-clip-mode": "clamp", "ctc-onset": "90",
-                 "ctc-zero-grad": "30.0", "ctc-raw-p50": "140", "ctc-onset-logged": "90", "plateau": "no"}
+                 "ctc-zero-grad": "30.0", "ctc-clamped": "68", "ctc-raw-p50": "140", "ctc-onset-logged": "90",
+                 "plateau": "no"}
     old = {"config": {"train": {"ctc": {"weight": 10.0, "clip": 100.0}}}, "history": []}
     assert tables.ctc_macros(old)["ctc-clip-mode"] == "clamp"  # before clip_mode existed the clip clamped

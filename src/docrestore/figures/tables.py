@@ -726,7 +726,8 @@ def ctc_macros(entry: dict) -> dict[str, str]:
     """The CTC term of one run as the paper quotes it: target weight, clip and clip mode (an entry
     from before ``train.ctc.clip_mode`` existed was clamped), the step its CTC gradient first
     reached the generator and the share of steps without one (``train.ctc`` of the entry, recorded
-    every step), the median raw CTC, whether validation CER plateaued; ``ctc-onset-logged``: the
+    every step), the steps a clamping clip held the CTC (``ctc-clamped``), the median raw CTC,
+    whether validation CER plateaued; ``ctc-onset-logged``: the
     first logged step with a nonzero CTC gradient norm (every ``train.grad_norms_every`` steps)."""
     out: dict[str, str] = {}
     w = E.cfg_get(entry, "train.ctc.weight")
@@ -740,6 +741,8 @@ def ctc_macros(entry: dict) -> dict[str, str]:
     if rec.get("steps"):
         out["ctc-onset"] = str(rec["onset_step"]) if rec.get("onset_step") is not None else "none"
         out["ctc-zero-grad"] = f"{100 * rec['zero_grad_share']:.1f}"
+        if rec.get("clamped_steps") is not None:  # steps whose CTC sat above a clamping clip
+            out["ctc-clamped"] = str(int(rec["clamped_steps"]))
         if (rec.get("raw") or {}).get("p50") is not None:
             out["ctc-raw-p50"] = f"{rec['raw']['p50']:.0f}"
     logged = [h["step"] for h in entry.get("history") or []
