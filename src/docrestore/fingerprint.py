@@ -190,6 +190,22 @@ def _step_points(total: int) -> list[int]:
     return sorted({0, total // 2, total - 1}) if total >= STEPS else list(range(total))
 
 
+def _steps_and_params(trainer, cfg: C.Config, batch, number) -> tuple[list[dict], dict]:
+    """The arm's train step on ``batch`` at :func:`_step_points` of its own length (the tiny data
+    would give another, and schedules depend on it): each step's losses through ``number``, then
+    a summary of every trained module's parameters."""
+    total = C.total_steps(cfg)
+    trainer.total_steps = total
+    steps = []
+    for s in _step_points(total):
+        trainer.step = s
+        m = trainer.train_step(batch)
+        steps.append({"step": s, **{k: number(m[k]) for k in _LOSS_KEYS if k in m}})
+    params = {name: _param_summary(mod) for name, mod in
+              zip(("generator", "discriminator", "recognizer"), trainer.trained_modules())}
+    return steps, params
+
+
 _batches: dict[str, object] = {}
 
 
@@ -248,16 +264,7 @@ def _compute(cfg: C.Config) -> dict:
         data = _tiny_data_cached(fcfg)
         trainer = GANTrainer(fcfg, None, data, _tiny_recognizer_cached(fcfg, data, folder))
         batch = next(iter(loader(data.train, fcfg, batch_size=LINES)))
-        # The arm's own length (the tiny dataset would give another): schedules depend on it.
-        total = C.total_steps(cfg)
-        trainer.total_steps = total
-        steps = []
-        for s in _step_points(total):
-            trainer.step = s
-            m = trainer.train_step(batch)
-            steps.append({"step": s, **{k: _round(m[k]) for k in _LOSS_KEYS if k in m}})
-        params = {name: _param_summary(mod) for name, mod in
-                  zip(("generator", "discriminator", "recognizer"), trainer.trained_modules())}
+        steps, params = _steps_and_params(trainer, cfg, batch, _round)
         device = D.pick_device("cpu")
         ev = evaluate_generator(fcfg, trainer.generator, data, trainer.frozen_recognizer,
                                 trainer.frozen_recognizer, device, with_references=False)
@@ -343,15 +350,7 @@ def _compute_pages(cfg: C.Config) -> dict:
         data = hashlib.sha256(splits.data_hash.encode())
         for k in ("degraded", "clean"):  # the patches cut from the pages
             data.update(batch[k].numpy().tobytes())
-        total = C.total_steps(cfg)
-        trainer.total_steps = total
-        steps = []
-        for s in _step_points(total):
-            trainer.step = s
-            m = trainer.train_step(batch)
-            steps.append({"step": s, **{k: _number(m[k]) for k in _LOSS_KEYS if k in m}})
-        params = {name: _param_summary(mod) for name, mod in
-                  zip(("generator", "discriminator", "recognizer"), trainer.trained_modules())}
+        steps, params = _steps_and_params(trainer, cfg, batch, _number)
         device = D.pick_device("cpu")
         threshold = 0.5
         if fcfg.pages.binarize == "val":  # as the benchmark: chosen on the validation page
