@@ -141,14 +141,8 @@ def feature_loss(weight: float, tap: str = "cnn_last", distance: str = "mse",
     return Experiment(name, method, group, overrides)
 
 
-# The arms of the main table that the plans run with 3 seeds (mean and sd over seeds).
-SEEDED = ("baseline_cgan", "baseline_s1", "baseline_s2", "feature_w5_cnn_last", "dual_modal_w5")
-SEEDS = (0, 1, 2)
-
-
-def paper_experiments(profile: str, seeds: bool = False) -> list[Experiment]:
-    """Every experiment the paper's figures and tables need; with ``seeds`` as (experiment, seed)
-    pairs, the :data:`SEEDED` arms once per seed of :data:`SEEDS`."""
+def paper_arms(profile: str) -> list[Experiment]:
+    """Every line arm the paper's figures and tables need, in table order."""
     cfg = C.load_config(profile=profile)
     total = C.total_steps(cfg)
     warmup, ramp = default_annealing(total)
@@ -159,10 +153,61 @@ def paper_experiments(profile: str, seeds: bool = False) -> list[Experiment]:
     exps += [feature_loss(5.0, pixel="l1")]
     exps += [feature_loss(5.0, tap) for tap in TAPS[:-1]]
     exps += [feature_loss(0.0, discriminator="dual_modal"), feature_loss(5.0, discriminator="dual_modal")]
+    return exps
+
+
+def paper_experiments(profile: str, seeds: bool = False) -> list[Experiment]:
+    """Every experiment the paper's figures and tables need (:func:`paper_arms`); with ``seeds``
+    as (experiment, seed) pairs, one per seed the profile's plan (configs/experiments/
+    paper_<profile>.yaml, what `make paper-figures` runs) trains it with: the plan is the one
+    place seeds are set, so what counts as missing is what the plan would make. A profile
+    without a plan (smoke) has one seed per arm."""
+    exps = paper_arms(profile)
     if not seeds:
         return exps
-    seeded = SEEDS if profile != "smoke" else (0,)  # smoke checks the mechanics, one seed
-    return [(e, s) for e in exps for s in (seeded if e.name in SEEDED else (0,))]
+    plan = C.CONFIG_DIR / "experiments" / f"paper_{profile}.yaml"
+    if not plan.exists():
+        return [(e, 0) for e in exps]
+    seeds_of: dict[str, list[int]] = {}
+    for exp, seed in plan_experiments(plan):
+        seeds_of.setdefault(exp.name, []).append(seed)
+    return [(e, s) for e in exps for s in sorted(seeds_of.get(e.name, [0]))]
+
+
+def plan_experiments(plan_path: str | Path) -> list[tuple[Experiment, int]]:
+    """The (line experiment, seed) pairs a plan's jobs train, in job order, each once (notebook
+    03's closing ERB S1 and the main arm that is also in a sweep run once: they are reused)."""
+    from ..scheduler import plan as PL
+
+    plan = PL.load_plan(plan_path)
+    out: list[tuple[Experiment, int]] = []
+    seen: set[tuple[str, int]] = set()
+    for job in PL.expand(plan):
+        params = {**PL.notebook_parameters(job.notebook), **job.parameters}
+        seed = int(params.get("seed") or 0)
+        for exp in job_experiments(job.notebook, params):
+            if (exp.name, seed) not in seen:
+                seen.add((exp.name, seed))
+                out.append((exp, seed))
+    return out
+
+
+def job_experiments(notebook: str | Path, params: Mapping) -> list[Experiment]:
+    """The line experiments that notebook 01, 02 or 03 trains with ``params`` (its parameters
+    cell updated by a job's): the same lists its ``run_*`` call builds. Other notebooks: none."""
+    stem = Path(notebook).stem
+    overrides = notebook_overrides(params.get("steps"), params.get("data_root"), params.get("overrides") or [])
+    if stem.startswith("01_"):
+        return baseline_arms(params["scenario"], params["with_cgan"], params["ctc_weight"], params["pixel_weight"])
+    if stem.startswith("02_"):
+        return annealing_arms(params.get("profile"), schedules(params["schedule"]), params["target_weight"],
+                              params.get("warmup"), params.get("ramp"), overrides)
+    if stem.startswith("03_"):
+        main, weights, taps = feature_arms(params["weight"], params["tap"], params["distance"],
+                                           params["discriminator"], params["sweep_weights"],
+                                           params["sweep_taps"], overrides)
+        return [main] + weights + taps + [baseline("S1")]
+    return []
 
 
 def default_annealing(total_steps: int) -> tuple[int, int]:
@@ -262,12 +307,41 @@ def announce_plan(exps: list[Experiment], profile: str | None = None, seed: int 
 results_table = LINES.table
 
 
+def baseline_arms(scenario: str, with_cgan: bool, ctc_weight: float = 1.0,
+                  pixel_weight: float = 10.0) -> list[Experiment]:
+    """Notebook 01's arms: the cGAN (lambda = 0) when asked, then ERB S1, S2 or both."""
+    arms = (["cgan"] if with_cgan else []) + (["S1", "S2"] if scenario == "both" else [scenario])
+    return [baseline(a, ctc_weight, pixel_weight) for a in arms]
+
+
+def annealing_arms(profile: str | None, schedules: list[str] | tuple, target_weight: float,
+                   warmup: int | None, ramp: int | None, overrides: list[str] | tuple = ()) -> list[Experiment]:
+    """Notebook 02's arms: one per schedule; warm-up and ramp default to 20 % and 40 % of the
+    profile's training; the research notes' and the CTC study's arms by their names."""
+    cfg = C.load_config(None, list(overrides), profile=auto_profile(profile))
+    total = C.total_steps(cfg)
+    dw, dr = default_annealing(total)
+    warmup = dw if warmup is None else warmup
+    ramp = dr if ramp is None else ramp
+    notes = {e.name: e for e in notes_arms(total) + study_arms()}
+    return [notes[s] if s in notes else annealing(s, target_weight, warmup, ramp) for s in schedules]
+
+
+def feature_arms(weight: float, tap: str, distance: str, discriminator: str, sweep_weights, sweep_taps,
+                 overrides: list[str] | tuple = ()) -> tuple[Experiment, list[Experiment], list[Experiment]]:
+    """Notebook 03's arms: (the method at ``weight``, the weight sweep, the tap sweep); a
+    ``train.pixel_loss`` override names the method's arm (:func:`split_pixel_loss`)."""
+    pixel = split_pixel_loss(overrides)[0]
+    return (feature_loss(weight, tap, distance, discriminator, pixel),
+            [feature_loss(w, tap, distance) for w in sweep_weights],
+            [feature_loss(weight, t, distance) for t in sweep_taps])
+
+
 def run_baseline(profile: str | None = None, scenario: str = "both", ctc_weight: float = 1.0,
                  pixel_weight: float = 10.0, with_cgan: bool = True, seed: int = 0,
                  overrides: list[str] | tuple = (), reuse: bool = True) -> list[dict]:
     """Notebook 01: the cGAN (lambda = 0) and ERB S1 / S2, each trained, evaluated and recorded."""
-    arms = (["cgan"] if with_cgan else []) + (["S1", "S2"] if scenario == "both" else [scenario])
-    exps = [baseline(a, ctc_weight, pixel_weight) for a in arms]
+    exps = baseline_arms(scenario, with_cgan, ctc_weight, pixel_weight)
     announce_plan(exps, profile, seed, overrides, reuse)
     return [run_or_reuse(e, profile, seed, overrides, reuse) for e in exps]
 
@@ -278,13 +352,7 @@ def run_annealing(profile: str | None = None, schedules: list[str] | tuple = ("l
     """Notebook 02: one run per CTC-weight schedule (warm-up/ramp default to 20 %/40 % of training);
     ``constant`` is the control at ``target_weight``; ``notes_ramp``, ``notes_switch`` and
     ``notes_constant`` are the research notes' own settings at weight 10 (:func:`notes_arms`)."""
-    cfg = C.load_config(None, list(overrides), profile=auto_profile(profile))
-    total = C.total_steps(cfg)
-    dw, dr = default_annealing(total)
-    warmup = dw if warmup is None else warmup
-    ramp = dr if ramp is None else ramp
-    notes = {e.name: e for e in notes_arms(total) + study_arms()}
-    exps = [notes[s] if s in notes else annealing(s, target_weight, warmup, ramp) for s in schedules]
+    exps = annealing_arms(profile, schedules, target_weight, warmup, ramp, overrides)
     announce_plan(exps, profile, seed, overrides, reuse)
     return [run_or_reuse(e, profile, seed, overrides, reuse) for e in exps]
 
@@ -295,10 +363,9 @@ def run_feature_loss(profile: str | None = None, weight: float = 5.0, tap: str =
                      seed: int = 0, overrides: list[str] | tuple = (), reuse: bool = True) -> dict[str, list[dict]]:
     """Notebook 03: the method at ``weight``, then the weight sweep and the tap sweep.
     An override ``train.pixel_loss=l1`` makes the L1-pixel arm (its own ledger name)."""
-    pixel, overrides = split_pixel_loss(overrides)
-    main_exp = feature_loss(weight, tap, distance, discriminator, pixel)
-    weight_exps = [feature_loss(w, tap, distance) for w in sweep_weights]
-    tap_exps = [feature_loss(weight, t, distance) for t in sweep_taps]
+    main_exp, weight_exps, tap_exps = feature_arms(weight, tap, distance, discriminator, sweep_weights,
+                                                   sweep_taps, overrides)
+    overrides = split_pixel_loss(overrides)[1]
     announce_plan([main_exp] + weight_exps + tap_exps, profile, seed, overrides, reuse)
     done: dict[str, dict] = {}  # an arm in two lists (the main one in the weight sweep) runs once
 
