@@ -196,10 +196,11 @@ def job_experiments(notebook: str | Path, params: Mapping) -> list[Experiment]:
     """The line experiments that notebook 01, 02 or 03 trains with ``params`` (its parameters
     cell updated by a job's): the same lists its ``run_*`` call builds. Other notebooks: none."""
     stem = Path(notebook).stem
-    overrides = notebook_overrides(params.get("steps"), params.get("data_root"), params.get("overrides") or [])
+    overrides = params.get("overrides") or []
     if stem.startswith("01_"):
         return baseline_arms(params["scenario"], params["with_cgan"], params["ctc_weight"], params["pixel_weight"])
-    if stem.startswith("02_"):
+    if stem.startswith("02_"):  # warm-up and ramp follow the run's length (steps, data_root)
+        overrides = notebook_overrides(params.get("steps"), params.get("data_root"), overrides)
         return annealing_arms(params.get("profile"), schedules(params["schedule"]), params["target_weight"],
                               params.get("warmup"), params.get("ramp"), overrides)
     if stem.startswith("03_"):
